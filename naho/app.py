@@ -1,0 +1,165 @@
+"""The composition root: builds the engine, the adapters and the routers (STYLE.md R5)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from naho.config import Settings
+from naho.platform import i18n
+from naho.platform.clock import Clock, SystemClock
+from naho.platform.db import make_engine, make_session_factory
+from naho.platform.deps import Container
+from naho.platform.errors import DomainError, problem
+from naho.platform.events import EventBus
+from naho.platform.outbox import Handler, OutboxWorker
+from naho.platform.security.policy import PUBLIC, LoginRequired, enforce_policies
+from naho.platform.workers import Job, WorkerRunner
+from naho.sites import api as sites_api
+from naho.sites import pages as sites_pages
+from naho.staff import api as staff_api
+from naho.staff import pages as staff_pages
+from naho.staff.shell import make_shell_port
+from naho.web import admin as web_admin
+from naho.web import middleware
+from naho.web import pages as web_pages
+from naho.web.templating import PACKAGE_ROOT, make_templates, render
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = PACKAGE_ROOT / "web" / "static"
+#: Third-party JS installed from the npm registry by the setup command (never committed).
+VENDOR_HTMX_DIR = PACKAGE_ROOT.parent / "node_modules" / "htmx.org" / "dist"
+
+_STATUS_TITLES = {
+    400: "Bad request",
+    401: "Sign-in required",
+    403: "Access refused",
+    404: "Page not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    422: "Invalid request",
+    429: "Too many requests",
+    500: "Server error",
+}
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
+               outbox_handlers: dict[str, Handler] | None = None) -> FastAPI:
+    settings = settings or Settings()
+    engine = make_engine(settings.database_url)
+    container = Container(
+        settings=settings, engine=engine, session_factory=make_session_factory(engine),
+        clock=clock or SystemClock(), bus=EventBus(),
+    )
+    container.ports["shell"] = make_shell_port(container.session_factory)
+    container.ports["outbox_handlers"] = dict(outbox_handlers or {})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runner: WorkerRunner | None = None
+        if settings.workers:
+            worker = OutboxWorker(
+                container.session_factory, container.clock, container.ports["outbox_handlers"],
+                max_attempts=settings.outbox_max_attempts, backoff_seconds=settings.outbox_backoff_seconds,
+            )
+            runner = WorkerRunner(engine, [Job("outbox", worker.run_once, settings.outbox_poll_seconds)])
+            runner.start()
+            app.state.workers = runner
+        try:
+            yield
+        finally:
+            if runner:
+                runner.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="naho", version="0.1.0", lifespan=lifespan,
+        description="Hospital information system of a French hospital group (GHT).",
+        docs_url=None, redoc_url=None, openapi_url=None,
+    )
+    app.state.container = container
+    app.state.templates = make_templates(settings.locale)
+    middleware.install(app, production=settings.production)
+
+    for router in (web_pages.router, web_admin.router, sites_pages.router, sites_api.router,
+                   staff_pages.router, staff_api.router):
+        # Routers carry their prefix and policy themselves: their routes are added as they are,
+        # so every route the app serves is a plain APIRoute whose policy can be checked.
+        app.router.routes.extend(router.routes)
+
+    @app.get("/api/openapi.json", dependencies=[Depends(PUBLIC)], include_in_schema=False)
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    if VENDOR_HTMX_DIR.is_dir():
+        app.mount("/static/vendor/htmx", StaticFiles(directory=VENDOR_HTMX_DIR), name="vendor-htmx")
+    else:
+        log.warning("htmx is not installed (run the setup command): pages work without it")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    enforce_policies(app.routes, public_mounts={"/static", "/static/vendor/htmx"})
+    _install_error_handlers(app)
+    return app
+
+
+def _is_api(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return request.url.path.startswith("/api/") or (
+        "application/json" in accept and "text/html" not in accept
+    )
+
+
+def _error_response(request: Request, status: int, detail: str | None,
+                    headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    title = _STATUS_TITLES.get(status, "Error")
+    if _is_api(request):
+        return JSONResponse(problem(status, title, detail, **extra), status_code=status,
+                            media_type="application/problem+json", headers=headers)
+    friendly = {
+        403: i18n._("You are not allowed to see this page."),
+        404: i18n._("This page does not exist or is not available to you."),
+        500: i18n._("Something went wrong on our side. The team has been told."),
+    }
+    message = friendly.get(status) or i18n._(detail or title)
+    return render(request, "shell/error.html", {"title": i18n._(title), "message": message},
+                  status_code=status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(f"/connexion?suivant={quote(exc.next_url)}", status_code=303)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return _error_response(request, exc.status_code, str(exc.detail) if exc.detail else None,
+                               headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", "")} for e in exc.errors()]
+        return _error_response(request, 422, "the request does not match the expected shape", errors=errors)
+
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        return _error_response(request, exc.status, exc.detail, **exc.extra)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error_response(request, 500, None)
+
+
+def repo_path(*parts: str) -> Path:
+    return PACKAGE_ROOT.parent.joinpath(*parts)

@@ -1,0 +1,97 @@
+"""Settings: one class, read from the environment (prefix NAHO_).
+
+Secrets may also come from files (``NAHO_SECRET_KEY_FILE``), as container secrets do. Outside
+development mode, a missing or well-known secret refuses to start (STYLE.md R12).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The fixed key the demo uses so its sessions survive a restart. Never valid in production.
+DEVELOPMENT_SECRET_KEY = "naho-development-only-secret-key-do-not-use-in-production"
+#: The password every demo account gets, printed by `naho demo`. Development mode only.
+DEVELOPMENT_PASSWORD = "demo-naho-2026"
+
+DEFAULT_DATABASE_URL = "sqlite:///naho.sqlite3"
+
+
+class InsecureSettingsError(RuntimeError):
+    """Production mode was asked to start with a default or missing secret."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NAHO_", extra="ignore")
+
+    mode: Literal["development", "production", "test"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: str = ""
+    secret_key_file: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Public origin of the site (used for OIDC redirects and secure cookies).
+    public_url: str = ""
+    timezone: str = "Europe/Paris"
+    locale: str = "fr"
+    sites_file: Path = Path(__file__).parent / "sites" / "data" / "ght.yaml"
+    seed: int = 2026
+
+    # Authentication
+    session_hours: float = 10.0
+    session_idle_minutes: float = 60.0
+    login_max_failures: int = 5
+    login_window_minutes: float = 15.0
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_client_secret_file: Path | None = None
+    oidc_label: str = "Pro Santé Connect"
+    oidc_username_claim: str = "preferred_username"
+
+    # Background workers
+    workers: bool = True
+    outbox_poll_seconds: float = 1.0
+    outbox_max_attempts: int = 8
+    outbox_backoff_seconds: float = 2.0
+
+    @model_validator(mode="after")
+    def _resolve_secrets(self) -> Settings:
+        if self.secret_key_file and not self.secret_key:
+            self.secret_key = self.secret_key_file.read_text().strip()
+        if self.oidc_client_secret_file and not self.oidc_client_secret:
+            self.oidc_client_secret = self.oidc_client_secret_file.read_text().strip()
+        if self.mode == "production":
+            if not self.secret_key or self.secret_key == DEVELOPMENT_SECRET_KEY:
+                raise InsecureSettingsError(
+                    "NAHO_SECRET_KEY (or NAHO_SECRET_KEY_FILE) must be set to a random value "
+                    "of at least 32 characters in production mode"
+                )
+            if len(self.secret_key) < 32:
+                raise InsecureSettingsError("NAHO_SECRET_KEY must be at least 32 characters")
+        elif not self.secret_key:
+            # development keeps sessions across restarts; tests get a fresh key each time
+            self.secret_key = (
+                DEVELOPMENT_SECRET_KEY if self.mode == "development" else secrets.token_urlsafe(32)
+            )
+        return self
+
+    @property
+    def development(self) -> bool:
+        return self.mode == "development"
+
+    @property
+    def production(self) -> bool:
+        return self.mode == "production"
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,149 @@
+"""Access policies: every route declares one, or the app refuses to start (deny by default).
+
+    router = APIRouter(dependencies=[Depends(requires(Role.IT_ADMIN))])
+    @router.get("/connexion", dependencies=[Depends(PUBLIC)])
+
+A policy authenticates the request (session cookie or bearer token), checks the roles, and
+checks the CSRF token of unsafe browser requests. Anonymous HTML requests are sent to the login
+page; anonymous API requests get 401 problem details; the wrong role gets 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import HTTPException, Request
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute, Mount
+
+from naho.platform.deps import client_address, get_container
+from naho.platform.security import csrf
+from naho.platform.security import service as security
+from naho.platform.security.actor import Actor
+from naho.platform.security.rules import STAFF_ROLES, Role, roles_allow
+
+SESSION_COOKIE = "naho_session"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class LoginRequired(Exception):
+    """An anonymous browser asked for a protected page: send it to the login page."""
+
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+def wants_html(request: Request) -> bool:
+    return not request.url.path.startswith(("/api/", "/fhir/")) and (
+        "text/html" in request.headers.get("accept", "") or request.method == "GET"
+    )
+
+
+async def authenticate(request: Request, *, allow_mfa_pending: bool = False) -> Actor | None:
+    container = get_container(request)
+    address = client_address(request)
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        token = authorization[7:].strip()
+        return await run_in_threadpool(security.resolve_api_token, container.uow(), token, address=address)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    return await run_in_threadpool(
+        security.resolve_session, container.uow(), container.settings, cookie,
+        allow_mfa_pending=allow_mfa_pending, address=address,
+    )
+
+
+async def check_csrf(request: Request) -> None:
+    if request.method not in UNSAFE_METHODS:
+        return
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        return  # no ambient credential: CSRF does not apply
+    token = request.headers.get(csrf.CSRF_HEADER)
+    if token is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()  # cached by Starlette: the route reads it again for free
+        value = form.get(csrf.CSRF_FIELD)
+        token = value if isinstance(value, str) else None
+    secret = get_container(request).settings.secret_key
+    if not csrf.token_is_valid(secret, request.cookies.get(csrf.CSRF_COOKIE), token):
+        raise HTTPException(403, detail="missing or invalid CSRF token")
+
+
+class Policy:
+    """Who may call a route. Instances are FastAPI dependencies."""
+
+    def __init__(self, name: str, roles: Iterable[Role] | None, *, anonymous: bool = False,
+                 allow_mfa_pending: bool = False) -> None:
+        self.name = name
+        self.roles = frozenset(roles) if roles is not None else None
+        self.anonymous = anonymous
+        self.allow_mfa_pending = allow_mfa_pending
+
+    def __repr__(self) -> str:
+        return f"Policy({self.name})"
+
+    async def __call__(self, request: Request) -> None:
+        actor = await authenticate(request, allow_mfa_pending=self.allow_mfa_pending)
+        request.state.actor = actor
+        await check_csrf(request)
+        if self.anonymous:
+            return
+        if actor is None:
+            if wants_html(request):
+                raise LoginRequired(request.url.path)
+            raise HTTPException(401, detail="authentication required",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if self.roles is not None and not roles_allow(actor.roles, self.roles):
+            raise HTTPException(403, detail="your role does not allow this")
+
+
+#: Anyone, signed in or not (login page, health check). Still CSRF-checked on POST.
+PUBLIC = Policy("public", None, anonymous=True)
+#: Any signed-in member of staff.
+STAFF = Policy("staff", STAFF_ROLES)
+#: Signed in with the password, second factor still owed.
+MFA_PENDING = Policy("mfa-pending", None, allow_mfa_pending=True)
+
+
+def requires(*roles: Role) -> Policy:
+    return Policy("+".join(sorted(roles)), roles)
+
+
+def policy_of(route: BaseRoute) -> Policy | None:
+    if isinstance(route, APIRoute):
+        for dependency in route.dependencies:
+            if isinstance(dependency.dependency, Policy):
+                return dependency.dependency
+    return None
+
+
+class RouteWithoutPolicyError(RuntimeError):
+    """A route was mounted without an access policy: refuse to serve it at all."""
+
+
+def enforce_policies(routes: Iterable[BaseRoute], public_mounts: set[str]) -> None:
+    """Refuse to start when any route has no explicit policy (deny by default)."""
+    missing: list[str] = []
+    for route in routes:
+        if isinstance(route, Mount):
+            if route.path not in public_mounts:
+                missing.append(route.path)
+            continue
+        if isinstance(route, APIRoute) and policy_of(route) is None:
+            methods = ",".join(sorted(route.methods or []))
+            missing.append(f"{methods} {route.path}")
+        elif not isinstance(route, APIRoute):
+            # FastAPI's own docs routes are disabled in app.py and served as APIRoutes instead.
+            missing.append(f"{route.__class__.__name__} {getattr(route, 'path', route)}")
+    if missing:
+        raise RouteWithoutPolicyError("routes without an access policy: " + "; ".join(missing))
+
+
+def describe(route: Any) -> str:
+    policy = policy_of(route)
+    return policy.name if policy else "-"
