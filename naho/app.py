@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from naho.config import Settings
 from naho.platform import i18n
+from naho.platform.i18n import N_
 from naho.platform.clock import Clock, SystemClock
 from naho.platform.db import make_engine, make_session_factory
 from naho.platform.deps import Container
@@ -43,15 +44,15 @@ STATIC_DIR = PACKAGE_ROOT / "web" / "static"
 VENDOR_HTMX_DIR = PACKAGE_ROOT.parent / "node_modules" / "htmx.org" / "dist"
 
 _STATUS_TITLES = {
-    400: "Bad request",
-    401: "Sign-in required",
-    403: "Access refused",
-    404: "Page not found",
-    405: "Method not allowed",
-    409: "Conflict",
-    422: "Invalid request",
-    429: "Too many requests",
-    500: "Server error",
+    400: N_("Bad request"),
+    401: N_("Sign-in required"),
+    403: N_("Access refused"),
+    404: N_("Page not found"),
+    405: N_("Method not allowed"),
+    409: N_("Conflict"),
+    422: N_("Invalid request"),
+    429: N_("Too many requests"),
+    500: N_("Server error"),
 }
 
 

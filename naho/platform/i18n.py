@@ -33,6 +33,11 @@ def translations(locale: str) -> gettext.NullTranslations:
     return gettext.GNUTranslations(buffer)
 
 
+def N_(message: str) -> str:
+    """Mark a message for extraction without translating it yet (translated when shown)."""
+    return message
+
+
 def _(message: str, locale: str = "fr") -> str:
     return translations(locale).gettext(message)
 

@@ -15,20 +15,20 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 from starlette.responses import HTMLResponse
 
 from naho.platform.deps import get_container
-from naho.platform.i18n import local_date, local_datetime, translations
+from naho.platform.i18n import N_, local_date, local_datetime, translations
 from naho.platform.security import csrf
 
 #: English labels of roles (message ids), translated on screen.
 ROLE_LABELS = {
-    "physician": "Physician",
-    "nurse": "Nurse",
-    "pharmacist": "Pharmacist",
-    "pharmacy_technician": "Pharmacy technician",
-    "admission_clerk": "Admission clerk",
-    "porter": "Porter",
-    "it_admin": "IT administrator",
-    "interface": "Interface",
-    "patient": "Patient",
+    "physician": N_("Physician"),
+    "nurse": N_("Nurse"),
+    "pharmacist": N_("Pharmacist"),
+    "pharmacy_technician": N_("Pharmacy technician"),
+    "admission_clerk": N_("Admission clerk"),
+    "porter": N_("Porter"),
+    "it_admin": N_("IT administrator"),
+    "interface": N_("Interface"),
+    "patient": N_("Patient"),
 }
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
