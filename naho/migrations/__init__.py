@@ -15,6 +15,7 @@ HERE = Path(__file__).resolve().parent
 def alembic_config(database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(HERE))
+    config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(HERE / "versions"))
     config.set_main_option("sqlalchemy.url", normalise_url(database_url).replace("%", "%%"))
     return config

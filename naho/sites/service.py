@@ -171,11 +171,11 @@ def _establishment_public(e: Establishment, unit_count: int = 0, bed_count: int 
 def list_establishments(session: Session) -> list[EstablishmentPublic]:
     unit_counts = dict(session.execute(
         select(Unit.establishment_id, func.count()).where(Unit.active).group_by(Unit.establishment_id)
-    ).tuples().all())
+    ).all())
     bed_counts = dict(session.execute(
         select(Unit.establishment_id, func.count(Bed.id)).join(Bed, Bed.unit_id == Unit.id)
         .where(Bed.active, Unit.active).group_by(Unit.establishment_id)
-    ).tuples().all())
+    ).all())
     rows = session.scalars(select(Establishment).order_by(Establishment.pivot.desc(), Establishment.name))
     return [_establishment_public(e, unit_counts.get(e.id, 0), bed_counts.get(e.id, 0)) for e in rows]
 
@@ -193,14 +193,14 @@ def list_units(session: Session, establishment_code: str) -> list[UnitPublic]:
         raise EstablishmentNotFound(f"no establishment {establishment_code}")
     room_counts = dict(session.execute(
         select(Room.unit_id, func.count()).where(Room.active).group_by(Room.unit_id)
-    ).tuples().all())
+    ).all())
     bed_counts = dict(session.execute(
         select(Bed.unit_id, func.count()).where(Bed.active).group_by(Bed.unit_id)
-    ).tuples().all())
+    ).all())
     rows = session.execute(
         select(Unit, Department).join(Department, Unit.department_id == Department.id)
         .where(Unit.establishment_id == est.id, Unit.active).order_by(Department.code, Unit.code)
-    ).tuples()
+    ).all()
     return [
         UnitPublic(
             id=u.id, code=u.code, name=u.name, kind=u.kind, establishment_code=est.code,
@@ -230,7 +230,7 @@ def list_beds(session: Session, unit_code: str) -> list[BedPublic]:
     rows = session.execute(
         select(Bed, Room).join(Room, Bed.room_id == Room.id)
         .where(Bed.unit_id == unit.id, Bed.active).order_by(Room.label, Bed.label)
-    ).tuples()
+    ).all()
     return [BedPublic(id=b.id, code=b.code, label=b.label, room=r.label, room_kind=r.kind,
                       unit_code=unit_code) for b, r in rows]
 
@@ -242,7 +242,7 @@ def units_by_ids(session: Session, ids: list[Any]) -> dict[Any, tuple[str, str, 
     rows = session.execute(
         select(Unit.id, Unit.code, Unit.name, Establishment.code)
         .join(Establishment, Unit.establishment_id == Establishment.id).where(Unit.id.in_(ids))
-    ).tuples()
+    ).all()
     return {uid: (code, name, est) for uid, code, name, est in rows}
 
 
@@ -250,7 +250,7 @@ def unit_ids_by_code(session: Session, codes: list[str] | None = None) -> dict[s
     query = select(Unit.code, Unit.id, Unit.kind).where(Unit.active)
     if codes is not None:
         query = query.where(Unit.code.in_(codes))
-    return {code: uid for code, uid, _kind in session.execute(query).tuples()}
+    return {code: uid for code, uid, _kind in session.execute(query)}
 
 
 def change_rollout(uow: UnitOfWork, actor: Actor, code: str, target: str, reason: str) -> EstablishmentPublic:

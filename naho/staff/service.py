@@ -88,7 +88,7 @@ def get_staff(session: Session, staff_id: uuid.UUID) -> StaffPublic:
     row = session.execute(
         select(StaffMember, Account).join(Account, StaffMember.account_id == Account.id)
         .where(StaffMember.id == staff_id)
-    ).tuples().one()
+    ).one()
     return _public(session, [row])[0]
 
 
@@ -112,7 +112,7 @@ def list_staff(session: Session, *, establishment_code: str | None = None, unit_
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     rows = session.execute(
         query.order_by(StaffMember.last_name, StaffMember.first_name).limit(limit).offset(offset)
-    ).tuples().all()
+    ).all()
     return _public(session, list(rows)), total
 
 

@@ -36,9 +36,11 @@ class LoginRequired(Exception):
 
 
 def wants_html(request: Request) -> bool:
-    return not request.url.path.startswith(("/api/", "/fhir/")) and (
-        "text/html" in request.headers.get("accept", "") or request.method == "GET"
-    )
+    """A browser page rather than an API call (the API never redirects)."""
+    if request.url.path.startswith(("/api/", "/fhir/")):
+        return False
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept or "application/json" not in accept
 
 
 async def authenticate(request: Request, *, allow_mfa_pending: bool = False) -> Actor | None:
