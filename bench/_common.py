@@ -51,8 +51,8 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="reduced measurement, finishes in under 60 seconds")
     p.add_argument("--database-url", default=None, metavar="URL",
-                   help="sqlite (default: a fresh temporary file) or postgresql://… "
-                        "(a fresh database naho_bench_<random> is created on that server, then dropped)")
+                   help="sqlite (default: a fresh temporary file) or postgresql://… (a fresh "
+                        "database naho_bench_<random> is created on that server, then dropped)")
     p.add_argument("--no-write", action="store_true",
                    help="print the table but do not overwrite bench/results/<name>.json")
     return p
@@ -145,10 +145,8 @@ def _stop_group(proc: subprocess.Popen[bytes], grace: float) -> int | None:
     if proc.poll() is None and pgid is not None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
     if pgid is not None:  # the leader may be gone while children linger
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
@@ -198,14 +196,15 @@ class Server:
         last: int | None = None
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
-                raise ProcessFailed(f"`naho {' '.join(self.args)}` exited with {self.proc.returncode} "
-                                    f"before {path} answered:\n{tail(self.log)}")
+                raise ProcessFailed(f"`naho {' '.join(self.args)}` exited with "
+                                    f"{self.proc.returncode} before {path} answered:\n"
+                                    f"{tail(self.log)}")
             last = http_status(url, timeout=min(2.0, max(0.1, deadline - time.perf_counter())))
             if last == 200:
                 return time.perf_counter() - self.started_at
             time.sleep(interval)
-        raise ProcessFailed(f"{url} did not answer 200 within {timeout:.0f} s (last status {last}):\n"
-                            f"{tail(self.log)}")
+        raise ProcessFailed(f"{url} did not answer 200 within {timeout:.0f} s "
+                            f"(last status {last}):\n{tail(self.log)}")
 
     def stop(self, grace: float = 10.0) -> int | None:
         code = None
@@ -395,7 +394,9 @@ def machine_description() -> str:
 
 
 def nproc() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def load_average() -> list[float]:
@@ -427,8 +428,8 @@ def common_params(quick: bool) -> dict[str, Any]:
     params: dict[str, Any] = {"quick": quick, "python": platform.python_version(), "nproc": nproc(),
                               "loadavg_start": load_average()}
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=10)  # read-only
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,  # read-only
+                              capture_output=True, text=True, timeout=10)
         if head.returncode == 0:
             params["commit"] = head.stdout.strip()
     return params
@@ -448,8 +449,8 @@ def write_results(name: str, figures: Mapping[str, float | int], units: Mapping[
                   params: Mapping[str, Any]) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    document = {"figures": _clean(dict(figures)), "units": dict(units), "params": _clean(dict(params)),
-                "machine": machine_description()}
+    document = {"figures": _clean(dict(figures)), "units": dict(units),
+                "params": _clean(dict(params)), "machine": machine_description()}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     tmp.replace(path)
@@ -459,10 +460,11 @@ def write_results(name: str, figures: Mapping[str, float | int], units: Mapping[
 def print_table(title: str, figures: Mapping[str, float | int], units: Mapping[str, str],
                 goals: Mapping[str, str] | None = None) -> None:
     goals = goals or {}
+    header = ("figure", "value", "unit", "goal")
     rows = [(k, _fmt(v), units.get(k, ""), goals.get(k, "")) for k, v in figures.items()]
-    widths = [max(len(r[i]) for r in [("figure", "value", "unit", "goal"), *rows]) for i in range(4)]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     print(f"\n{title}")
-    line = "  ".join(h.ljust(w) for h, w in zip(("figure", "value", "unit", "goal"), widths, strict=True))
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     print(line)
     print("-" * len(line))
     for r in rows:

@@ -47,6 +47,7 @@ UNITS = {
     "login_post_rps": "req/s",
     "errors": "count",
     "login_1client_p50_ms": "ms", "login_post_1client_ms": "ms",
+    "login_rawclient_p50_ms": "ms", "login_rawclient_p95_ms": "ms", "login_rawclient_rps": "req/s",
 }
 
 
@@ -178,7 +179,82 @@ async def _sign_ins(base_url: str, params: Params, deadline: float) -> Load:
     return load
 
 
-async def _single_client(base_url: str, gets: int, sign_ins: int) -> tuple[list[float], list[float]]:
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if ":" in line:
+            key, value = line.split(":", 1)
+            key = key.strip().lower()
+            # keep only the naho_csrf cookie among several set-cookie headers
+            if key != "set-cookie" or "naho_csrf=" in value:
+                headers[key] = value.strip()
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        body = bytearray()
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            body += await reader.readexactly(size + 2)
+            if size == 0:
+                break
+        return status, headers, bytes(body)
+    return status, headers, await reader.readexactly(int(headers.get("content-length", "0")))
+
+
+async def _raw_get_pages(port: int, params: Params, deadline: float) -> Load:
+    """The same GET load with a minimal HTTP/1.1 keep-alive client on asyncio streams.
+
+    Not a contract figure: httpx costs the load generator a few ms of CPU per request, on the
+    same two cores as the server; this shows how much of login_p95_ms is the generator's.
+    """
+    load = Load()
+
+    async def client_loop() -> None:
+        streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        cookie = ""
+        try:
+            for _ in range(params.requests_per_client):
+                if time.perf_counter() > deadline:
+                    load.error("phase deadline reached")
+                    continue
+                start = time.perf_counter()
+                try:
+                    if streams is None:
+                        streams = await asyncio.wait_for(
+                            asyncio.open_connection(common.LOOPBACK, port), 10)
+                    reader, writer = streams
+                    writer.write((f"GET /connexion HTTP/1.1\r\nHost: {common.LOOPBACK}:{port}\r\n"
+                                  f"Accept: text/html\r\n{cookie}\r\n").encode())
+                    status, headers, _ = await asyncio.wait_for(_read_response(reader), 30)
+                except (OSError, ValueError, TimeoutError, asyncio.IncompleteReadError,
+                        asyncio.LimitOverrunError) as exc:
+                    load.error(f"raw GET /connexion: {type(exc).__name__}")
+                    if streams is not None:
+                        streams[1].close()
+                    streams = None
+                    continue
+                load.latencies_ms.append((time.perf_counter() - start) * 1000)
+                if status != 200:
+                    load.error(f"raw GET /connexion: {status}")
+                if not cookie and "set-cookie" in headers:
+                    cookie = "Cookie: " + headers["set-cookie"].split(";", 1)[0] + "\r\n"
+                if headers.get("connection", "").lower() == "close":
+                    streams[1].close()
+                    streams = None
+        finally:
+            if streams is not None:
+                streams[1].close()
+
+    start = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(client_loop() for _ in range(params.clients))),
+                           timeout=max(1.0, deadline - time.perf_counter()) + 30)
+    load.wall_s = time.perf_counter() - start
+    return load
+
+
+async def _single_client(base_url: str, gets: int,
+                         sign_ins: int) -> tuple[list[float], list[float]]:
     """Unloaded latencies, for context: one client, requests one after the other."""
     get_ms: list[float] = []
     post = Load()
@@ -229,13 +305,15 @@ def serve_and_load(params: Params, database_url: str, scratch: Path) -> dict[str
         out["single_get_ms"], out["single_post_ms"] = asyncio.run(
             _single_client(server.base_url, gets=30, sign_ins=3))
 
-        for phase, run in (("get", _get_pages), ("post", _sign_ins)):
+        phases = (("get", "GET", lambda d: _get_pages(server.base_url, params, d)),
+                  ("raw", "GET (raw client)", lambda d: _raw_get_pages(server.port, params, d)),
+                  ("post", "POST", lambda d: _sign_ins(server.base_url, params, d)))
+        for phase, label, run in phases:
             server_cpu, own_cpu = common.tree_cpu_seconds(server.pid), time.process_time()
-            deadline = time.perf_counter() + params.phase_timeout_s
-            load = out[phase] = asyncio.run(run(server.base_url, params, deadline))
+            load = out[phase] = asyncio.run(run(time.perf_counter() + params.phase_timeout_s))
             load.server_cpu_s = common.tree_cpu_seconds(server.pid) - server_cpu
             load.client_cpu_s = time.process_time() - own_cpu
-            print(f"  {'GET' if phase == 'get' else 'POST'} /connexion: {len(load.latencies_ms)} "
+            print(f"  {label} /connexion: {len(load.latencies_ms)} "
                   f"requests in {load.wall_s:.2f} s (CPU: server {load.server_cpu_s:.1f} s, "
                   f"load generator {load.client_cpu_s:.1f} s)", flush=True)
         out["serve_rss_after_load_mb"] = common.tree_rss_mb(server.pid)
@@ -263,10 +341,13 @@ def main(argv: list[str] | None = None) -> int:
             served = serve_and_load(params, database_url, scratch)
 
     get: Load = served["get"]
+    raw: Load = served["raw"]
     post: Load = served["post"]
     get_ms = common.latency_summary(get.latencies_ms)
+    raw_ms = common.latency_summary(raw.latencies_ms)
     post_ms = common.latency_summary(post.latencies_ms)
-    errors = len(get.errors) + len(post.errors)
+    all_errors = get.errors + raw.errors + post.errors
+    errors = len(all_errors)
     figures: dict[str, float | int] = {
         "demo_cold_start_s": common.median(cold),
         "demo_cold_start_max_s": max(cold),
@@ -286,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
         "serve_ready_s": served["serve_ready_s"],
         "login_1client_p50_ms": common.median(served["single_get_ms"]),
         "login_post_1client_ms": common.median(served["single_post_ms"]),
+        "login_rawclient_p50_ms": raw_ms["p50"],
+        "login_rawclient_p95_ms": raw_ms["p95"],
+        "login_rawclient_rps": len(raw.latencies_ms) / raw.wall_s if raw.wall_s else 0.0,
     }
     versions = common.package_versions("fastapi", "sqlalchemy", "uvicorn", "starlette", "httpx",
                                        "psycopg", "argon2-cffi")
@@ -306,10 +390,13 @@ def main(argv: list[str] | None = None) -> int:
         "idle_seconds": params.idle_seconds,
         "server_cpu_ms_per_get": 1000 * get.server_cpu_s / max(1, len(get.latencies_ms)),
         "server_cpu_ms_per_signin": 1000 * post.server_cpu_s / max(1, len(post.latencies_ms)),
-        "load_generator_cpu_s": {"get": get.client_cpu_s, "post": post.client_cpu_s},
-        "server_cpu_s": {"get": get.server_cpu_s, "post": post.server_cpu_s},
+        "load_generator_cpu_s": {"get": get.client_cpu_s, "get_raw": raw.client_cpu_s,
+                                 "post": post.client_cpu_s},
+        "server_cpu_s": {"get": get.server_cpu_s, "get_raw": raw.server_cpu_s,
+                         "post": post.server_cpu_s},
+        "wall_s": {"get": get.wall_s, "get_raw": raw.wall_s, "post": post.wall_s},
         "serve_processes": served["processes"],
-        "first_errors": (get.errors + post.errors)[:10],
+        "first_errors": all_errors[:10],
         "versions": versions,
         "launcher": "<.venv>/bin/python -m naho.cli (demo|serve|migrate|seed) --host 127.0.0.1",
         "load_generator": "httpx.AsyncClient per client, one asyncio loop, same machine",
@@ -319,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     common.print_table(f"startup — {'quick' if args.quick else 'full'}, serve/login on {backend}",
                        figures, UNITS, GOALS)
     if errors:
-        print(f"\n{errors} error(s), first: {(get.errors + post.errors)[:5]}")
+        print(f"\n{errors} error(s), first: {all_errors[:5]}")
     if not args.no_write:
         path = common.write_results(NAME, figures, UNITS, run_params)
         print(f"\nwritten {path.relative_to(common.ROOT)} in {run_params['total_s']:.1f} s")

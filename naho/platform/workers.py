@@ -58,7 +58,10 @@ class SingletonLock:
 
     def release(self) -> None:
         if self._conn is not None:
-            self._conn.close()  # closing the connection frees a session-level advisory lock
+            # The pool would keep the connection (and its session-level lock) alive: unlock first.
+            self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": WORKER_LOCK_KEY})
+            self._conn.commit()
+            self._conn.close()
             self._conn = None
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)

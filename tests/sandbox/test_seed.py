@@ -1,0 +1,69 @@
+"""The synthetic staff: deterministic, in every care unit, passwords only in development."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from naho.config import Settings
+from naho.platform.clock import SystemClock
+from naho.platform.db import make_engine, make_session_factory
+from naho.platform.events import EventBus
+from naho.platform.security.models import Account
+from naho.platform.uow import UnitOfWork
+from naho.sandbox.seed import DEMO_ACCOUNTS, seed, staffing
+from naho.sites import service as sites
+from naho.staff import service as staff
+from naho.staff.models import StaffAssignment
+
+
+def _seed(url: str, mode: str = "development") -> tuple[UnitOfWork, dict[str, int]]:
+    engine = make_engine(url)
+    uow = UnitOfWork(make_session_factory(engine), SystemClock(), EventBus())
+    settings = Settings(mode=mode, database_url=url, secret_key="s" * 40)  # type: ignore[arg-type]
+    return uow, seed(uow, settings)
+
+
+def _usernames(uow: UnitOfWork) -> list[str]:
+    with uow:
+        return sorted(uow.session.scalars(select(Account.username)))
+
+
+def test_two_fresh_databases_get_the_same_staff(databases) -> None:  # type: ignore[no-untyped-def]
+    empty = databases.template("empty", lambda url: None)
+    first, result = _seed(databases.copy(empty))
+    second, _ = _seed(databases.copy(empty))
+    assert result["staff_created"] > 400
+    assert _usernames(first) == _usernames(second)
+
+
+def test_seeding_again_adds_nothing(db_url: str) -> None:
+    uow, result = _seed(db_url)
+    assert result == {"staff_created": 0}
+
+
+def test_every_care_unit_has_physicians_and_nurses(db_url: str) -> None:
+    uow, _ = _seed(db_url)
+    with uow:
+        s = uow.session
+        staffed = set(s.scalars(select(StaffAssignment.unit_id)))
+        for establishment in sites.list_establishments(s):
+            for unit in sites.list_units(s, establishment.code):
+                if staffing(unit.kind, unit.bed_count):
+                    assert unit.id in staffed, unit.code
+        members, total = staff.list_staff(s, unit_code="LENS-MED-CARDIO", limit=500)
+    professions = {m.profession for m in members}
+    assert {"physician", "nurse"} <= professions
+    assert all(m.rpps for m in members if m.profession == "physician")
+
+
+def test_demo_accounts_have_one_per_role(db_url: str) -> None:
+    roles = {a.role for a in DEMO_ACCOUNTS}
+    assert {"physician", "nurse", "pharmacist", "admission_clerk", "porter", "it_admin"} <= roles
+
+
+def test_production_seed_sets_no_password(databases) -> None:  # type: ignore[no-untyped-def]
+    empty = databases.template("empty", lambda url: None)
+    uow, _ = _seed(databases.copy(empty), mode="production")
+    with uow:
+        hashes = set(uow.session.scalars(select(Account.password_hash)))
+    assert hashes == {None}
