@@ -18,12 +18,12 @@ from starlette.responses import Response
 
 from naho.config import Settings
 from naho.platform import i18n
-from naho.platform.i18n import N_
 from naho.platform.clock import Clock, SystemClock
 from naho.platform.db import make_engine, make_session_factory
 from naho.platform.deps import Container
 from naho.platform.errors import DomainError, problem
 from naho.platform.events import EventBus
+from naho.platform.i18n import N_
 from naho.platform.outbox import Handler, OutboxWorker
 from naho.platform.security.policy import PUBLIC, LoginRequired, enforce_policies
 from naho.platform.workers import Job, WorkerRunner
@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     middleware.install(app, production=settings.production)
 
     for router in (web_pages.router, web_admin.router, sites_pages.router, sites_api.router,
-                   staff_pages.router, staff_api.router):
+                   staff_pages.router, staff_pages.workspace, staff_api.router):
         # Routers carry their prefix and policy themselves: their routes are added as they are,
         # so every route the app serves is a plain APIRoute whose policy can be checked.
         app.router.routes.extend(router.routes)

@@ -14,9 +14,9 @@ from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The fixed key the demo uses so its sessions survive a restart. Never valid in production.
-DEVELOPMENT_SECRET_KEY = "naho-development-only-secret-key-do-not-use-in-production"
+DEVELOPMENT_SECRET_KEY = "naho-development-only-secret-key-do-not-use-in-production"  # noqa: S105
 #: The password every demo account gets, printed by `naho demo`. Development mode only.
-DEVELOPMENT_PASSWORD = "demo-naho-2026"
+DEVELOPMENT_PASSWORD = "demo-naho-2026"  # noqa: S105  (development mode only)
 
 DEFAULT_DATABASE_URL = "sqlite:///naho.sqlite3"
 

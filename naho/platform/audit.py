@@ -39,8 +39,8 @@ class AuditTag(StrEnum):
     LOGIN_MFA_FAILURE = "account:mfa:failure"
     LOGOUT = "account:session:logout"
     TOTP_ENABLED = "account:mfa:enable"
-    TOKEN_CREATED = "account:token:create"
-    TOKEN_REVOKED = "account:token:revoke"
+    TOKEN_CREATED = "account:token:create"  # noqa: S105
+    TOKEN_REVOKED = "account:token:revoke"  # noqa: S105
     ACCESS_DENIED = "account:access:denied"
     CONTEXT_SWITCHED = "account:context:switch"
     STAFF_VIEWED = "staff:directory:view"

@@ -158,7 +158,7 @@ def retry_dead(session: Session, message_id: uuid.UUID, *, now: datetime) -> boo
         .where(OutboxMessage.id == message_id, OutboxMessage.status == DEAD)
         .values(status=PENDING, attempts=0, available_at=now, leased_until=None)
     )
-    return bool(result.rowcount)
+    return bool(getattr(result, "rowcount", 0))
 
 
 def counts(session: Session) -> dict[str, int]:

@@ -1,18 +1,26 @@
-"""IT-admin page listing the staff of the group."""
+"""The staff workspace (home, search, account) and the IT-admin staff directory."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from naho.platform.deps import ContainerDep
-from naho.platform.security.policy import requires
+from naho.platform import i18n, outbox
+from naho.platform.deps import ActorDep, ContainerDep
+from naho.platform.errors import DomainError
+from naho.platform.security import passwords
+from naho.platform.security import service as security
+from naho.platform.security.policy import STAFF, requires
 from naho.platform.security.rules import Role
 from naho.sites import service as sites
 from naho.staff import service
+from naho.web.pages import safe_next
 from naho.web.templating import render
+
+workspace = APIRouter(include_in_schema=False)
 
 router = APIRouter(prefix="/admin/personnel", dependencies=[Depends(requires(Role.IT_ADMIN))],
                    include_in_schema=False)
@@ -32,3 +40,78 @@ def staff_list(request: Request, container: ContainerDep,
         "items": items, "total": total, "page": page, "pages": max(1, -(-total // PAGE)),
         "establishments": establishments, "establishment": etablissement, "query": q,
     })
+
+
+@workspace.get("/accueil", dependencies=[Depends(STAFF)], include_in_schema=False)
+def home(request: Request, container: ContainerDep, actor: ActorDep) -> Response:
+    shell = container.ports["shell"](request, actor)
+    with container.session_factory() as s:
+        units = sites.list_units(s, shell.current.code)
+        member = service.staff_of_account(s, actor.account_id)
+    return render(request, "staff/home.html", {
+        "units": units, "now": container.clock.now(),
+        "my_units": member.assignments if member else [],
+    })
+
+
+@workspace.post("/contexte", dependencies=[Depends(STAFF)], include_in_schema=False)
+def switch_establishment(
+    container: ContainerDep, actor: ActorDep,
+    establishment: Annotated[str, Form(max_length=40)],
+    suivant: Annotated[str, Form()] = "/accueil",
+) -> Response:
+    with container.session_factory() as s:
+        sites.get_establishment(s, establishment)  # 404 for an unknown code
+    security.set_establishment(container.uow(), actor, establishment)
+    return RedirectResponse(safe_next(suivant), status_code=303)
+
+
+@workspace.get("/recherche", dependencies=[Depends(STAFF)], include_in_schema=False)
+def search(request: Request, container: ContainerDep, actor: ActorDep,
+           q: Annotated[str, Query(max_length=100)] = "") -> Response:
+    query = q.strip()
+    found_units, found_staff = [], []
+    if query:
+        with container.session_factory() as s:
+            needle = query.lower()
+            for e in sites.list_establishments(s):
+                found_units += [u for u in sites.list_units(s, e.code)
+                                if needle in u.name.lower() or needle in u.code.lower()]
+            found_staff, _total = service.list_staff(s, search=query, limit=50)
+    return render(request, "staff/search.html", {"query": query, "units": found_units[:50],
+                                                  "staff": found_staff})
+
+
+@workspace.get("/compte", dependencies=[Depends(STAFF)], include_in_schema=False)
+def account(request: Request, container: ContainerDep, actor: ActorDep, totp: int = 0) -> Response:
+    with container.session_factory() as s:
+        member = service.staff_of_account(s, actor.account_id)
+        totp_enabled = security.has_second_factor(s, actor.account_id)
+    context: dict[str, object] = {"staff": member, "totp_enabled": totp_enabled}
+    if totp and not context["totp_enabled"]:
+        secret = passwords.new_totp_secret()
+        context.update(pending_secret=secret, pending_uri=passwords.totp_uri(secret, actor.username))
+    return render(request, "staff/account.html", context)
+
+
+@workspace.post("/compte/totp", dependencies=[Depends(STAFF)], include_in_schema=False)
+def enable_totp(request: Request, container: ContainerDep, actor: ActorDep,
+                secret: Annotated[str, Form(max_length=64)], code: Annotated[str, Form(max_length=12)]) -> Response:
+    try:
+        security.enable_totp(container.uow(), actor, secret=secret, code=code)
+    except DomainError:
+        context = {"error": i18n._("Wrong code: the second factor was not enabled."), "pending_secret": secret,
+                   "pending_uri": passwords.totp_uri(secret, actor.username)}
+        return render(request, "staff/account.html", context, status_code=422)
+    return RedirectResponse("/compte", status_code=303)
+
+
+@workspace.get("/admin", dependencies=[Depends(requires(Role.IT_ADMIN))])
+def overview(request: Request, container: ContainerDep) -> Response:
+    with container.session_factory() as s:
+        context = {
+            "establishments": sites.list_establishments(s),
+            "staff_count": service.count_staff(s),
+            "outbox": outbox.counts(s),
+        }
+    return render(request, "staff/admin.html", context)

@@ -1,8 +1,9 @@
-"""The IT administrators' home: the group's structure, staff, outbox dead letters, audit trail."""
+"""IT administrators' pages of the platform: outbox dead letters and the audit trail."""
 
 from __future__ import annotations
 
 import uuid
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
@@ -13,22 +14,9 @@ from naho.platform.audit import AuditEvent, AuditTag
 from naho.platform.deps import ActorDep, ContainerDep
 from naho.platform.security.policy import requires
 from naho.platform.security.rules import Role
-from naho.sites import service as sites
-from naho.staff import service as staff
 from naho.web.templating import render
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(requires(Role.IT_ADMIN))], include_in_schema=False)
-
-
-@router.get("")
-def overview(request: Request, container: ContainerDep) -> Response:
-    with container.session_factory() as s:
-        context = {
-            "establishments": sites.list_establishments(s),
-            "staff_count": staff.count_staff(s),
-            "outbox": outbox.counts(s),
-        }
-    return render(request, "shell/admin.html", context)
 
 
 @router.get("/outbox")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import Request, Response
+from fastapi import FastAPI, Request
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from naho.platform.security import csrf
+
+#: Pages that hold personal data are never cached by the browser or a proxy.
+NO_STORE_PREFIXES = ("/api/", "/connexion", "/compte", "/admin", "/accueil", "/recherche")
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -37,20 +40,38 @@ def security_headers(production: bool) -> dict[str, str]:
     return headers
 
 
-def install(app: object, *, production: bool) -> None:
-    headers = security_headers(production)
+class ShellMiddleware:
+    """Pure ASGI (no per-request task or body copy, unlike BaseHTTPMiddleware)."""
 
-    async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if csrf.CSRF_COOKIE not in request.cookies:
-            request.state.csrf_binding = csrf.new_binding()
-        response = await call_next(request)
-        response.headers.update(headers)
-        if request.url.path.startswith(("/api/", "/connexion", "/compte", "/admin", "/personnel")):
-            response.headers.setdefault("Cache-Control", "no-store")
-        binding = getattr(request.state, "csrf_binding", None)
-        if binding:
-            response.set_cookie(csrf.CSRF_COOKIE, binding, httponly=True, samesite="strict",
-                                secure=production, path="/")
-        return response
+    def __init__(self, app: ASGIApp, *, production: bool) -> None:
+        self.app = app
+        self.production = production
+        self.headers = security_headers(production)
 
-    app.middleware("http")(middleware)  # type: ignore[attr-defined]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        binding = None
+        if csrf.CSRF_COOKIE not in Request(scope).cookies:
+            binding = csrf.new_binding()
+            scope.setdefault("state", {})["csrf_binding"] = binding
+        no_store = scope["path"].startswith(NO_STORE_PREFIXES)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.headers.items():
+                    headers[name] = value
+                if no_store and "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+                if binding:
+                    cookie = f"{csrf.CSRF_COOKIE}={binding}; HttpOnly; Path=/; SameSite=strict"
+                    headers.append("set-cookie", cookie + ("; Secure" if self.production else ""))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def install(app: FastAPI, *, production: bool) -> None:
+    app.add_middleware(ShellMiddleware, production=production)

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from naho.platform import i18n
 from naho.platform.deps import ActorDep, ContainerDep, client_address
-from naho.platform.errors import DomainError
-from naho.platform.security import passwords
 from naho.platform.security import service as security
-from naho.platform.security.models import Account
-from naho.platform.security.policy import MFA_PENDING, PUBLIC, SESSION_COOKIE, STAFF, Policy
-from naho.sites import service as sites
-from naho.staff import service as staff
+from naho.platform.security.policy import MFA_PENDING, PUBLIC, SESSION_COOKIE, Policy
 from naho.web.templating import render
 
 router = APIRouter()
@@ -103,70 +98,6 @@ def logout(container: ContainerDep, actor: ActorDep) -> Response:
     response = RedirectResponse("/connexion", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-@router.get("/accueil", dependencies=[Depends(STAFF)], include_in_schema=False)
-def home(request: Request, container: ContainerDep, actor: ActorDep) -> Response:
-    shell = container.ports["shell"](request, actor)
-    with container.session_factory() as s:
-        units = sites.list_units(s, shell.current.code)
-        member = staff.staff_of_account(s, actor.account_id)
-    return render(request, "shell/home.html", {
-        "units": units, "now": container.clock.now(),
-        "my_units": member.assignments if member else [],
-    })
-
-
-@router.post("/contexte", dependencies=[Depends(STAFF)], include_in_schema=False)
-def switch_establishment(
-    container: ContainerDep, actor: ActorDep,
-    establishment: Annotated[str, Form(max_length=40)],
-    suivant: Annotated[str, Form()] = "/accueil",
-) -> Response:
-    with container.session_factory() as s:
-        sites.get_establishment(s, establishment)  # 404 for an unknown code
-    security.set_establishment(container.uow(), actor, establishment)
-    return RedirectResponse(safe_next(suivant), status_code=303)
-
-
-@router.get("/recherche", dependencies=[Depends(STAFF)], include_in_schema=False)
-def search(request: Request, container: ContainerDep, actor: ActorDep,
-           q: Annotated[str, Query(max_length=100)] = "") -> Response:
-    query = q.strip()
-    found_units, found_staff = [], []
-    if query:
-        with container.session_factory() as s:
-            needle = query.lower()
-            for e in sites.list_establishments(s):
-                found_units += [u for u in sites.list_units(s, e.code)
-                                if needle in u.name.lower() or needle in u.code.lower()]
-            found_staff, _total = staff.list_staff(s, search=query, limit=50)
-    return render(request, "shell/search.html", {"query": query, "units": found_units[:50],
-                                                  "staff": found_staff})
-
-
-@router.get("/compte", dependencies=[Depends(STAFF)], include_in_schema=False)
-def account(request: Request, container: ContainerDep, actor: ActorDep, totp: int = 0) -> Response:
-    with container.session_factory() as s:
-        row = s.get(Account, actor.account_id)
-        member = staff.staff_of_account(s, actor.account_id)
-    context: dict[str, object] = {"staff": member, "totp_enabled": bool(row and row.totp_secret)}
-    if totp and not context["totp_enabled"]:
-        secret = passwords.new_totp_secret()
-        context.update(pending_secret=secret, pending_uri=passwords.totp_uri(secret, actor.username))
-    return render(request, "shell/account.html", context)
-
-
-@router.post("/compte/totp", dependencies=[Depends(STAFF)], include_in_schema=False)
-def enable_totp(request: Request, container: ContainerDep, actor: ActorDep,
-                secret: Annotated[str, Form(max_length=64)], code: Annotated[str, Form(max_length=12)]) -> Response:
-    try:
-        security.enable_totp(container.uow(), actor, secret=secret, code=code)
-    except DomainError:
-        context = {"error": i18n._("Wrong code: the second factor was not enabled."), "pending_secret": secret,
-                   "pending_uri": passwords.totp_uri(secret, actor.username)}
-        return render(request, "shell/account.html", context, status_code=422)
-    return RedirectResponse("/compte", status_code=303)
 
 
 @router.get("/api/health", dependencies=[Depends(PUBLIC)], tags=["platform"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 
 import pytest
@@ -65,7 +66,7 @@ def test_each_event_links_to_the_previous_one(uow) -> None:  # type: ignore[no-u
     _write(uow, 3)
     with uow:
         rows = uow.session.execute(text("SELECT seq, prev_hash, hash FROM audit_event ORDER BY seq")).all()
-    for before, after in zip(rows, rows[1:], strict=False):
+    for before, after in itertools.pairwise(rows):
         assert after.prev_hash == before.hash
     assert rows[-1].seq == rows[0].seq + len(rows) - 1
 

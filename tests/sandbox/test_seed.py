@@ -37,7 +37,7 @@ def test_two_fresh_databases_get_the_same_staff(databases) -> None:  # type: ign
 
 
 def test_seeding_again_adds_nothing(db_url: str) -> None:
-    uow, result = _seed(db_url)
+    _uow, result = _seed(db_url)
     assert result == {"staff_created": 0}
 
 
@@ -50,7 +50,7 @@ def test_every_care_unit_has_physicians_and_nurses(db_url: str) -> None:
             for unit in sites.list_units(s, establishment.code):
                 if staffing(unit.kind, unit.bed_count):
                     assert unit.id in staffed, unit.code
-        members, total = staff.list_staff(s, unit_code="LENS-MED-CARDIO", limit=500)
+        members, _total = staff.list_staff(s, unit_code="LENS-MED-CARDIO", limit=500)
     professions = {m.profession for m in members}
     assert {"physician", "nurse"} <= professions
     assert all(m.rpps for m in members if m.profession == "physician")
