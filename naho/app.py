@@ -33,7 +33,7 @@ from naho.staff import api as staff_api
 from naho.staff import pages as staff_pages
 from naho.staff.shell import make_shell_port
 from naho.web import admin as web_admin
-from naho.web import middleware
+from naho.web import middleware, sso
 from naho.web import pages as web_pages
 from naho.web.templating import PACKAGE_ROOT, make_templates, render
 
@@ -93,8 +93,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app.state.container = container
     app.state.templates = make_templates(settings.locale)
     middleware.install(app, production=settings.production)
+    if settings.oidc_enabled:
+        from starlette.middleware.sessions import SessionMiddleware
 
-    for router in (web_pages.router, web_admin.router, sites_pages.router, sites_api.router,
+        app.state.oauth = sso.make_oauth(settings)
+        app.add_middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie=sso.FLOW_COOKIE,
+                           max_age=600, same_site="lax", https_only=settings.production)
+
+    for router in (web_pages.router, sso.router, web_admin.router, sites_pages.router, sites_api.router,
                    staff_pages.router, staff_pages.workspace, staff_api.router):
         # Routers carry their prefix and policy themselves: their routes are added as they are,
         # so every route the app serves is a plain APIRoute whose policy can be checked.

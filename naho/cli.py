@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +15,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from naho.config import DEVELOPMENT_PASSWORD, InsecureSettingsError, Settings
+from naho.platform.uow import UnitOfWork
 
 app = typer.Typer(
     help="naho — the hospital information system of a French hospital group (GHT).",
@@ -35,14 +38,18 @@ def _settings(**overrides: object) -> Settings:
         raise typer.Exit(2) from exc
 
 
-def _uow(settings: Settings):  # type: ignore[no-untyped-def]
+@contextmanager
+def _database(settings: Settings) -> Iterator[UnitOfWork]:
+    """A unit of work on the configured database; its connections are closed afterwards."""
     from naho.platform.clock import SystemClock
     from naho.platform.db import make_engine, make_session_factory
     from naho.platform.events import EventBus
-    from naho.platform.uow import UnitOfWork
 
     engine = make_engine(settings.database_url)
-    return UnitOfWork(make_session_factory(engine), SystemClock(), EventBus())
+    try:
+        yield UnitOfWork(make_session_factory(engine), SystemClock(), EventBus())
+    finally:
+        engine.dispose()
 
 
 def _progress() -> Progress:
@@ -71,7 +78,8 @@ def _run_seed(settings: Settings) -> dict[str, int]:
                 tasks[step] = bar.add_task(label, total=total)
             bar.update(tasks[step], completed=done)
 
-        return run(_uow(settings), settings, progress=progress)
+        with _database(settings) as uow:
+            return run(uow, settings, progress=progress)
 
 
 @app.command()
@@ -85,7 +93,7 @@ def seed() -> None:
 def _database_is_empty(settings: Settings) -> bool:
     from naho.staff import service as staff
 
-    with _uow(settings) as uow:
+    with _database(settings) as uow, uow:
         return staff.count_staff(uow.session) == 0
 
 
@@ -158,7 +166,7 @@ def audit_verify(
         seq, _, digest = expected_head.partition(":")
         head = audit.AuditHead(int(seq), digest)
     problems: list[audit.AuditProblem] = []
-    with _uow(settings) as uow:
+    with _database(settings) as uow, uow:
         last = audit.head(uow.session)
         total = last.seq if last else 0
         with _progress() as bar:
@@ -181,7 +189,7 @@ def audit_head() -> None:
     """Print SEQ:HASH of the newest event; keep it elsewhere to detect truncation later."""
     from naho.platform import audit
 
-    with _uow(_settings()) as uow:
+    with _database(_settings()) as uow, uow:
         last = audit.head(uow.session)
     print(f"{last.seq}:{last.hash}" if last else "0:" + audit.GENESIS_HASH)
 
@@ -201,9 +209,9 @@ def sites_import(
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from exc
-    with _progress() as bar:
+    with _progress() as bar, _database(settings) as uow:
         task = bar.add_task("Units", total=sum(len(e.units) for e in spec.establishments))
-        report = service.import_reference(_uow(settings), SYSTEM_ACTOR, spec,
+        report = service.import_reference(uow, SYSTEM_ACTOR, spec,
                                           progress=lambda done, total: bar.update(task, completed=done))
     console.print(f"created {report.created} · updated {report.updated} · deactivated {report.deactivated}")
 
@@ -220,7 +228,8 @@ def token_create(
     from naho.platform.security.actor import SYSTEM_ACTOR
 
     try:
-        token = service.create_api_token(_uow(_settings()), SYSTEM_ACTOR, username=user, name=name, days=days)
+        with _database(_settings()) as uow:
+            token = service.create_api_token(uow, SYSTEM_ACTOR, username=user, name=name, days=days)
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from exc
@@ -233,7 +242,9 @@ def token_revoke(prefix: Annotated[str, typer.Argument(help="The token's first 1
     from naho.platform.security import service
     from naho.platform.security.actor import SYSTEM_ACTOR
 
-    if not service.revoke_api_token(_uow(_settings()), SYSTEM_ACTOR, prefix):
+    with _database(_settings()) as uow:
+        revoked = service.revoke_api_token(uow, SYSTEM_ACTOR, prefix)
+    if not revoked:
         console.print("[red]No active token with this prefix.[/red]")
         raise typer.Exit(1)
     console.print("Token revoked.")

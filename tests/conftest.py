@@ -170,7 +170,9 @@ def uow_factory(settings: Settings, clock: FixedClock) -> Iterator:  # type: ign
 
 @pytest.fixture
 def app(settings: Settings, clock: FixedClock):  # type: ignore[no-untyped-def]
-    return create_app(settings, clock=clock)
+    application = create_app(settings, clock=clock)
+    yield application
+    application.state.container.engine.dispose()
 
 
 @pytest.fixture

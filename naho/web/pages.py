@@ -27,7 +27,7 @@ def safe_next(value: str | None, default: str = "/accueil") -> str:
     return default
 
 
-def _session_cookie(response: Response, token: str, container: ContainerDep) -> None:
+def set_session_cookie(response: Response, token: str, container: ContainerDep) -> None:
     response.set_cookie(
         SESSION_COOKIE, token, httponly=True, samesite="lax", secure=container.settings.production,
         max_age=int(container.settings.session_hours * 3600), path="/",
@@ -70,7 +70,7 @@ def login(
             "username": username, "next_url": next_url}, status_code=401)
     target = "/connexion/second-facteur?suivant=" + next_url if signed.mfa_pending else next_url
     response = RedirectResponse(target, status_code=303)
-    _session_cookie(response, signed.token, container)
+    set_session_cookie(response, signed.token, container)
     return response
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 from sqlalchemy import select
 
 from naho.config import Settings
@@ -15,9 +18,19 @@ from naho.sites import service as sites
 from naho.staff import service as staff
 from naho.staff.models import StaffAssignment
 
+_ENGINES: list = []  # type: ignore[type-arg]
+
+
+@pytest.fixture(autouse=True)
+def _dispose_engines() -> Iterator[None]:
+    yield
+    while _ENGINES:
+        _ENGINES.pop().dispose()
+
 
 def _seed(url: str, mode: str = "development") -> tuple[UnitOfWork, dict[str, int]]:
     engine = make_engine(url)
+    _ENGINES.append(engine)
     uow = UnitOfWork(make_session_factory(engine), SystemClock(), EventBus())
     settings = Settings(mode=mode, database_url=url, secret_key="s" * 40)  # type: ignore[arg-type]
     return uow, seed(uow, settings)

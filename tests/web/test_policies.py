@@ -19,6 +19,8 @@ PUBLIC_ROUTES = {
     ("GET", "/"),
     ("GET", "/connexion"),
     ("POST", "/connexion"),
+    ("GET", "/connexion/sso"),
+    ("GET", "/connexion/sso/retour"),
     ("GET", "/api/health"),
     ("GET", "/api/openapi.json"),
 }
@@ -113,7 +115,9 @@ def test_production_refuses_default_secrets(db_url: str) -> None:
     with pytest.raises(InsecureSettingsError):
         Settings(mode="production", database_url=db_url, secret_key="short")
     ok = Settings(mode="production", database_url=db_url, secret_key="x" * 40, workers=False)
-    assert create_app(ok) is not None
+    app = create_app(ok)
+    assert app.state.container.settings.production
+    app.state.container.engine.dispose()
 
 
 def test_production_sets_hsts_and_secure_cookies(db_url: str) -> None:
