@@ -31,6 +31,28 @@ ROLE_LABELS = {
     "patient": N_("Patient"),
 }
 
+#: English labels of unit kinds (naho/sites/rules.py UNIT_KINDS), translated on screen.
+UNIT_KIND_LABELS = {
+    "emergency": N_("Emergency"),
+    "icu": N_("Intensive care"),
+    "continuing_care": N_("Continuing care"),
+    "operating_rooms": N_("Operating rooms"),
+    "recovery": N_("Recovery room"),
+    "medicine": N_("Medicine"),
+    "surgery": N_("Surgery"),
+    "maternity": N_("Maternity"),
+    "neonatology": N_("Neonatology"),
+    "paediatrics": N_("Paediatrics"),
+    "psychiatry": N_("Psychiatry"),
+    "geriatrics": N_("Geriatrics"),
+    "rehabilitation": N_("Rehabilitation"),
+    "oncology": N_("Oncology"),
+    "outpatient": N_("Outpatient care"),
+    "pharmacy": N_("Pharmacy"),
+    "laboratory": N_("Laboratory"),
+    "imaging": N_("Imaging"),
+}
+
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -50,6 +72,7 @@ def make_templates(locale: str) -> Jinja2Templates:
     env.globals["lang"] = locale
     gettext = translations(locale).gettext
     env.filters["profession"] = lambda role: gettext(ROLE_LABELS.get(str(role), str(role)))
+    env.filters["unit_kind"] = lambda kind: gettext(UNIT_KIND_LABELS.get(str(kind), str(kind)))
     return Jinja2Templates(env=env)
 
 
