@@ -25,7 +25,14 @@ from naho.platform.errors import DomainError, problem
 from naho.platform.events import EventBus
 from naho.platform.i18n import N_
 from naho.platform.outbox import Handler, OutboxWorker
-from naho.platform.security.policy import PUBLIC, LoginRequired, enforce_policies
+from naho.platform.security.policy import (
+    AUTHENTICATION_REQUIRED,
+    CSRF_REFUSED,
+    PUBLIC,
+    ROLE_REFUSED,
+    LoginRequired,
+    enforce_policies,
+)
 from naho.platform.workers import Job, WorkerRunner
 from naho.sites import api as sites_api
 from naho.sites import pages as sites_pages
@@ -54,6 +61,9 @@ _STATUS_TITLES = {
     429: N_("Too many requests"),
     500: N_("Server error"),
 }
+
+
+TRANSLATED_DETAILS = {AUTHENTICATION_REQUIRED, CSRF_REFUSED, ROLE_REFUSED}
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
@@ -134,11 +144,14 @@ def _error_response(request: Request, status: int, detail: str | None,
         return JSONResponse(problem(status, title, detail, **extra), status_code=status,
                             media_type="application/problem+json", headers=headers)
     friendly = {
-        403: i18n._("You are not allowed to see this page."),
-        404: i18n._("This page does not exist or is not available to you."),
-        500: i18n._("Something went wrong on our side. The team has been told."),
+        403: N_("You are not allowed to see this page."),
+        404: N_("This page does not exist or is not available to you."),
+        500: N_("Something went wrong on our side. The team has been told."),
     }
-    message = friendly.get(status) or i18n._(detail or title)
+    # A detail written for people (an N_ message id) is shown translated; otherwise the
+    # status's own friendly sentence, never an internal English message.
+    shown = detail if detail in TRANSLATED_DETAILS else friendly.get(status) or title
+    message = i18n._(shown or title)
     return render(request, "shell/error.html", {"title": i18n._(title), "message": message},
                   status_code=status)
 

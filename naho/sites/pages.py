@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from naho.platform import i18n
 from naho.platform.deps import ActorDep, ContainerDep
 from naho.platform.security.policy import requires
 from naho.platform.security.rules import Role
@@ -27,11 +28,11 @@ def establishments(request: Request, container: ContainerDep) -> Response:
 
 
 @router.get("/{code}")
-def establishment(request: Request, code: str, container: ContainerDep, erreur: str | None = None) -> Response:
+def establishment(request: Request, code: str, container: ContainerDep) -> Response:
     with container.session_factory() as s:
         est = service.get_establishment(s, code)
         units = service.list_units(s, code)
-    return render(request, "sites/establishment.html", {"establishment": est, "units": units, "error": erreur})
+    return render(request, "sites/establishment.html", {"establishment": est, "units": units})
 
 
 @router.post("/{code}/deploiement")
@@ -40,12 +41,14 @@ def change_rollout(request: Request, code: str, container: ContainerDep, actor: 
                    reason: Annotated[str, Form(max_length=1000)] = "") -> Response:
     try:
         service.change_rollout(container.uow(), actor, code, state, reason)
-    except RolloutTransitionRefused as exc:
+    except RolloutTransitionRefused:
         with container.session_factory() as s:
             est = service.get_establishment(s, code)
             units = service.list_units(s, code)
+        error = i18n._("This change is not allowed: an establishment goes from not started to sandbox, "
+                       "then live; taking a live establishment back needs a reason.")
         return render(request, "sites/establishment.html",
-                      {"establishment": est, "units": units, "error": exc.detail}, status_code=409)
+                      {"establishment": est, "units": units, "error": error}, status_code=409)
     return RedirectResponse(f"/admin/etablissements/{code}", status_code=303)
 
 

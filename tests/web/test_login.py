@@ -57,6 +57,7 @@ def test_login_without_csrf_token_is_refused(client: TestClient) -> None:
     response = _post_login(client, NURSE, PASSWORD, token=None)
     assert response.status_code == 403
     assert SESSION_COOKIE not in response.headers.get("set-cookie", "")
+    assert "Ce formulaire a expiré" in response.text
 
 
 def test_login_with_a_forged_csrf_token_is_refused(client: TestClient) -> None:

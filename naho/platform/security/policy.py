@@ -19,12 +19,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Mount
 
 from naho.platform.deps import client_address, get_container
+from naho.platform.i18n import N_
 from naho.platform.security import csrf
 from naho.platform.security import service as security
 from naho.platform.security.actor import Actor
 from naho.platform.security.rules import STAFF_ROLES, Role, roles_allow
 
 SESSION_COOKIE = "naho_session"
+# Refusal details, English message ids translated on the HTML error page.
+AUTHENTICATION_REQUIRED = N_("Sign in to continue.")
+ROLE_REFUSED = N_("Your role does not allow this.")
+CSRF_REFUSED = N_("This form has expired or was not sent from naho. Reload the page and try again.")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -73,7 +78,7 @@ async def check_csrf(request: Request) -> None:
         token = value if isinstance(value, str) else None
     secret = get_container(request).settings.secret_key
     if not csrf.token_is_valid(secret, request.cookies.get(csrf.CSRF_COOKIE), token):
-        raise HTTPException(403, detail="missing or invalid CSRF token")
+        raise HTTPException(403, detail=CSRF_REFUSED)
 
 
 class Policy:
@@ -98,10 +103,10 @@ class Policy:
         if actor is None:
             if wants_html(request):
                 raise LoginRequired(request.url.path)
-            raise HTTPException(401, detail="authentication required",
+            raise HTTPException(401, detail=AUTHENTICATION_REQUIRED,
                                 headers={"WWW-Authenticate": "Bearer"})
         if self.roles is not None and not roles_allow(actor.roles, self.roles):
-            raise HTTPException(403, detail="your role does not allow this")
+            raise HTTPException(403, detail=ROLE_REFUSED)
 
 
 #: Anyone, signed in or not (login page, health check). Still CSRF-checked on POST.
