@@ -24,15 +24,15 @@ class StaffPage(BaseModel):
 @router.get("")
 def list_staff(
     container: ContainerDep,
+    actor: ActorDep,
     establishment: str | None = None,
     unit: str | None = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> StaffPage:
-    with container.session_factory() as s:
-        items, total = service.list_staff(s, establishment_code=establishment, unit_code=unit,
-                                          search=q, limit=limit, offset=offset)
+    items, total = service.browse_staff(container.uow(), actor, establishment_code=establishment,
+                                        unit_code=unit, search=q, limit=limit, offset=offset)
     return StaffPage(total=total, items=items)
 
 

@@ -28,14 +28,14 @@ PAGE = 50
 
 
 @router.get("")
-def staff_list(request: Request, container: ContainerDep,
+def staff_list(request: Request, container: ContainerDep, actor: ActorDep,
                etablissement: Annotated[str, Query(max_length=40)] = "",
                q: Annotated[str, Query(max_length=100)] = "",
                page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Response:
     with container.session_factory() as s:
         establishments = sites.establishment_choices(s)
-        items, total = service.list_staff(s, establishment_code=etablissement or None, search=q or None,
-                                          limit=PAGE, offset=(page - 1) * PAGE)
+    items, total = service.browse_staff(container.uow(), actor, establishment_code=etablissement or None,
+                                        search=q or None, limit=PAGE, offset=(page - 1) * PAGE)
     return render(request, "staff/list.html", {
         "items": items, "total": total, "page": page, "pages": max(1, -(-total // PAGE)),
         "establishments": establishments, "establishment": etablissement, "query": q,

@@ -140,3 +140,17 @@ def staff_of_account(session: Session, account_id: uuid.UUID) -> StaffPublic | N
         select(StaffMember.id).where(StaffMember.account_id == account_id)
     ).scalar_one_or_none()
     return get_staff(session, member_id) if member_id else None
+
+
+def browse_staff(uow: UnitOfWork, actor: Actor, *, establishment_code: str | None = None,
+                 unit_code: str | None = None, search: str | None = None, limit: int = 200,
+                 offset: int = 0) -> tuple[list[StaffPublic], int]:
+    """The directory as an administrator browses it: the listing is audited (personal data)."""
+    with uow:
+        items, total = list_staff(uow.session, establishment_code=establishment_code, unit_code=unit_code,
+                                  search=search, limit=limit, offset=offset)
+        audit.record(uow.session, actor, AuditTag.STAFF_VIEWED, at=uow.clock.now(),
+                     target=establishment_code or unit_code or "*",
+                     details={"search": search or "", "offset": offset, "shown": len(items)})
+        uow.commit()
+        return items, total

@@ -49,8 +49,16 @@ def test_a_nurse_cannot_create_accounts(client: TestClient) -> None:
     assert _create(client, profession="nurse", rpps=None).status_code == 403
 
 
-def test_the_staff_page_lists_and_filters(client: TestClient) -> None:
+def test_the_staff_page_lists_filters_and_is_audited(client: TestClient, app) -> None:  # type: ignore[no-untyped-def]
     login(client, ADMIN)
     page = client.get("/admin/personnel", params={"etablissement": "LABASSEE"})
     assert page.status_code == 200
     assert "LABASSEE" in page.text and "(LENS)" not in page.text
+    from sqlalchemy import select
+
+    from naho.platform.audit import AuditEvent
+
+    with app.state.container.session_factory() as s:
+        last = s.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).one()
+    assert (last.action, last.target) == ("staff:directory:view", "LABASSEE")
+    assert last.actor_label == "Thomas DELATTRE (admin)"
