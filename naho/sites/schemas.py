@@ -36,6 +36,12 @@ class UnitPublic(BaseModel):
     bed_count: int
 
 
+class UnitChoice(BaseModel):
+    code: str
+    name: str
+    department_name: str
+
+
 class BedPublic(BaseModel):
     id: uuid.UUID
     code: str

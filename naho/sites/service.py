@@ -30,7 +30,7 @@ from naho.sites.rules import (
     check_rollout_transition,
     parse_reference,
 )
-from naho.sites.schemas import BedPublic, EstablishmentPublic, ImportReport, UnitPublic
+from naho.sites.schemas import BedPublic, EstablishmentPublic, ImportReport, UnitChoice, UnitPublic
 
 Progress = Callable[[int, int], None]
 
@@ -279,3 +279,15 @@ def establishment_choices(session: Session) -> list[EstablishmentPublic]:
     """Establishments without counts: cheap enough for every page's switcher."""
     rows = session.scalars(select(Establishment).order_by(Establishment.pivot.desc(), Establishment.name))
     return [_establishment_public(e) for e in rows]
+
+
+def unit_choices(session: Session, establishment_code: str) -> list[UnitChoice]:
+    """Active units of an establishment, by department: cheap enough for every page's switcher."""
+    rows = session.execute(
+        select(Unit.code, Unit.name, Department.name)
+        .join(Department, Unit.department_id == Department.id)
+        .join(Establishment, Unit.establishment_id == Establishment.id)
+        .where(Establishment.code == establishment_code, Unit.active)
+        .order_by(Department.name, Unit.name)
+    ).all()
+    return [UnitChoice(code=code, name=name, department_name=dep) for code, name, dep in rows]

@@ -16,6 +16,7 @@ from naho.platform.security import service as security
 from naho.platform.security.policy import STAFF, requires
 from naho.platform.security.rules import Role
 from naho.sites import service as sites
+from naho.sites.errors import UnitNotFound
 from naho.staff import service
 from naho.web.pages import safe_next
 from naho.web.templating import render
@@ -55,14 +56,18 @@ def home(request: Request, container: ContainerDep, actor: ActorDep) -> Response
 
 
 @workspace.post("/contexte", dependencies=[Depends(STAFF)], include_in_schema=False)
-def switch_establishment(
+def switch_context(
     container: ContainerDep, actor: ActorDep,
     establishment: Annotated[str, Form(max_length=40)],
+    unit: Annotated[str, Form(max_length=40)] = "",
     suivant: Annotated[str, Form()] = "/accueil",
 ) -> Response:
+    """Change the establishment (the unit then defaults to the person's own there) or the unit."""
     with container.session_factory() as s:
         sites.get_establishment(s, establishment)  # 404 for an unknown code
-    security.set_establishment(container.uow(), actor, establishment)
+        if unit and unit not in {u.code for u in sites.unit_choices(s, establishment)}:
+            raise UnitNotFound(f"no unit {unit} in {establishment}")
+    security.set_work_context(container.uow(), actor, establishment, unit or None)
     return RedirectResponse(safe_next(suivant), status_code=303)
 
 

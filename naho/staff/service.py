@@ -116,19 +116,14 @@ def list_staff(session: Session, *, establishment_code: str | None = None, unit_
     return _public(session, list(rows)), total
 
 
-def establishments_of(session: Session, account_id: uuid.UUID) -> list[str]:
-    """Codes of the establishments where this account's holder works, primary first."""
+def workplaces_of(session: Session, account_id: uuid.UUID) -> list[tuple[str, str]]:
+    """(establishment code, unit code) where this account's holder works, primary first."""
     member = session.execute(select(StaffMember).where(StaffMember.account_id == account_id)).scalar_one_or_none()
     if member is None:
         return []
     units = sites.units_by_ids(session, [a.unit_id for a in member.assignments])
-    ordered = sorted(member.assignments, key=lambda a: not a.primary)
-    codes: list[str] = []
-    for a in ordered:
-        code = units[a.unit_id][2]
-        if code not in codes:
-            codes.append(code)
-    return codes
+    ordered = sorted(member.assignments, key=lambda a: (not a.primary, units[a.unit_id][0]))
+    return [(units[a.unit_id][2], units[a.unit_id][0]) for a in ordered]
 
 
 def count_staff(session: Session) -> int:

@@ -34,6 +34,12 @@ def test_sign_in_switch_establishment_and_see_the_units(page) -> None:  # type: 
     # The choice sticks for the session.
     page.reload()
     assert "Béthune" in page.locator("h1").inner_text()
+    # The nurse works at Lens only: no current unit at Béthune until one is chosen.
+    assert page.locator("#current-unit").count() == 0
+    page.get_by_label("Unité", exact=True).select_option("BETHUNE-URG-SAU")
+    page.wait_for_selector("#current-unit")
+    assert "urgences" in page.locator("#current-unit").inner_text()
+    assert page.locator("#unit-list tr.current").count() == 1
     assert page.console_errors == []  # no CSP violation, no script error
 
 

@@ -214,3 +214,27 @@ def test_public_pages_render_in_french(client: TestClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 200
     assert '<html lang="fr">' in response.text
+
+
+def test_the_current_unit_defaults_to_the_persons_own(client: TestClient) -> None:
+    login(client, NURSE)
+    home = client.get("/accueil").text
+    assert 'id="current-unit"' in home and "Médecine interne" in home.split('id="current-unit"')[1][:200]
+
+
+def test_switching_unit_within_the_establishment(client: TestClient) -> None:
+    login(client, NURSE)
+    response = client.post("/contexte", data={"establishment": "LENS", "unit": "LENS-MED-CARDIO",
+                                              "csrf_token": form_token(client)}, follow_redirects=False)
+    assert response.status_code == 303
+    home = client.get("/accueil").text
+    assert "Cardiologie" in home.split('id="current-unit"')[1][:200]
+    assert '<option value="LENS-MED-CARDIO" selected>' in home
+
+
+def test_a_unit_of_another_establishment_is_refused(client: TestClient) -> None:
+    login(client, NURSE)
+    response = client.post("/contexte", data={"establishment": "LENS", "unit": "BETHUNE-URG-SAU",
+                                              "csrf_token": form_token(client)})
+    assert response.status_code == 404
+    assert "Médecine interne" in client.get("/accueil").text.split('id="current-unit"')[1][:200]

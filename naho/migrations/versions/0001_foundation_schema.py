@@ -142,6 +142,7 @@ def upgrade() -> None:
     sa.Column('expires_at', naho.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('mfa_pending', sa.Boolean(), nullable=False),
     sa.Column('establishment_code', sa.String(length=40), nullable=True),
+    sa.Column('unit_code', sa.String(length=40), nullable=True),
     sa.Column('address', sa.String(length=64), nullable=True),
     sa.Column('user_agent', sa.String(length=300), nullable=True),
     sa.Column('revoked_at', naho.platform.db.UTCDateTime(timezone=True), nullable=True),

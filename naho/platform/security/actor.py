@@ -18,6 +18,7 @@ class Actor:
     via: str = "session"
     session_id: uuid.UUID | None = None
     establishment_code: str | None = None
+    unit_code: str | None = None
     address: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 

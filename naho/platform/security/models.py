@@ -65,6 +65,8 @@ class AuthSession(Base):
     #: The password was right but the second factor is still owed.
     mfa_pending: Mapped[bool] = mapped_column(Boolean, default=False)
     establishment_code: Mapped[str | None] = mapped_column(String(40))
+    #: The unit the person works in right now (wards, boards and worklists start there).
+    unit_code: Mapped[str | None] = mapped_column(String(40))
     address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
     revoked_at: Mapped[datetime | None]

@@ -73,6 +73,7 @@ def actor_for(account: Account, *, via: str, session: AuthSession | None = None,
         via=via,
         session_id=session.id if session else None,
         establishment_code=session.establishment_code if session else None,
+        unit_code=session.unit_code if session else None,
         address=address,
     )
 
@@ -271,14 +272,16 @@ def sign_out(uow: UnitOfWork, actor: Actor) -> None:
         uow.commit()
 
 
-def set_establishment(uow: UnitOfWork, actor: Actor, establishment_code: str) -> None:
+def set_work_context(uow: UnitOfWork, actor: Actor, establishment_code: str, unit_code: str | None) -> None:
+    """Remember, for this session, the establishment and unit the person works in now."""
     with uow:
         now = uow.clock.now()
         uow.session.execute(
             update(AuthSession).where(AuthSession.id == actor.session_id)
-            .values(establishment_code=establishment_code)
+            .values(establishment_code=establishment_code, unit_code=unit_code)
         )
-        audit.record(uow.session, actor, AuditTag.CONTEXT_SWITCHED, at=now, target=establishment_code)
+        audit.record(uow.session, actor, AuditTag.CONTEXT_SWITCHED, at=now,
+                     target=f"{establishment_code}/{unit_code or '-'}")
         uow.commit()
 
 
