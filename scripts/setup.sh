@@ -29,7 +29,8 @@ if ! command -v uv >/dev/null 2>&1; then
 fi
 
 # 2. Python dependencies, exactly as locked; uses the machine's Python (never downloads one).
-export UV_PYTHON_DOWNLOADS=never
+# Trust the system's certificate store: hospital networks often inspect TLS with their own CA.
+export UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-1}" UV_NATIVE_TLS="${UV_NATIVE_TLS:-1}"
 uv sync --frozen --quiet
 
 # 3. Browser assets (htmx) from the npm registry, as locked; never committed, never from a CDN.
