@@ -98,6 +98,7 @@ def _database_is_empty(settings: Settings) -> bool:
 
 
 def _print_demo_accounts() -> None:
+    from naho.platform.i18n import _
     from naho.sandbox.seed import DEMO_ACCOUNTS
     from naho.web.templating import ROLE_LABELS
 
@@ -106,7 +107,7 @@ def _print_demo_accounts() -> None:
     table.add_column("Identifiant", style="bold")
     table.add_column("Mot de passe")
     for account in DEMO_ACCOUNTS:
-        table.add_row(ROLE_LABELS[account.role], account.username, DEVELOPMENT_PASSWORD)
+        table.add_row(_(ROLE_LABELS[account.role]), account.username, DEVELOPMENT_PASSWORD)
     console.print(table)
 
 
