@@ -17,6 +17,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from naho.config import Settings
+from naho.identity import api as identity_api
+from naho.identity import pages as identity_pages
+from naho.identity.insi import SimulatedInsi
 from naho.platform import i18n
 from naho.platform.clock import Clock, SystemClock
 from naho.platform.db import make_engine, make_session_factory
@@ -34,6 +37,9 @@ from naho.platform.security.policy import (
     enforce_policies,
 )
 from naho.platform.workers import Job, WorkerRunner
+from naho.record import api as record_api
+from naho.record import pages as record_pages
+from naho.record.service import CARE
 from naho.sites import api as sites_api
 from naho.sites import pages as sites_pages
 from naho.staff import api as staff_api
@@ -76,6 +82,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     )
     container.ports["shell"] = make_shell_port(container.session_factory)
     container.ports["outbox_handlers"] = dict(outbox_handlers or {})
+    # The one door to patient data asks the record who is in the care team.
+    container.ports["care"] = CARE
+    if not settings.production:
+        # Production needs the real INSi adapter (establishment certificate); none is shipped yet.
+        container.ports["insi"] = SimulatedInsi()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -102,6 +113,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     )
     app.state.container = container
     app.state.templates = make_templates(settings.locale)
+    for filters in (identity_pages.TEMPLATE_FILTERS, record_pages.TEMPLATE_FILTERS):
+        app.state.templates.env.filters.update(filters)
     middleware.install(app, production=settings.production)
     if settings.oidc_enabled:
         from starlette.middleware.sessions import SessionMiddleware
@@ -111,7 +124,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                            max_age=600, same_site="lax", https_only=settings.production)
 
     for router in (web_pages.router, sso.router, web_admin.router, sites_pages.router, sites_api.router,
-                   staff_pages.router, staff_pages.workspace, staff_api.router):
+                   staff_pages.router, staff_pages.workspace, staff_api.router, identity_pages.router,
+                   identity_api.router, record_pages.router, record_api.router):
         # Routers carry their prefix and policy themselves: their routes are added as they are,
         # so every route the app serves is a plain APIRoute whose policy can be checked.
         app.router.routes.extend(router.routes)

@@ -14,6 +14,7 @@ PHARMACIST = "pharmacien"
 CLERK = "admission"
 PORTER = "brancardier"
 ADMIN = "admin"
+VIGILANCE = "identitovigilance"
 PASSWORD = DEVELOPMENT_PASSWORD
 
 _CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')

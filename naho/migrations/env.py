@@ -5,9 +5,13 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, text
 
+import naho.identity.models
+import naho.platform.access
 import naho.platform.audit
+import naho.platform.counters
 import naho.platform.outbox
 import naho.platform.security.models
+import naho.record.models
 import naho.sites.models
 import naho.staff.models  # noqa: F401  (registers the tables)
 from naho.platform.db import Base

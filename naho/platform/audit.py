@@ -41,7 +41,8 @@ class AuditTag(StrEnum):
     TOTP_ENABLED = "account:mfa:enable"
     TOKEN_CREATED = "account:token:create"  # noqa: S105
     TOKEN_REVOKED = "account:token:revoke"  # noqa: S105
-    ACCESS_DENIED = "account:access:denied"
+    ACCESS_DENIED = "patient:record:denied"
+    BREAK_THE_GLASS = "patient:record:break-the-glass"
     CONTEXT_SWITCHED = "account:context:switch"
     STAFF_VIEWED = "staff:directory:view"
     STAFF_CREATED = "staff:account:create"

@@ -46,6 +46,8 @@ DEMO_ACCOUNTS = (
     DemoAccount("admission", Role.ADMISSION_CLERK, "Sophie", "Martin", ("LENS-URG-SAU",)),
     DemoAccount("brancardier", Role.PORTER, "Mehdi", "Caron", ("LENS-URG-SAU",)),
     DemoAccount("admin", Role.IT_ADMIN, "Thomas", "Delattre", ()),
+    DemoAccount("identitovigilance", Role.IDENTITY_VIGILANCE, "Isabelle", "Vasseur", ("LENS-URG-SAU",)),
+    DemoAccount("dim", Role.MEDICAL_INFORMATION, "Marc", "Lemoine", ()),
 )
 
 #: How many of each profession a unit gets, by unit kind (care units scale with beds).

@@ -27,6 +27,8 @@ ROLE_LABELS = {
     "admission_clerk": N_("Admission clerk"),
     "porter": N_("Porter"),
     "it_admin": N_("IT administrator"),
+    "identity_vigilance": N_("Identity vigilance"),
+    "medical_information": N_("Medical information"),
     "interface": N_("Interface"),
     "patient": N_("Patient"),
 }

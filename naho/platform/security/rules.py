@@ -20,6 +20,10 @@ class Role(StrEnum):
     ADMISSION_CLERK = "admission_clerk"
     PORTER = "porter"
     IT_ADMIN = "it_admin"
+    #: Identity-vigilance staff (cellule d'identitovigilance): traits, duplicates, merges.
+    IDENTITY_VIGILANCE = "identity_vigilance"
+    #: Medical information department (DIM): reviews break-the-glass accesses.
+    MEDICAL_INFORMATION = "medical_information"
     #: A system or script calling the API with a bearer token (lab, ADT gateway...).
     INTERFACE = "interface"
     PATIENT = "patient"

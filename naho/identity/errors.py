@@ -1,0 +1,24 @@
+from naho.platform.errors import Conflict, DomainError
+
+
+class PossibleDuplicates(Conflict):
+    """Patients that may be this person already exist: pick one, or confirm with a reason."""
+
+    title = "Possible duplicates"
+
+
+class InvalidIdentity(DomainError):
+    """The traits or the INS break an identity rule."""
+
+
+class IdentityTransitionRefused(DomainError):
+    """This identity status change is not allowed (RNIV)."""
+
+    status = 409
+    title = "Identity status change refused"
+
+
+class InsNotRetrieved(DomainError):
+    """The national INSi service found no identity matching these traits."""
+
+    status = 409

@@ -1,0 +1,333 @@
+"""Use cases of the patient index: register (with duplicate search), find, validate, qualify.
+
+RNIV rules live in `identity.rules`; this module loads, applies them, writes the identity's
+history and the audit trail in one transaction. Reading an identity goes through the one door,
+`platform.access.access_patient`, with the care-relationship port wired in by app.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import date
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from naho.identity import rules
+from naho.identity.errors import IdentityTransitionRefused, InsNotRetrieved, InvalidIdentity, PossibleDuplicates
+from naho.identity.insi import InsiPort
+from naho.identity.models import BlockingKey, IdentityEvent, NotDuplicate, Patient
+from naho.identity.schemas import Candidate, IdentityEventPublic, PatientCreate, PatientPublic
+from naho.platform import audit
+from naho.platform.access import CareRelationshipPort, Purpose, access_patient, decide
+from naho.platform.counters import next_number
+from naho.platform.security.actor import Actor
+from naho.platform.uow import UnitOfWork
+
+#: Verdicts that stop a registration until a person decides.
+BLOCKING_VERDICTS = ("same", "probable")
+
+
+def _attributes(row: Patient) -> frozenset[rules.IdentityAttribute]:
+    found = set()
+    if row.homonym:
+        found.add(rules.IdentityAttribute.HOMONYM)
+    if row.doubtful:
+        found.add(rules.IdentityAttribute.DOUBTFUL)
+    if row.fictitious:
+        found.add(rules.IdentityAttribute.FICTITIOUS)
+    return frozenset(found)
+
+
+def _state(row: Patient) -> rules.IdentityState:
+    return rules.IdentityState(rules.IdentityStatus(row.status), _attributes(row))
+
+
+def traits_of(row: Patient) -> rules.Traits:
+    return rules.Traits(
+        birth_name=row.birth_name, used_name=row.used_name, first_names=tuple(row.first_names.split()),
+        sex=row.sex,  # type: ignore[arg-type]
+        birth_date=row.birth_date, birth_place=row.birth_place,
+    )
+
+
+def to_public(row: Patient) -> PatientPublic:
+    usable = rules.ins_usable(rules.IdentityStatus(row.status), _attributes(row))
+    return PatientPublic(
+        id=row.id, ipp=row.ipp, birth_name=row.birth_name, used_name=row.used_name, first_names=row.first_names,
+        used_first_name=row.used_first_name, sex=row.sex, birth_date=row.birth_date, birth_place=row.birth_place,
+        ins=row.ins if usable else None, ins_oid=row.ins_oid if usable else None, status=row.status,
+        doubtful=row.doubtful, fictitious=row.fictitious, phone=row.phone, email=row.email, address=row.address,
+        postcode=row.postcode, city=row.city, created_at=row.created_at,
+    )
+
+
+def _normalised(data: PatientCreate) -> PatientCreate:
+    try:
+        birth_name = rules.normalise_name(data.birth_name)
+        first_names = " ".join(rules.normalise_name(n) for n in data.first_names.split())
+        used_name = rules.normalise_name(data.used_name) if data.used_name else None
+        used_first = rules.normalise_name(data.used_first_name) if data.used_first_name else None
+    except rules.IdentityRuleError as exc:
+        raise InvalidIdentity(str(exc)) from exc
+    if not birth_name or not first_names:
+        raise InvalidIdentity("the birth name and first names need at least one letter")
+    return data.model_copy(update={"birth_name": birth_name, "first_names": first_names, "used_name": used_name,
+                                   "used_first_name": used_first})
+
+
+def _traits(data: PatientCreate) -> rules.Traits:
+    return rules.Traits(birth_name=data.birth_name, used_name=data.used_name,
+                        first_names=tuple(data.first_names.split()), sex=data.sex,  # type: ignore[arg-type]
+                        birth_date=data.birth_date, birth_place=data.birth_place)
+
+
+def find_candidates(session: Session, traits: rules.Traits, *, exclude: uuid.UUID | None = None,
+                    limit: int = 10) -> list[Candidate]:
+    """Patients that may be the same person: those sharing a blocking key, scored, best first."""
+    keys = rules.blocking_keys(traits)
+    ids = set(session.scalars(select(BlockingKey.patient_id).where(BlockingKey.key.in_(keys))))
+    ids.discard(exclude)  # type: ignore[arg-type]
+    if not ids:
+        return []
+    rows = session.scalars(select(Patient).where(Patient.id.in_(ids), Patient.merged_into_id.is_(None)))
+    found = []
+    for row in rows:
+        result = rules.match(traits, traits_of(row))
+        if result.verdict != "different":
+            found.append(Candidate(patient=to_public(row), score=round(result.score, 3), verdict=result.verdict,
+                                   reasons=list(result.reasons), twins_suspected=result.twins_suspected))
+    found.sort(key=lambda c: c.score, reverse=True)
+    return found[:limit]
+
+
+def _index(session: Session, row: Patient) -> None:
+    session.query(BlockingKey).filter(BlockingKey.patient_id == row.id).delete()
+    session.add_all(BlockingKey(patient_id=row.id, key=key) for key in sorted(rules.blocking_keys(traits_of(row))))
+
+
+def _event(session: Session, actor: Actor, row: Patient, kind: str, *, before: str | None = None,
+           proof: str | None = None, **details: object) -> None:
+    session.add(IdentityEvent(
+        patient_id=row.id, at=row.updated_at, actor_id=actor.account_id, actor_label=actor.label, kind=kind,
+        status_before=before, status_after=row.status, proof=proof, details=details,
+    ))
+
+
+def register_patient(uow: UnitOfWork, actor: Actor, data: PatientCreate, *,
+                     confirm_reason: str | None = None) -> PatientPublic:
+    """Create a provisional identity with a new IPP, unless it may already exist.
+
+    A same or probable candidate stops the registration (PossibleDuplicates lists them) until the
+    person confirms it is somebody else, with a reason that goes into the identity's history.
+    """
+    data = _normalised(data)
+    with uow:
+        s = uow.session
+        now = uow.clock.now()
+        candidates = find_candidates(s, _traits(data))
+        blocking = [c for c in candidates if c.verdict in BLOCKING_VERDICTS]
+        if blocking and not (confirm_reason and confirm_reason.strip()):
+            raise PossibleDuplicates(
+                "patients that may be this person already exist",
+                candidates=[{"id": str(c.patient.id), "ipp": c.patient.ipp, "name": c.patient.display_name,
+                             "birth_date": c.patient.birth_date.isoformat(), "score": c.score,
+                             "verdict": c.verdict, "twins_suspected": c.twins_suspected} for c in candidates],
+            )
+        row = Patient(
+            id=uuid.uuid4(), ipp=f"{next_number(s, 'ipp', start=1000001):08d}",
+            status=str(rules.IdentityStatus.PROVISIONAL),
+            created_at=now, updated_at=now, **data.model_dump(),
+        )
+        s.add(row)
+        s.flush()
+        _index(s, row)
+        _event(s, actor, row, "created", confirmed_not_duplicate_of=[str(c.patient.id) for c in blocking],
+               reason=(confirm_reason or "").strip() or None)
+        audit.record(s, actor, "patient:identity:create", at=now, patient_id=row.id, target=row.ipp,
+                     reason=(confirm_reason or None))
+        result = to_public(row)
+        uow.commit()
+        return result
+
+
+def patient_exists(session: Session, patient_id: uuid.UUID) -> bool:
+    return session.get(Patient, patient_id) is not None
+
+
+def summaries(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, PatientPublic]:
+    """Identities of patients another domain already has access to (bed board, lists)."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {row.id: to_public(row) for row in session.scalars(select(Patient).where(Patient.id.in_(wanted)))}
+
+
+def get_patient(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, purpose: Purpose,
+                port: CareRelationshipPort) -> PatientPublic:
+    """One identity, through the door (audited, same answer for absent and forbidden)."""
+    with uow:
+        s = uow.session
+        access_patient(s, actor, patient_id, purpose, now=uow.clock.now(), port=port,
+                       action="patient:identity:view")
+        row = s.get(Patient, patient_id)
+        assert row is not None
+        result = to_public(row)
+        uow.commit()
+        return result
+
+
+def history(session: Session, patient_id: uuid.UUID) -> list[IdentityEventPublic]:
+    rows = session.scalars(select(IdentityEvent).where(IdentityEvent.patient_id == patient_id)
+                           .order_by(IdentityEvent.at.desc()))
+    return [IdentityEventPublic(at=r.at, actor_label=r.actor_label, kind=r.kind, status_before=r.status_before,
+                                status_after=r.status_after, proof=r.proof) for r in rows]
+
+
+def search_patients(uow: UnitOfWork, actor: Actor, query: str, port: CareRelationshipPort, *,
+                    birth_date: date | None = None, limit: int = 30) -> list[PatientPublic]:
+    """By IPP, INS or name (birth or used, then first name), optionally birth date; only the
+    patients this person may open are returned, and the search is audited."""
+    text = query.strip()
+    with uow:
+        s = uow.session
+        now = uow.clock.now()
+        if not text and birth_date is None:
+            return []
+        q = select(Patient).where(Patient.merged_into_id.is_(None))
+        if text.isdigit() and len(text) <= 10:
+            q = q.where(Patient.ipp == text.zfill(8))
+        elif len(text) == 15 and text[:1] in "12":
+            q = q.where(Patient.ins == text.upper())
+        elif text:
+            words = rules.normalise_name(text).split()
+            if not words:
+                return []
+            name = words[0]
+            q = q.where(or_(Patient.birth_name.like(f"{name}%"), Patient.used_name.like(f"{name}%")))
+            if len(words) > 1:
+                q = q.where(Patient.first_names.like(f"{words[1]}%"))
+        if birth_date is not None:
+            q = q.where(Patient.birth_date == birth_date)
+        rows = list(s.scalars(q.order_by(Patient.birth_name, Patient.first_names).limit(limit * 4)))
+        purposes = (Purpose.ADMINISTRATION, Purpose.IDENTITY, Purpose.CARE)
+        visible = [r for r in rows if any(decide(s, actor, r.id, p, now, port) for p in purposes)][:limit]
+        audit.record(s, actor, "patient:search", at=now, target=text[:100] or None,
+                     details={"shown": [str(r.id) for r in visible]})
+        uow.commit()
+        return [to_public(r) for r in visible]
+
+
+def _transition(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, port: CareRelationshipPort,
+                event: rules.IdentityEvent, kind: str, *, proof: str | None = None,
+                ins: tuple[str, str] | None = None, **details: object) -> PatientPublic:
+    with uow:
+        s = uow.session
+        now = uow.clock.now()
+        access_patient(s, actor, patient_id, Purpose.IDENTITY, now=now, port=port, action=f"patient:identity:{kind}")
+        row = s.get(Patient, patient_id)
+        assert row is not None
+        before = row.status
+        try:
+            state = rules.next_status(_state(row), event=event)
+        except rules.IdentityRuleError as exc:
+            raise IdentityTransitionRefused(str(exc), rule=type(exc).__name__) from exc
+        row.status = str(state.status)
+        row.doubtful = rules.IdentityAttribute.DOUBTFUL in state.attributes
+        row.fictitious = rules.IdentityAttribute.FICTITIOUS in state.attributes
+        if ins is not None:
+            row.ins, row.ins_oid = ins
+        if not state.status.ins_retrieved:
+            row.ins, row.ins_oid = None, None
+        row.updated_at = now
+        _event(s, actor, row, kind, before=before, proof=proof, **details)
+        result = to_public(row)
+        uow.commit()
+        return result
+
+
+def validate_identity(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, proof: str,
+                      port: CareRelationshipPort) -> PatientPublic:
+    """The traits were checked against a document presented in the original (RNIV §3.3.2)."""
+    try:
+        kind = rules.ProofKind(proof)
+    except ValueError as exc:
+        raise InvalidIdentity(f"unknown identification device {proof!r}") from exc
+    return _transition(uow, actor, patient_id, port, rules.DocumentChecked(kind), "validate", proof=str(kind))
+
+
+def retrieve_ins(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, insi: InsiPort,
+                 port: CareRelationshipPort) -> PatientPublic:
+    """Ask the INSi teleservice; an answer whose traits match the record's retrieves the INS (§4.4)."""
+    with uow:
+        row = uow.session.get(Patient, patient_id)
+        traits = traits_of(row) if row else None
+    answer = insi.search(traits) if traits else None
+    if traits is not None and answer is not None and not rules.ins_is_valid(answer.ins):
+        answer = None
+    if answer is None or rules.match(traits, answer.traits).verdict != "same":  # type: ignore[arg-type]
+        with uow:  # the attempt is traced even when it fails
+            if row is not None:
+                audit.record(uow.session, actor, "patient:identity:insi-miss", at=uow.clock.now(),
+                             patient_id=patient_id)
+                uow.commit()
+        raise InsNotRetrieved("INSi returned no identity matching these traits")
+    return _transition(uow, actor, patient_id, port, rules.InsRetrieved(), "ins-retrieved",
+                       ins=(answer.ins, answer.oid), oid=answer.oid)
+
+
+def mark_doubtful(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, reason: str,
+                  port: CareRelationshipPort) -> PatientPublic:
+    """Doubt on the identity (confused patient, suspected theft): back to provisional, doubtful."""
+    if len(reason.strip()) < 5:
+        raise InvalidIdentity("state why the identity is doubtful")
+    return _transition(uow, actor, patient_id, port, rules.Downgraded(rules.DowngradeReason.DOUBT), "doubt",
+                       reason=reason.strip())
+
+
+def duplicate_worklist(uow: UnitOfWork, actor: Actor, *, limit: int = 100) -> list[tuple[PatientPublic, Candidate]]:
+    """Pairs of records sharing a blocking key and scored at least "possible", best first,
+    excluding pairs already declared distinct; for identity-vigilance staff (audited)."""
+    with uow:
+        s = uow.session
+        a, b = BlockingKey.__table__.alias("a"), BlockingKey.__table__.alias("b")
+        pairs = s.execute(
+            select(a.c.patient_id, b.c.patient_id).join(b, a.c.key == b.c.key)
+            .where(a.c.patient_id < b.c.patient_id).distinct().limit(20_000)
+        ).all()
+        declared = {(r.first_id, r.second_id) for r in s.scalars(select(NotDuplicate))}
+        ids = {i for pair in pairs for i in pair}
+        rows = {r.id: r for r in s.scalars(
+            select(Patient).where(Patient.id.in_(ids), Patient.merged_into_id.is_(None)))}
+        found: list[tuple[PatientPublic, Candidate]] = []
+        for first, second in pairs:
+            if first not in rows or second not in rows or (first, second) in declared:
+                continue
+            result = rules.match(traits_of(rows[first]), traits_of(rows[second]))
+            if result.verdict != "different":
+                found.append((to_public(rows[first]), Candidate(
+                    patient=to_public(rows[second]), score=round(result.score, 3), verdict=result.verdict,
+                    reasons=list(result.reasons), twins_suspected=result.twins_suspected)))
+        found.sort(key=lambda pair: pair[1].score, reverse=True)
+        found = found[:limit]
+        audit.record(s, actor, "patient:duplicates:view", at=uow.clock.now(), details={"pairs": len(found)})
+        uow.commit()
+        return found
+
+
+def declare_distinct(uow: UnitOfWork, actor: Actor, first: uuid.UUID, second: uuid.UUID,
+                     port: CareRelationshipPort) -> None:
+    """Identity vigilance decided these are two people (e.g. twins): the pair leaves the worklist."""
+    low, high = sorted((first, second))
+    with uow:
+        s = uow.session
+        now = uow.clock.now()
+        for patient_id in (low, high):
+            access_patient(s, actor, patient_id, Purpose.IDENTITY, now=now, port=port,
+                           action="patient:identity:distinct")
+        exists = s.execute(select(NotDuplicate.id).where(NotDuplicate.first_id == low,
+                                                         NotDuplicate.second_id == high)).first()
+        if not exists:
+            s.add(NotDuplicate(first_id=low, second_id=high, at=now, actor_label=actor.label))
+        uow.commit()

@@ -1,0 +1,81 @@
+"""Tables of stays (encounters), their movements, bed occupancy and care teams."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, String, Uuid, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from naho.platform.db import Base, new_id
+
+
+class Encounter(Base):
+    """A stay (venue) in one establishment, with its NDA."""
+
+    __tablename__ = "encounter"
+    __table_args__ = (Index("ix_encounter_patient_status", "patient_id", "status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"), index=True)
+    nda: Mapped[str] = mapped_column(String(20), unique=True)
+    establishment_code: Mapped[str] = mapped_column(ForeignKey("establishment.code"))
+    encounter_class: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    unit_code: Mapped[str | None] = mapped_column(ForeignKey("unit.code"), index=True)
+    bed_code: Mapped[str | None] = mapped_column(ForeignKey("bed.code"))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    expected_end_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Movement(Base):
+    """One ADT movement (admission, transfer, leave, discharge…); cancellations keep the row."""
+
+    __tablename__ = "movement"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    encounter_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("encounter.id"), index=True)
+    patient_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    #: The class in force from this movement on (PV1-2 travels with every movement).
+    encounter_class: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime]
+    unit_code: Mapped[str | None] = mapped_column(ForeignKey("unit.code"))
+    bed_code: Mapped[str | None] = mapped_column(ForeignKey("bed.code"))
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancelled_at: Mapped[datetime | None]
+    recorded_at: Mapped[datetime]
+    actor_label: Mapped[str] = mapped_column(String(300))
+
+
+class BedOccupancy(Base):
+    """Who lies in which bed from when to when. The database refuses two open occupancies of
+    one bed (partial unique index), so no race can double-book it."""
+
+    __tablename__ = "bed_occupancy"
+    __table_args__ = (
+        Index("uq_bed_occupancy_open_bed", "bed_code", unique=True,
+              sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    bed_code: Mapped[str] = mapped_column(ForeignKey("bed.code"))
+    encounter_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("encounter.id"), index=True)
+    patient_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class CareTeamMember(Base):
+    """A professional named in the care team of a stay (beyond the unit's own staff)."""
+
+    __tablename__ = "care_team_member"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    encounter_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("encounter.id"), index=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("account.id"), index=True)
+    role: Mapped[str] = mapped_column(String(40))
+    added_at: Mapped[datetime]

@@ -1,0 +1,170 @@
+"""Pages of the patient record: the patient's file (identity, stays, movements) and the unit's
+bed board. Every read goes through the one door and is audited."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse
+from starlette.responses import Response
+
+from naho.identity import service as identity
+from naho.identity.pages import PROOF_LABELS, REFUSAL_LABELS
+from naho.platform import i18n
+from naho.platform.access import Purpose
+from naho.platform.deps import ActorDep, ContainerDep
+from naho.platform.errors import DomainError
+from naho.platform.security.policy import STAFF, requires
+from naho.platform.security.rules import Role
+from naho.record import service
+from naho.record.errors import BedAlreadyOccupied, EncounterNotFound, LocationNotFound, MovementRefused
+from naho.record.schemas import AdmissionCreate, TransferCreate
+from naho.sites import service as sites
+from naho.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+ADMITTERS = requires(Role.ADMISSION_CLERK, Role.IDENTITY_VIGILANCE)
+MOVERS = requires(Role.ADMISSION_CLERK, Role.NURSE, Role.PHYSICIAN)
+PARIS = ZoneInfo("Europe/Paris")
+
+MOVEMENT_LABELS = {
+    "pre_admission": i18n.N_("Pre-admission"),
+    "admission": i18n.N_("Admission"),
+    "registration": i18n.N_("Arrival"),
+    "transfer": i18n.N_("Transfer"),
+    "class_to_inpatient": i18n.N_("Change to inpatient"),
+    "class_to_outpatient": i18n.N_("Change to outpatient"),
+    "leave_start": i18n.N_("Leave"),
+    "leave_end": i18n.N_("Return from leave"),
+    "discharge": i18n.N_("Discharge"),
+}
+CLASS_LABELS = {
+    "emergency": i18n.N_("Emergency"),
+    "inpatient": i18n.N_("Full hospitalisation"),
+    "day_hospital": i18n.N_("Day hospital"),
+    "session": i18n.N_("Sessions"),
+    "outpatient": i18n.N_("Outpatient"),
+}
+STAY_STATUS_LABELS = {
+    "planned": i18n.N_("Planned"),
+    "in_progress": i18n.N_("In progress"),
+    "on_leave": i18n.N_("On leave"),
+    "finished": i18n.N_("Finished"),
+    "cancelled": i18n.N_("Cancelled"),
+}
+#: Why a movement was refused, by rule name (record.rules errors), shown translated.
+MOVEMENT_REFUSALS = {
+    "BedAlreadyOccupied": i18n.N_("This bed is already occupied over that period."),
+    "BedOutsideUnit": i18n.N_("This bed does not belong to the chosen unit."),
+    "MovementInTheFuture": i18n.N_("A movement cannot be dated in the future."),
+    "MovementBeforePrevious": i18n.N_("A movement cannot be dated before the previous one."),
+    "TransferToSameLocation": i18n.N_("The patient is already in this unit and bed."),
+    "PatientOnLeave": i18n.N_("The patient is on leave: record the return first."),
+    "AlreadyOnLeave": i18n.N_("The patient is already on leave."),
+    "NotOnLeave": i18n.N_("The patient is not on leave."),
+    "StayAlreadyFinished": i18n.N_("This stay is finished."),
+    "OnlyLastMovementCanBeCancelled": i18n.N_("Only the last movement can be cancelled."),
+    "NothingToCancel": i18n.N_("There is no movement to cancel."),
+}
+TEMPLATE_FILTERS = {
+    "movement_label": lambda value: i18n._(MOVEMENT_LABELS.get(str(value), str(value))),
+    "class_label": lambda value: i18n._(CLASS_LABELS.get(str(value), str(value))),
+    "stay_status": lambda value: i18n._(STAY_STATUS_LABELS.get(str(value), str(value))),
+}
+
+
+def _local(value: str | None) -> datetime | None:
+    """A `datetime-local` field, read as Paris time."""
+    if not value:
+        return None
+    return datetime.fromisoformat(value).replace(tzinfo=PARIS)
+
+
+@router.get("/patients/{patient_id}", dependencies=[Depends(STAFF)])
+def patient_file(request: Request, patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
+                 erreur: str | None = None) -> Response:
+    care = container.ports["care"]
+    purpose = Purpose.ADMINISTRATION if actor.has_any(Role.ADMISSION_CLERK, Role.IDENTITY_VIGILANCE) \
+        else Purpose.CARE
+    patient = identity.get_patient(container.uow(), actor, patient_id, purpose, care)
+    with container.session_factory() as s:
+        stays = service.stays_of(s, patient_id)
+        history = identity.history(s, patient_id)
+        establishments = sites.establishment_choices(s)
+        units = {e.code: sites.unit_choices(s, e.code) for e in establishments}
+    current = next((st for st in stays if st.status in ("in_progress", "on_leave")), None)
+    labels = {**REFUSAL_LABELS, **MOVEMENT_REFUSALS}
+    error = i18n._(labels[erreur]) if erreur in labels else (i18n._("The action was refused.") if erreur else None)
+    return render(request, "record/patient.html", {
+        "patient": patient, "stays": stays, "current": current, "history": history,
+        "establishments": establishments, "units": units, "proofs": PROOF_LABELS, "error": error,
+        "can_admit": actor.has_any(Role.ADMISSION_CLERK, Role.IDENTITY_VIGILANCE),
+        "can_move": actor.has_any(Role.ADMISSION_CLERK, Role.NURSE, Role.PHYSICIAN),
+        "can_identify": actor.has_any(Role.ADMISSION_CLERK, Role.IDENTITY_VIGILANCE),
+    })
+
+
+def _after(patient_id: uuid.UUID, exc: DomainError | None = None) -> Response:
+    if exc is None:
+        return RedirectResponse(f"/patients/{patient_id}", status_code=303)
+    code = "BedAlreadyOccupied" if isinstance(exc, BedAlreadyOccupied) else str(exc.extra.get("rule", "movement"))
+    return RedirectResponse(f"/patients/{patient_id}?erreur={code}", status_code=303)
+
+
+def _patient_of(container: ContainerDep, encounter_id: uuid.UUID) -> uuid.UUID:
+    with container.session_factory() as s:
+        return service.get_encounter(s, encounter_id).patient_id
+
+
+@router.post("/patients/{patient_id}/admission", dependencies=[Depends(ADMITTERS)])
+def admit(patient_id: uuid.UUID, request: Request, container: ContainerDep, actor: ActorDep,
+          establishment: Annotated[str, Form(max_length=40)], unit: Annotated[str, Form(max_length=40)],
+          encounter_class: Annotated[str, Form(max_length=20)], bed: Annotated[str, Form(max_length=80)] = "",
+          at: Annotated[str, Form(max_length=20)] = "") -> Response:
+    data = AdmissionCreate(patient_id=patient_id, establishment_code=establishment, unit_code=unit,
+                           encounter_class=encounter_class, bed_code=bed or None, at=_local(at))
+    try:
+        service.admit_patient(container.uow(), actor, data)
+    except (MovementRefused, BedAlreadyOccupied, LocationNotFound) as exc:
+        return _after(patient_id, exc)
+    return _after(patient_id)
+
+
+@router.post("/sejours/{encounter_id}/mutation", dependencies=[Depends(MOVERS)])
+def transfer(encounter_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
+             unit: Annotated[str, Form(max_length=40)], bed: Annotated[str, Form(max_length=80)] = "",
+             at: Annotated[str, Form(max_length=20)] = "") -> Response:
+    try:
+        stay = service.transfer_patient(container.uow(), actor, encounter_id,
+                                        TransferCreate(unit_code=unit, bed_code=bed or None, at=_local(at)))
+    except (MovementRefused, BedAlreadyOccupied, LocationNotFound) as exc:
+        return _after(_patient_of(container, encounter_id), exc)
+    return _after(stay.patient_id)
+
+
+@router.post("/sejours/{encounter_id}/{action}", dependencies=[Depends(MOVERS)])
+def movement(encounter_id: uuid.UUID, action: str, container: ContainerDep, actor: ActorDep,
+             at: Annotated[str, Form(max_length=20)] = "", kind: Annotated[str, Form(max_length=30)] = "") -> Response:
+    actions = {
+        "sortie": lambda uow: service.discharge_patient(uow, actor, encounter_id, _local(at)),
+        "permission": lambda uow: service.start_leave(uow, actor, encounter_id, _local(at)),
+        "retour": lambda uow: service.end_leave(uow, actor, encounter_id, _local(at)),
+        "annulation": lambda uow: service.cancel_last_movement(uow, actor, encounter_id, kind),
+    }
+    if action not in actions:
+        raise EncounterNotFound("no such action")
+    try:
+        stay = actions[action](container.uow())
+    except (MovementRefused, BedAlreadyOccupied) as exc:
+        return _after(_patient_of(container, encounter_id), exc)
+    return _after(stay.patient_id)
+
+
+@router.get("/unites/{unit_code}/lits", dependencies=[Depends(STAFF)])
+def bed_board(request: Request, unit_code: str, container: ContainerDep, actor: ActorDep) -> Response:
+    board = service.view_bed_board(container.uow(), actor, unit_code)
+    return render(request, "record/bedboard.html", {"board": board, "now": container.clock.now()})

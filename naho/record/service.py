@@ -1,0 +1,366 @@
+"""Use cases of stays: admit, transfer, leave, discharge, cancel; the bed board; the care team.
+
+Each use case: access (the one door) → load the stay's movements → pure rules (record.rules,
+PAM FR) → write movements and bed occupancies → audit → events, in one transaction. The bed
+occupancy table refuses two open occupancies of a bed, so concurrent admissions into one bed
+cannot both succeed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from naho.identity import service as identity
+from naho.platform import audit
+from naho.platform.access import Purpose, access_patient
+from naho.platform.counters import next_number
+from naho.platform.errors import Forbidden
+from naho.platform.security.actor import Actor
+from naho.platform.security.rules import Role
+from naho.platform.uow import UnitOfWork
+from naho.record import rules
+from naho.record.errors import BedAlreadyOccupied, EncounterNotFound, LocationNotFound, MovementRefused
+from naho.record.models import BedOccupancy, CareTeamMember, Encounter, Movement
+from naho.record.schemas import (
+    AdmissionCreate,
+    BedBoard,
+    BedLine,
+    EncounterPublic,
+    MovementPublic,
+    TransferCreate,
+)
+from naho.sites import service as sites
+from naho.staff import service as staff
+
+#: A stay that ended less than this long ago still opens the chart to its unit's care team.
+RECENT_STAY = timedelta(days=30)
+
+
+# --- events (past tense, published after commit) -------------------------------------------------
+
+@dataclass(frozen=True)
+class PatientMoved:
+    encounter_id: uuid.UUID
+    patient_id: uuid.UUID
+    kind: str
+    trigger: str
+    unit_code: str | None
+    bed_code: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class MovementCancelled:
+    encounter_id: uuid.UUID
+    patient_id: uuid.UUID
+    kind: str
+    trigger: str
+
+
+# --- the care-relationship port of platform.access ---------------------------------------------
+
+class RecordCareRelationship:
+    """Care team = staff assigned to a unit the patient is in, or left less than 30 days ago,
+    in any establishment of the group, plus the professionals named on a stay."""
+
+    def patient_exists(self, session: Session, patient_id: uuid.UUID) -> bool:
+        return identity.patient_exists(session, patient_id)
+
+    def in_care_team(self, session: Session, actor: Actor, patient_id: uuid.UUID, now: datetime) -> bool:
+        named = session.execute(
+            select(CareTeamMember.id).join(Encounter, CareTeamMember.encounter_id == Encounter.id)
+            .where(Encounter.patient_id == patient_id, CareTeamMember.account_id == actor.account_id,
+                   or_(Encounter.ended_at.is_(None), Encounter.ended_at > now - RECENT_STAY))
+            .limit(1)
+        ).first()
+        if named:
+            return True
+        my_units = {unit for _est, unit in staff.workplaces_of(session, actor.account_id)}
+        if not my_units:
+            return False
+        recent = select(Encounter.id).where(
+            Encounter.patient_id == patient_id, Encounter.status != str(rules.EncounterStatus.CANCELLED),
+            or_(Encounter.ended_at.is_(None), Encounter.ended_at > now - RECENT_STAY),
+        )
+        hit = session.execute(
+            select(Movement.id).where(Movement.encounter_id.in_(recent), Movement.cancelled.is_(False),
+                                      Movement.unit_code.in_(my_units)).limit(1)
+        ).first()
+        return hit is not None
+
+    def patient_account(self, session: Session, patient_id: uuid.UUID) -> uuid.UUID | None:
+        return None  # the patient portal links accounts (a later issue)
+
+
+CARE = RecordCareRelationship()
+
+
+# --- loading and saving a stay ---------------------------------------------------------------------
+
+def _to_rule(row: Movement) -> rules.Movement:
+    return rules.Movement(id=str(row.id), kind=rules.MovementKind(row.kind), at=row.at,
+                          unit_code=row.unit_code or "", bed_code=row.bed_code, cancelled=row.cancelled,
+                          encounter_class=rules.EncounterClass(row.encounter_class))
+
+
+def _load(session: Session, encounter_id: uuid.UUID) -> tuple[Encounter, list[Movement], rules.Stay]:
+    encounter = session.get(Encounter, encounter_id)
+    if encounter is None:
+        raise EncounterNotFound("no such stay")
+    rows = list(session.scalars(select(Movement).where(Movement.encounter_id == encounter_id)
+                                .order_by(Movement.recorded_at, Movement.at)))
+    stay = rules.rebuild_stay(str(encounter.id), encounter.establishment_code, [_to_rule(r) for r in rows])
+    return encounter, rows, stay
+
+
+def _unit_beds(session: Session, establishment_code: str, unit_code: str) -> list[str]:
+    units = {u.code for u in sites.unit_choices(session, establishment_code)}
+    if unit_code not in units:
+        raise LocationNotFound(f"no unit {unit_code} in {establishment_code}")
+    return [b.code for b in sites.list_beds(session, unit_code)]
+
+
+def _save(session: Session, actor: Actor, encounter: Encounter, rows: list[Movement], stay: rules.Stay,
+          now: datetime) -> list[Movement]:
+    """Persist what the rules changed: new movements, cancellation flags, derived columns, beds."""
+    known = {str(r.id): r for r in rows}
+    added: list[Movement] = []
+    for m in stay.movements:
+        row = known.get(m.id)
+        if row is None:
+            row = Movement(id=uuid.UUID(m.id), encounter_id=encounter.id, patient_id=encounter.patient_id,
+                           kind=str(m.kind), encounter_class=str(m.encounter_class), at=m.at,
+                           unit_code=m.unit_code or None, bed_code=m.bed_code, cancelled=m.cancelled,
+                           recorded_at=now, actor_label=actor.label)
+            session.add(row)
+            added.append(row)
+        elif row.cancelled != m.cancelled:
+            row.cancelled, row.cancelled_at = m.cancelled, now
+    encounter.status = str(stay.status)
+    encounter.encounter_class = str(stay.encounter_class)
+    location = rules.current_location(stay)
+    encounter.unit_code, encounter.bed_code = location if location else (encounter.unit_code, None)
+    active = [m for m in stay.active_movements if m.kind is not rules.MovementKind.PRE_ADMISSION]
+    encounter.started_at = active[0].at if active else encounter.started_at
+    finished = stay.status is rules.EncounterStatus.FINISHED
+    encounter.ended_at = active[-1].at if finished and active else None
+    _sync_beds(session, encounter, stay)
+    return added
+
+
+def _sync_beds(session: Session, encounter: Encounter, stay: rules.Stay) -> None:
+    wanted = rules.occupancies(stay)
+    for occupancy in wanted:
+        others = session.scalars(select(BedOccupancy).where(
+            BedOccupancy.bed_code == occupancy.bed_code, BedOccupancy.encounter_id != encounter.id))
+        conflicts = rules.bed_conflicts(occupancy, [
+            rules.Occupancy(o.bed_code, str(o.encounter_id), o.started_at, o.ended_at) for o in others])
+        if conflicts:
+            raise BedAlreadyOccupied(f"bed {occupancy.bed_code} is taken by another patient")
+    session.execute(delete(BedOccupancy).where(BedOccupancy.encounter_id == encounter.id))
+    session.flush()
+    for o in wanted:
+        session.add(BedOccupancy(bed_code=o.bed_code, encounter_id=encounter.id, patient_id=encounter.patient_id,
+                                 started_at=o.start, ended_at=o.end))
+    try:
+        session.flush()  # the partial unique index speaks here under a race
+    except IntegrityError as exc:
+        raise BedAlreadyOccupied("the bed was taken by another patient a moment ago") from exc
+
+
+def _public(session: Session, encounter: Encounter, rows: list[Movement] | None = None) -> EncounterPublic:
+    name = None
+    if encounter.unit_code:
+        choices = {u.code: u.name for u in sites.unit_choices(session, encounter.establishment_code)}
+        name = choices.get(encounter.unit_code)
+    movements = rows if rows is not None else list(session.scalars(
+        select(Movement).where(Movement.encounter_id == encounter.id).order_by(Movement.recorded_at, Movement.at)))
+    return EncounterPublic(
+        id=encounter.id, patient_id=encounter.patient_id, nda=encounter.nda,
+        establishment_code=encounter.establishment_code, encounter_class=encounter.encounter_class,
+        status=encounter.status, unit_code=encounter.unit_code, unit_name=name, bed_code=encounter.bed_code,
+        started_at=encounter.started_at, ended_at=encounter.ended_at, expected_end_at=encounter.expected_end_at,
+        movements=[MovementPublic(
+            id=m.id, kind=m.kind, trigger=rules.trigger_event(rules.MovementKind(m.kind)), at=m.at,
+            unit_code=m.unit_code, bed_code=m.bed_code, cancelled=m.cancelled, actor_label=m.actor_label,
+        ) for m in movements],
+    )
+
+
+def _refused(exc: rules.StayRuleError) -> MovementRefused:
+    return MovementRefused(str(exc), rule=type(exc).__name__)
+
+
+# --- use cases ------------------------------------------------------------------------------------
+
+def admit_patient(uow: UnitOfWork, actor: Actor, data: AdmissionCreate) -> EncounterPublic:
+    """Open a stay with its arrival (A01, or A04 for emergency and outpatient venues)."""
+    with uow:
+        s = uow.session
+        now = uow.clock.now()
+        access_patient(s, actor, data.patient_id, Purpose.ADMINISTRATION, now=now, port=CARE,
+                       action="patient:stay:admit", target=data.unit_code)
+        beds = _unit_beds(s, data.establishment_code, data.unit_code)
+        encounter_id = uuid.uuid4()
+        try:
+            stay = rules.admit(str(encounter_id), data.establishment_code, rules.EncounterClass(data.encounter_class),
+                               movement_id=str(uuid.uuid4()), at=data.at or now, unit_code=data.unit_code,
+                               bed_code=data.bed_code, unit_beds=beds, now=now)
+        except rules.StayRuleError as exc:
+            raise _refused(exc) from exc
+        encounter = Encounter(
+            id=encounter_id, patient_id=data.patient_id, nda=f"{next_number(s, 'nda', start=26000001):09d}",
+            establishment_code=data.establishment_code, encounter_class=data.encounter_class,
+            status=str(stay.status), unit_code=data.unit_code, bed_code=data.bed_code, started_at=data.at or now,
+            ended_at=None, expected_end_at=data.expected_end_at, created_at=now,
+        )
+        s.add(encounter)
+        s.flush()
+        added = _save(s, actor, encounter, [], stay, now)
+        _emit(uow, encounter, added)
+        result = _public(s, encounter)
+        uow.commit()
+        return result
+
+
+def _emit(uow: UnitOfWork, encounter: Encounter, added: list[Movement]) -> None:
+    for m in added:
+        uow.emit(PatientMoved(encounter.id, encounter.patient_id, m.kind,
+                              rules.trigger_event(rules.MovementKind(m.kind)), m.unit_code, m.bed_code, m.at))
+
+
+def _move(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID, action: str, apply) -> EncounterPublic:  # type: ignore[no-untyped-def]
+    with uow:
+        s = uow.session
+        now = uow.clock.now()
+        encounter = s.get(Encounter, encounter_id)
+        if encounter is None:
+            raise EncounterNotFound("no such stay")
+        access_patient(s, actor, encounter.patient_id, Purpose.ADMINISTRATION, now=now, port=CARE,
+                       action=action, target=encounter.nda)
+        encounter, rows, stay = _load(s, encounter_id)
+        try:
+            changed = apply(s, encounter, stay, now)
+        except rules.StayRuleError as exc:
+            raise _refused(exc) from exc
+        added = _save(s, actor, encounter, rows, changed, now)
+        _emit(uow, encounter, added)
+        result = _public(s, encounter)
+        uow.commit()
+        return result
+
+
+def transfer_patient(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID, data: TransferCreate) -> EncounterPublic:
+    """Move the patient to another unit or bed of the same establishment (A02)."""
+    def apply(s: Session, encounter: Encounter, stay: rules.Stay, now: datetime) -> rules.Stay:
+        beds = _unit_beds(s, encounter.establishment_code, data.unit_code)
+        return rules.transfer(stay, movement_id=str(uuid.uuid4()), at=data.at or now, unit_code=data.unit_code,
+                              bed_code=data.bed_code, unit_beds=beds, now=now)
+    return _move(uow, actor, encounter_id, "patient:stay:transfer", apply)
+
+
+def discharge_patient(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID,
+                      at: datetime | None = None) -> EncounterPublic:
+    """End the stay (A03); the bed is freed at that time."""
+    def apply(s: Session, encounter: Encounter, stay: rules.Stay, now: datetime) -> rules.Stay:
+        return rules.discharge(stay, movement_id=str(uuid.uuid4()), at=at or now, now=now)
+    return _move(uow, actor, encounter_id, "patient:stay:discharge", apply)
+
+
+def start_leave(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID, at: datetime | None = None) -> EncounterPublic:
+    """The patient leaves for a while (A21); the bed waits for them."""
+    def apply(s: Session, encounter: Encounter, stay: rules.Stay, now: datetime) -> rules.Stay:
+        return rules.start_leave(stay, movement_id=str(uuid.uuid4()), at=at or now, now=now)
+    return _move(uow, actor, encounter_id, "patient:stay:leave", apply)
+
+
+def end_leave(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID, at: datetime | None = None) -> EncounterPublic:
+    """The patient is back from leave (A22)."""
+    def apply(s: Session, encounter: Encounter, stay: rules.Stay, now: datetime) -> rules.Stay:
+        return rules.end_leave(stay, movement_id=str(uuid.uuid4()), at=at or now, now=now)
+    return _move(uow, actor, encounter_id, "patient:stay:return", apply)
+
+
+def cancel_last_movement(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID, kind: str) -> EncounterPublic:
+    """Cancel the most recent movement (A11, A12, A13, A52, A53…): the state before it comes back."""
+    def apply(s: Session, encounter: Encounter, stay: rules.Stay, now: datetime) -> rules.Stay:
+        try:
+            movement_kind = rules.MovementKind(kind)
+        except ValueError as exc:
+            raise rules.NothingToCancel(f"unknown movement kind {kind!r}") from exc
+        return rules.cancel_last(stay, movement_kind, now=now)
+    return _move(uow, actor, encounter_id, "patient:stay:cancel", apply)
+
+
+def stays_of(session: Session, patient_id: uuid.UUID) -> list[EncounterPublic]:
+    """Every stay of a patient across the group, newest first (caller checked access)."""
+    rows = session.scalars(select(Encounter).where(Encounter.patient_id == patient_id)
+                           .order_by(Encounter.started_at.desc()))
+    return [_public(session, e) for e in rows]
+
+
+def get_encounter(session: Session, encounter_id: uuid.UUID) -> EncounterPublic:
+    encounter = session.get(Encounter, encounter_id)
+    if encounter is None:
+        raise EncounterNotFound("no such stay")
+    return _public(session, encounter)
+
+
+def bed_board(session: Session, unit_code: str, now: datetime) -> BedBoard:
+    """Who is in which bed of a unit now, expected discharges, free beds; patients without bed."""
+    unit = sites.get_unit(session, unit_code)
+    beds = sites.list_beds(session, unit_code)
+    held = {o.bed_code: o for o in session.scalars(select(BedOccupancy).where(
+        BedOccupancy.bed_code.in_([b.code for b in beds]), BedOccupancy.started_at <= now,
+        or_(BedOccupancy.ended_at.is_(None), BedOccupancy.ended_at > now)))}
+    stays = {e.id: e for e in session.scalars(select(Encounter).where(
+        Encounter.unit_code == unit_code, Encounter.status.in_([str(rules.EncounterStatus.IN_PROGRESS),
+                                                                 str(rules.EncounterStatus.ON_LEAVE)])))}
+    stays.update({e.id: e for e in session.scalars(select(Encounter).where(
+        Encounter.id.in_([o.encounter_id for o in held.values()])))})
+    people = identity.summaries(session, [e.patient_id for e in stays.values()])
+
+    def line(bed_code: str, room: str, label: str, encounter: Encounter | None, since: datetime | None) -> BedLine:
+        if encounter is None:
+            return BedLine(bed_code=bed_code, room=room, label=label)
+        who = people[encounter.patient_id]
+        return BedLine(bed_code=bed_code, room=room, label=label, patient_id=encounter.patient_id,
+                       patient_name=who.display_name, ipp=who.ipp, birth_date=who.birth_date,
+                       encounter_id=encounter.id, nda=encounter.nda, since=since,
+                       expected_end_at=encounter.expected_end_at,
+                       on_leave=encounter.status == str(rules.EncounterStatus.ON_LEAVE))
+
+    lines = []
+    for b in beds:
+        o = held.get(b.code)
+        holder = stays.get(o.encounter_id) if o else None
+        lines.append(line(b.code, b.room, b.label, holder, o.started_at if o else None))
+    in_beds = {o.encounter_id for o in held.values()}
+    without = [line("", "", "", e, e.started_at) for e in stays.values() if e.id not in in_beds]
+    return BedBoard(unit_code=unit.code, unit_name=unit.name, establishment_code=unit.establishment_code,
+                    beds=lines, without_bed=without)
+
+
+class NotYourUnit(Forbidden):
+    """The bed board shows names: only the unit's staff, admissions and identity vigilance."""
+
+
+def view_bed_board(uow: UnitOfWork, actor: Actor, unit_code: str) -> BedBoard:
+    """The bed board as staff open it: unit staff, admission clerks and identity vigilance only;
+    the list of patients shown is audited."""
+    with uow:
+        s = uow.session
+        mine = {unit for _est, unit in staff.workplaces_of(s, actor.account_id)}
+        if unit_code not in mine and not actor.has_any(Role.ADMISSION_CLERK, Role.IDENTITY_VIGILANCE):
+            raise NotYourUnit("the bed board is open to the unit's staff")
+        board = bed_board(s, unit_code, uow.clock.now())
+        audit.record(s, actor, "patient:bedboard:view", at=uow.clock.now(), target=unit_code,
+                     details={"patients": [str(b.patient_id) for b in board.beds + board.without_bed if b.patient_id]})
+        uow.commit()
+        return board
