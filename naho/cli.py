@@ -74,7 +74,8 @@ def _run_seed(settings: Settings) -> dict[str, int]:
     with _progress() as bar:
         def progress(step: str, done: int, total: int) -> None:
             if step not in tasks:
-                label = {"sites": "Establishments and beds", "staff": "Staff"}.get(step, step)
+                label = {"sites": "Establishments and beds", "staff": "Staff", "patients": "Patients and stays"}.get(
+                    step, step)
                 tasks[step] = bar.add_task(label, total=total)
             bar.update(tasks[step], completed=done)
 

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     locale: str = "fr"
     sites_file: Path = Path(__file__).parent / "sites" / "data" / "ght.yaml"
     seed: int = 2026
+    #: Synthetic patient records `naho seed` adds to an empty index (0: none).
+    demo_patients: int = 2000
 
     # Authentication
     session_hours: float = 10.0

@@ -132,7 +132,8 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFact
 def _seed(url: str) -> None:
     from naho.sandbox.seed import seed
 
-    settings = Settings(mode="development", database_url=url)
+    # Tests create the patients they need; the demo's synthetic patients are tested on their own.
+    settings = Settings(mode="development", database_url=url, demo_patients=0)
     engine = make_engine(url)
     seed(UnitOfWork(make_session_factory(engine), SystemClock(), EventBus()), settings)
     engine.dispose()

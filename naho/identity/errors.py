@@ -18,6 +18,10 @@ class IdentityTransitionRefused(DomainError):
     title = "Identity status change refused"
 
 
+class InsAlreadyAssigned(Conflict):
+    """This INS already belongs to another record: probably a duplicate, for identity vigilance."""
+
+
 class InsNotRetrieved(DomainError):
     """The national INSi service found no identity matching these traits."""
 

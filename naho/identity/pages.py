@@ -13,7 +13,13 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from naho.identity import service
-from naho.identity.errors import IdentityTransitionRefused, InsNotRetrieved, InvalidIdentity, PossibleDuplicates
+from naho.identity.errors import (
+    IdentityTransitionRefused,
+    InsAlreadyAssigned,
+    InsNotRetrieved,
+    InvalidIdentity,
+    PossibleDuplicates,
+)
 from naho.identity.schemas import PatientCreate
 from naho.platform import i18n
 from naho.platform.deps import ActorDep, ContainerDep
@@ -112,6 +118,8 @@ def insi(patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep) -> Res
         service.retrieve_ins(container.uow(), actor, patient_id, teleservice, container.ports["care"])
     except InsNotRetrieved:
         return _back(patient_id, "insi-miss")
+    except InsAlreadyAssigned:
+        return _back(patient_id, "ins-taken")
     except IdentityTransitionRefused as exc:
         return _back(patient_id, str(exc.extra.get("rule", "refused")))
     return _back(patient_id)
@@ -153,6 +161,7 @@ REFUSAL_LABELS = {
     "proof": i18n.N_("Unknown identification device."),
     "insi-miss": i18n.N_("The INSi teleservice found no identity matching these traits."),
     "insi-unavailable": i18n.N_("The INSi teleservice is not configured on this server."),
+    "ins-taken": i18n.N_("This INS already belongs to another record: a probable duplicate, tell identity vigilance."),
     "reason": i18n.N_("State why the identity is doubtful."),
 }
 

@@ -449,7 +449,6 @@ W_BIRTH_NAME_USED_NAME = 3.5  # one record's used name is the other's birth name
 W_BIRTH_NAME_CLOSE = 2.5  # phonetic equality or one typing error
 W_BIRTH_NAME_SIMILAR = 0.5  # two typing errors: not evidence for, no longer evidence against
 W_BIRTH_NAME_DIFFERENT = -4.0
-W_BIRTH_NAME_DIFFERENT_WOMEN = -3.0  # two women: birth and married names get confused (RNIV §3.1.4.3)
 W_FIRST_NAME_EXACT = 3.5
 W_FIRST_NAME_COMPOUND = 2.5  # JEAN-PIERRE vs JEAN
 W_FIRST_NAME_CLOSE = 2.5  # phonetic equality or one typing error
@@ -471,7 +470,7 @@ MAX_POINTS = W_BIRTH_NAME_EXACT + W_FIRST_NAME_EXACT + W_BIRTH_DATE_EXACT + W_SE
 
 #: Verdict thresholds on the score (points / MAX_POINTS, clipped to [0, 1]).
 SAME_THRESHOLD = 0.99  # every strict trait identical, birth place included
-PROBABLE_THRESHOLD = 0.65
+PROBABLE_THRESHOLD = 0.60
 POSSIBLE_THRESHOLD = 0.40
 
 #: Typing errors, by Damerau-Levenshtein distance on the compact names. One error ("typo"): two
@@ -512,21 +511,38 @@ class _Profile:
     birth_place: str | None
 
 
-@lru_cache(maxsize=262144)
-def _profile(traits: Traits) -> _Profile:
-    first = normalise_name(traits.first_names[0]) if traits.first_names else ""
+@lru_cache(maxsize=65536)
+def _name_forms(name: str) -> tuple[str, str]:
+    """Compact form and phonetic key of a name."""
+    return _compact(name), phonetic_fr(name)
+
+
+_FirstNameForms = tuple[str, str, str, str, frozenset[str], frozenset[str]]
+
+
+@lru_cache(maxsize=65536)
+def _first_name_forms(first_names: tuple[str, ...]) -> _FirstNameForms:
+    """First name (compact, key), its first part (normal form, key), all and later first names."""
+    first = normalise_name(first_names[0]) if first_names else ""
     tokens = first.replace("-", " ").replace("'", " ").split()
     first_token = tokens[0] if tokens else ""
-    used = _compact(traits.used_name) if traits.used_name else None
+    compact, key = _name_forms(first)
+    later = frozenset(_compact(n) for n in first_names[1:])
+    return compact, key, first_token, phonetic_fr(first_token), later | {compact} if compact else later, later
+
+
+@lru_cache(maxsize=262144)
+def _profile(traits: Traits) -> _Profile:
+    birth_name, birth_name_key = _name_forms(traits.birth_name)
+    used_name, used_name_key = _name_forms(traits.used_name) if traits.used_name else ("", "")
+    first_name, first_name_key, first_token, first_token_key, all_first, later = _first_name_forms(traits.first_names)
     place = traits.birth_place if traits.birth_place != UNKNOWN_BIRTH_PLACE else None
-    later = frozenset(_compact(n) for n in traits.first_names[1:])
     d = traits.birth_date
     return _Profile(
-        birth_name=_compact(traits.birth_name), birth_name_key=phonetic_fr(traits.birth_name),
-        used_name=used or None, used_name_key=phonetic_fr(traits.used_name) if used else None,
-        first_name=_compact(first), first_name_key=phonetic_fr(first),
-        first_token=first_token, first_token_key=phonetic_fr(first_token),
-        all_first_names=later | {_compact(first)} if first else later, later_first_names=later,
+        birth_name=birth_name, birth_name_key=birth_name_key,
+        used_name=used_name or None, used_name_key=used_name_key if used_name else None,
+        first_name=first_name, first_name_key=first_name_key, first_token=first_token,
+        first_token_key=first_token_key, all_first_names=all_first, later_first_names=later,
         sex=traits.sex, birth_date=d, birth_date_digits=f"{d.day:02d}{d.month:02d}{d.year:04d}",
         birth_place=place or None,
     )
@@ -555,8 +571,6 @@ def _compare_birth_names(a: _Profile, b: _Profile) -> tuple[float, str]:
         return W_BIRTH_NAME_CLOSE, "typo_birth_name"
     if edits == "similar":
         return W_BIRTH_NAME_SIMILAR, "similar_birth_name"
-    if a.sex == b.sex == "F":
-        return W_BIRTH_NAME_DIFFERENT_WOMEN, "different_birth_name"
     return W_BIRTH_NAME_DIFFERENT, "different_birth_name"
 
 
@@ -594,7 +608,7 @@ def _compare_birth_dates(pa: _Profile, pb: _Profile) -> tuple[float, str]:
         return W_BIRTH_DATE_EXACT, "same_birth_date"
     if a.year == b.year and a.day == b.month and a.month == b.day:
         return W_BIRTH_DATE_TRANSPOSED, "transposed_day_month"
-    one_digit = sum(x != y for x, y in zip(pa.birth_date_digits, pb.birth_date_digits, strict=True)) == 1
+    one_digit = sum(map(str.__ne__, pa.birth_date_digits, pb.birth_date_digits)) == 1
     if one_digit or (a.day == b.day and a.month == b.month and abs(a.year - b.year) == 1):
         return W_BIRTH_DATE_TYPO, "typo_birth_date"
     return W_BIRTH_DATE_DIFFERENT, "different_birth_date"

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from naho.identity import rules
-from naho.identity.errors import IdentityTransitionRefused, InsNotRetrieved, InvalidIdentity, PossibleDuplicates
+from naho.identity.errors import (
+    IdentityTransitionRefused,
+    InsAlreadyAssigned,
+    InsNotRetrieved,
+    InvalidIdentity,
+    PossibleDuplicates,
+)
 from naho.identity.insi import InsiPort
 from naho.identity.models import BlockingKey, IdentityEvent, NotDuplicate, Patient
 from naho.identity.schemas import Candidate, IdentityEventPublic, PatientCreate, PatientPublic
@@ -273,6 +279,11 @@ def retrieve_ins(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, insi: Ins
                              patient_id=patient_id)
                 uow.commit()
         raise InsNotRetrieved("INSi returned no identity matching these traits")
+    with uow:
+        holder = uow.session.execute(select(Patient.ipp).where(Patient.ins == answer.ins,
+                                                               Patient.id != patient_id)).scalar_one_or_none()
+    if holder is not None:
+        raise InsAlreadyAssigned(f"this INS already belongs to IPP {holder}: a probable duplicate", ipp=holder)
     return _transition(uow, actor, patient_id, port, rules.InsRetrieved(), "ins-retrieved",
                        ins=(answer.ins, answer.oid), oid=answer.oid)
 
@@ -331,3 +342,39 @@ def declare_distinct(uow: UnitOfWork, actor: Actor, first: uuid.UUID, second: uu
         if not exists:
             s.add(NotDuplicate(first_id=low, second_id=high, at=now, actor_label=actor.label))
         uow.commit()
+
+
+def id_by_ipp(session: Session, ipp: str) -> uuid.UUID | None:
+    """The patient behind an IPP read from a wristband or a label (the caller decides access)."""
+    return session.execute(select(Patient.id).where(Patient.ipp == ipp.strip().zfill(8))).scalar_one_or_none()
+
+
+def import_identity(session: Session, traits: rules.Traits, *, status: rules.IdentityStatus, now: datetime,
+                    actor_label: str, ins: tuple[str, str] | None = None, phone: str | None = None,
+                    ipp_number: int | None = None) -> uuid.UUID:
+    """Load an identity as it stands in a source system (synthetic data, migration from a former
+    system): no duplicate stop, a new IPP, searchable, its history starts with this import.
+
+    Not a user action: callers audit the batch.
+    """
+    row = Patient(
+        id=uuid.uuid4(), ipp=f"{ipp_number or next_number(session, 'ipp', start=1000001):08d}",
+        birth_name=rules.normalise_name(traits.birth_name),
+        used_name=rules.normalise_name(traits.used_name) if traits.used_name else None,
+        first_names=" ".join(rules.normalise_name(n) for n in traits.first_names), used_first_name=None,
+        sex=traits.sex, birth_date=traits.birth_date, birth_place=traits.birth_place,
+        ins=ins[0] if ins and status.ins_retrieved else None, ins_oid=ins[1] if ins and status.ins_retrieved else None,
+        status=str(status), phone=phone, created_at=now, updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    _index(session, row)
+    session.add(IdentityEvent(patient_id=row.id, at=now, actor_id=None, actor_label=actor_label, kind="imported",
+                              status_before=None, status_after=row.status, proof=None, details={}))
+    return row.id
+
+
+def count_patients(session: Session) -> int:
+    from sqlalchemy import func
+
+    return session.execute(select(func.count()).select_from(Patient)).scalar_one()

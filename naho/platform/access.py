@@ -167,3 +167,22 @@ def break_the_glass(session: Session, actor: Actor, patient_id: uuid.UUID, reaso
     audit.record(session, actor, audit.AuditTag.BREAK_THE_GLASS, at=now, patient_id=patient_id,
                  reason=reason.strip(), details={"expires_at": row.expires_at.isoformat()})
     return row
+
+
+def break_the_glass_to_review(session: Session, *, limit: int = 200) -> list[BreakTheGlass]:
+    """Emergency accesses not yet reviewed by the medical information department, oldest first."""
+    return list(session.scalars(select(BreakTheGlass).where(BreakTheGlass.reviewed.is_(False))
+                                .order_by(BreakTheGlass.opened_at).limit(limit)))
+
+
+def review_break_the_glass(session: Session, actor: Actor, grant_id: uuid.UUID, note: str, *,
+                           now: datetime) -> None:
+    """The DIM reviewed an emergency access (justified or reported); traced in the audit trail."""
+    if Role.MEDICAL_INFORMATION not in actor.roles:
+        raise BreakTheGlassRefused("only the medical information department reviews emergency accesses")
+    row = session.get(BreakTheGlass, grant_id)
+    if row is None or row.reviewed:
+        raise NotFound("no such access to review")
+    row.reviewed, row.reviewed_by, row.reviewed_at, row.review_note = True, actor.label, now, note.strip() or None
+    audit.record(session, actor, audit.AuditTag.BREAK_THE_GLASS_REVIEWED, at=now, patient_id=row.patient_id,
+                 target=str(row.id), reason=note.strip() or None)

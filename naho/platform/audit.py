@@ -43,6 +43,7 @@ class AuditTag(StrEnum):
     TOKEN_REVOKED = "account:token:revoke"  # noqa: S105
     ACCESS_DENIED = "patient:record:denied"
     BREAK_THE_GLASS = "patient:record:break-the-glass"
+    BREAK_THE_GLASS_REVIEWED = "patient:record:break-the-glass-review"
     CONTEXT_SWITCHED = "account:context:switch"
     STAFF_VIEWED = "staff:directory:view"
     STAFF_CREATED = "staff:account:create"

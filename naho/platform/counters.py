@@ -28,3 +28,14 @@ def next_number(session: Session, name: str, *, start: int = 1) -> int:
     row.value += 1
     session.flush()
     return row.value
+
+
+def reserve(session: Session, name: str, count: int, *, start: int = 1) -> range:
+    """`count` consecutive numbers at once (bulk loads): one lock instead of one per number."""
+    first = next_number(session, name, start=start)
+    if count > 1:
+        row = session.get(Counter, name)
+        assert row is not None
+        row.value += count - 1
+        session.flush()
+    return range(first, first + count)

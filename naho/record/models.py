@@ -57,6 +57,7 @@ class BedOccupancy(Base):
 
     __tablename__ = "bed_occupancy"
     __table_args__ = (
+        Index("ix_bed_occupancy_bed_started", "bed_code", "started_at"),
         Index("uq_bed_occupancy_open_bed", "bed_code", unique=True,
               sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
     )

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from naho.identity import service as identity
 from naho.identity.pages import PROOF_LABELS, REFUSAL_LABELS
-from naho.platform import i18n
+from naho.platform import access, i18n
 from naho.platform.access import Purpose
 from naho.platform.deps import ActorDep, ContainerDep
 from naho.platform.errors import DomainError
@@ -168,3 +168,50 @@ def movement(encounter_id: uuid.UUID, action: str, container: ContainerDep, acto
 def bed_board(request: Request, unit_code: str, container: ContainerDep, actor: ActorDep) -> Response:
     board = service.view_bed_board(container.uow(), actor, unit_code)
     return render(request, "record/bedboard.html", {"board": board, "now": container.clock.now()})
+
+
+CLINICIANS = requires(Role.PHYSICIAN, Role.NURSE, Role.PHARMACIST)
+REVIEWERS = requires(Role.MEDICAL_INFORMATION)
+
+
+@router.get("/bris-de-glace", dependencies=[Depends(CLINICIANS)])
+def break_glass_form(request: Request, ipp: str = "") -> Response:
+    return render(request, "record/break_glass.html", {"ipp": ipp})
+
+
+@router.post("/bris-de-glace", dependencies=[Depends(CLINICIANS)])
+def break_glass(request: Request, container: ContainerDep, actor: ActorDep,
+                ipp: Annotated[str, Form(max_length=20)], reason: Annotated[str, Form(max_length=1000)]) -> Response:
+    """Emergency access outside the care team: a reason, four hours, reviewed by the DIM."""
+    with container.uow() as uow:
+        patient_id = identity.id_by_ipp(uow.session, ipp)
+        error = None
+        if patient_id is None:
+            error = i18n._("No patient has this IPP.")
+        else:
+            try:
+                access.break_the_glass(uow.session, actor, patient_id, reason, now=uow.clock.now(),
+                                       port=container.ports["care"])
+                uow.commit()
+            except access.BreakTheGlassRefused:
+                error = i18n._("State the reason for this emergency access (at least ten characters).")
+    if error:
+        return render(request, "record/break_glass.html", {"ipp": ipp, "error": error}, status_code=422)
+    return RedirectResponse(f"/patients/{patient_id}", status_code=303)
+
+
+@router.get("/bris-de-glace/revue", dependencies=[Depends(REVIEWERS)])
+def break_glass_review(request: Request, container: ContainerDep) -> Response:
+    with container.session_factory() as s:
+        rows = access.break_the_glass_to_review(s)
+        people = identity.summaries(s, [r.patient_id for r in rows])
+    return render(request, "record/break_glass_review.html", {"rows": rows, "people": people})
+
+
+@router.post("/bris-de-glace/revue/{grant_id}", dependencies=[Depends(REVIEWERS)])
+def review(grant_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
+           note: Annotated[str, Form(max_length=1000)] = "") -> Response:
+    with container.uow() as uow:
+        access.review_break_the_glass(uow.session, actor, grant_id, note, now=uow.clock.now())
+        uow.commit()
+    return RedirectResponse("/bris-de-glace/revue", status_code=303)

@@ -364,3 +364,30 @@ def view_bed_board(uow: UnitOfWork, actor: Actor, unit_code: str) -> BedBoard:
                      details={"patients": [str(b.patient_id) for b in board.beds + board.without_bed if b.patient_id]})
         uow.commit()
         return board
+
+
+def import_stay(session: Session, patient_id: uuid.UUID, *, establishment_code: str, encounter_class: str,
+                unit_code: str, bed_code: str | None, admitted_at: datetime, now: datetime, actor_label: str,
+                discharged_at: datetime | None = None, expected_end_at: datetime | None = None,
+                unit_beds: list[str] | None = None, nda_number: int | None = None) -> uuid.UUID:
+    """Load a stay as it stands in a source system (synthetic data, migration): the same rules
+    (PAM FR movements, bed occupancy without overlap) but no access check; callers audit the batch."""
+    encounter_id = uuid.uuid4()
+    beds = unit_beds if unit_beds is not None else _unit_beds(session, establishment_code, unit_code)
+    stay = rules.admit(str(encounter_id), establishment_code, rules.EncounterClass(encounter_class),
+                       movement_id=str(uuid.uuid4()), at=admitted_at, unit_code=unit_code, bed_code=bed_code,
+                       unit_beds=beds, now=now)
+    if discharged_at is not None:
+        stay = rules.discharge(stay, movement_id=str(uuid.uuid4()), at=discharged_at, now=now)
+    encounter = Encounter(
+        id=encounter_id, patient_id=patient_id,
+        nda=f"{nda_number or next_number(session, 'nda', start=26000001):09d}",
+        establishment_code=establishment_code, encounter_class=encounter_class, status=str(stay.status),
+        unit_code=unit_code, bed_code=bed_code, started_at=admitted_at, ended_at=None,
+        expected_end_at=expected_end_at, created_at=now,
+    )
+    session.add(encounter)
+    session.flush()
+    system = Actor(uuid.UUID(int=0), "import", actor_label, frozenset(), via="system")
+    _save(session, system, encounter, [], stay, now)
+    return encounter_id

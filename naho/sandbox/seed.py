@@ -20,6 +20,7 @@ from naho.platform.security.models import Account
 from naho.platform.security.passwords import hash_password
 from naho.platform.security.rules import Role
 from naho.platform.uow import UnitOfWork
+from naho.sandbox.patients import seed_patients
 from naho.sites import service as sites
 from naho.staff import service as staff
 from naho.staff.rules import luhn_key
@@ -147,4 +148,6 @@ def seed(uow: UnitOfWork, settings: Settings, *, progress: Progress | None = Non
             for account in s.scalars(select(Account).where(Account.password_hash.is_(None))):
                 account.password_hash = shared_hash
         uow.commit()
-    return {"staff_created": created, **{f"{k}_created": v for k, v in report.created.items()}}
+    patients = seed_patients(uow, count=settings.demo_patients, seed=settings.seed,
+                             progress=(lambda d, t: progress("patients", d, t)) if progress else None)
+    return {"staff_created": created, **{f"{k}_created": v for k, v in report.created.items()}, **patients}

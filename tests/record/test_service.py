@@ -3,6 +3,7 @@ the bed board, care-team access and double-booking under concurrency."""
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 
@@ -179,3 +180,34 @@ def test_concurrent_admissions_into_one_bed_let_exactly_one_in(client: TestClien
         t.join(30)
     assert sorted(outcomes) == ["admitted"] + ["refused"] * (len(patients) - 1)
     assert _beds(client)[BED] is not None
+
+
+def test_break_the_glass_opens_the_record_and_goes_to_review(client: TestClient, app) -> None:  # type: ignore[no-untyped-def]
+    login(client, CLERK)
+    patient = _patient(client)
+    _admit(client, patient, unit="LENS-MED-CARDIO", bed=None)
+    ipp = client.get(f"/api/patients/{patient}").json()["ipp"]
+    with TestClient(app) as doctor:
+        login(doctor, PHYSICIAN)
+        assert doctor.get(f"/patients/{patient}").status_code == 404
+        token = form_token(doctor, "/bris-de-glace")
+        short = doctor.post("/bris-de-glace", data={"ipp": ipp, "reason": "urgent", "csrf_token": token})
+        assert short.status_code == 422
+        assert doctor.get(f"/patients/{patient}").status_code == 404
+        reason = "Malaise dans le couloir, patient inconscient"
+        opened = doctor.post("/bris-de-glace", data={"ipp": ipp, "reason": reason, "csrf_token": token},
+                             follow_redirects=False)
+        assert opened.status_code == 303 and opened.headers["location"] == f"/patients/{patient}"
+        assert doctor.get(f"/patients/{patient}").status_code == 200
+    with TestClient(app) as dim:
+        login(dim, "dim")
+        review = dim.get("/bris-de-glace/revue")
+        assert "Malaise dans le couloir" in review.text and "Claire LEFEBVRE" in review.text
+        grant = re.search(r'/bris-de-glace/revue/([0-9a-f-]{36})', review.text)
+        assert grant
+        dim.post(f"/bris-de-glace/revue/{grant.group(1)}", data={"note": "justifié", "csrf_token": form_token(
+            dim, "/bris-de-glace/revue")})
+        assert "Malaise dans le couloir" not in dim.get("/bris-de-glace/revue").text
+    with TestClient(app) as nurse:
+        login(nurse, NURSE)
+        assert nurse.get("/bris-de-glace/revue").status_code == 403

@@ -32,7 +32,7 @@ def _seed(url: str, mode: str = "development") -> tuple[UnitOfWork, dict[str, in
     engine = make_engine(url)
     _ENGINES.append(engine)
     uow = UnitOfWork(make_session_factory(engine), SystemClock(), EventBus())
-    settings = Settings(mode=mode, database_url=url, secret_key="s" * 40)  # type: ignore[arg-type]
+    settings = Settings(mode=mode, database_url=url, secret_key="s" * 40, demo_patients=0)  # type: ignore[arg-type]
     return uow, seed(uow, settings)
 
 
@@ -51,7 +51,7 @@ def test_two_fresh_databases_get_the_same_staff(databases) -> None:  # type: ign
 
 def test_seeding_again_adds_nothing(db_url: str) -> None:
     _uow, result = _seed(db_url)
-    assert result == {"staff_created": 0}
+    assert result == {"staff_created": 0, "patients_created": 0}
 
 
 def test_every_care_unit_has_physicians_and_nurses(db_url: str) -> None:
@@ -80,3 +80,28 @@ def test_production_seed_sets_no_password(databases) -> None:  # type: ignore[no
     with uow:
         hashes = set(uow.session.scalars(select(Account.password_hash)))
     assert hashes == {None}
+
+
+def test_synthetic_patients_fill_beds_without_double_booking(db_url: str) -> None:
+    from sqlalchemy import func
+
+    from naho.identity.models import Patient
+    from naho.record.models import BedOccupancy, Encounter
+    from naho.sandbox.patients import seed_patients
+
+    engine = make_engine(db_url)
+    _ENGINES.append(engine)
+    uow = UnitOfWork(make_session_factory(engine), SystemClock(), EventBus())
+    result = seed_patients(uow, count=300, seed=7)
+    assert result["patients_created"] == 300 and result["stays_in_progress"] > 100
+    with uow:
+        s = uow.session
+        assert s.execute(select(func.count()).select_from(Patient)).scalar_one() == 300
+        open_beds = s.execute(select(BedOccupancy.bed_code).where(BedOccupancy.ended_at.is_(None))).scalars().all()
+        assert len(open_beds) == len(set(open_beds)) == result["stays_in_progress"]
+        statuses = set(s.scalars(select(Patient.status)))
+        in_progress = s.execute(select(func.count()).select_from(Encounter)
+                                .where(Encounter.status == "in_progress")).scalar_one()
+    assert {"provisional", "validated", "qualified"} <= statuses
+    assert in_progress == result["stays_in_progress"]
+    assert seed_patients(uow, count=300, seed=7) == {"patients_created": 0}  # only into an empty index

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 19:00:23.179591
+Create Date: 2026-11-25 19:08:35.260926
 """
 from collections.abc import Sequence
 
@@ -152,6 +152,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_bed_occupancy'))
     )
     with op.batch_alter_table('bed_occupancy', schema=None) as batch_op:
+        batch_op.create_index('ix_bed_occupancy_bed_started', ['bed_code', 'started_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_bed_occupancy_encounter_id'), ['encounter_id'], unique=False)
         batch_op.create_index('uq_bed_occupancy_open_bed', ['bed_code'], unique=True, sqlite_where=sa.text('ended_at IS NULL'), postgresql_where=sa.text('ended_at IS NULL'))
 
@@ -212,6 +213,7 @@ def downgrade() -> None:
     with op.batch_alter_table('bed_occupancy', schema=None) as batch_op:
         batch_op.drop_index('uq_bed_occupancy_open_bed', sqlite_where=sa.text('ended_at IS NULL'), postgresql_where=sa.text('ended_at IS NULL'))
         batch_op.drop_index(batch_op.f('ix_bed_occupancy_encounter_id'))
+        batch_op.drop_index('ix_bed_occupancy_bed_started')
 
     op.drop_table('bed_occupancy')
     with op.batch_alter_table('encounter', schema=None) as batch_op:
