@@ -443,7 +443,8 @@ def phonetic_fr(name: str) -> str:
 Verdict = Literal["same", "probable", "possible", "different"]
 
 #: Weights of evidence, in points (a log-odds-like scale, as in Fellegi-Sunter). Tuned by hand on
-#: development populations of naho.sandbox.population (seed 20260101), never on the benchmark's seed.
+#: development populations of naho.sandbox.population (seeds 20260101 and 20260102), never on the
+#: benchmark's. Precision comes first: merging two patients is worse than leaving a duplicate.
 W_BIRTH_NAME_EXACT = 4.0
 W_BIRTH_NAME_USED_NAME = 3.5  # one record's used name is the other's birth name (marriage)
 W_BIRTH_NAME_CLOSE = 2.5  # phonetic equality or one typing error
@@ -456,7 +457,7 @@ W_FIRST_NAME_REORDERED = 2.0  # the same first names (two at least) in another o
 W_FIRST_NAME_SIMILAR = 0.5
 W_FIRST_NAME_DIFFERENT = -4.5
 W_LATER_FIRST_NAMES_SAME = 1.0  # same second and following first names, on top of the first name's points
-W_FIRST_NAME_OTHERS_SAME = 2.5  # first names no closer than similar, but all later first names the same
+W_FIRST_NAME_OTHERS_SAME = 2.5  # first names two errors apart, but all later first names the same
 W_BIRTH_DATE_EXACT = 5.0
 W_BIRTH_DATE_TRANSPOSED = 3.0  # day and month swapped
 W_BIRTH_DATE_TYPO = 2.0  # one digit differs (DDMMYYYY), or the year is one off
@@ -479,6 +480,8 @@ POSSIBLE_THRESHOLD = 0.40
 #: when the longer name has at least SIMILAR_MIN_LENGTH letters.
 TYPO_MIN_LENGTH = 5
 SIMILAR_MIN_LENGTH = 4
+#: Equal phonetic keys count on their own for names of at least this many letters (see _sound_alike).
+PHONETIC_MIN_LENGTH = 5
 
 
 @dataclass(frozen=True)
@@ -558,15 +561,24 @@ def _edits(a: str, b: str) -> Literal["typo", "similar", "different"]:
     return "different"
 
 
+def _sound_alike(a: str, b: str, key_a: str, key_b: str, edits: str) -> bool:
+    """Same phonetic key, trusted for short names only when the spellings are close too.
+
+    A key drops letters, so short names collide (ANNE and ANAIS both give AN: the diaeresis that
+    separates A-I is gone once the name is stored without diacritics).
+    """
+    return key_a == key_b and (min(len(a), len(b)) >= PHONETIC_MIN_LENGTH or edits != "different")
+
+
 def _compare_birth_names(a: _Profile, b: _Profile) -> tuple[float, str]:
     if a.birth_name == b.birth_name:
         return W_BIRTH_NAME_EXACT, "same_birth_name"
     married = (a.used_name is not None and a.used_name in (b.birth_name, b.used_name)) or b.used_name == a.birth_name
     if married:
         return W_BIRTH_NAME_USED_NAME, "used_name_matches_birth_name"
-    if a.birth_name_key == b.birth_name_key:
-        return W_BIRTH_NAME_CLOSE, "phonetic_birth_name"
     edits = _edits(a.birth_name, b.birth_name)
+    if _sound_alike(a.birth_name, b.birth_name, a.birth_name_key, b.birth_name_key, edits):
+        return W_BIRTH_NAME_CLOSE, "phonetic_birth_name"
     if edits == "typo":
         return W_BIRTH_NAME_CLOSE, "typo_birth_name"
     if edits == "similar":
@@ -578,8 +590,9 @@ def _compare_first_names(a: _Profile, b: _Profile) -> tuple[float, tuple[str, ..
     points, reason = _compare_first_first_names(a, b)
     if not (a.later_first_names and a.later_first_names == b.later_first_names):
         return points, (reason,)
-    if reason in ("similar_first_name", "different_first_name"):
-        # A badly typed first name, not twins: twins do not share all their other first names.
+    if reason == "similar_first_name":
+        # A badly typed first name rather than twins: twins may share a middle name (a godparent's,
+        # a grandparent's) but hardly also first names two letters apart.
         return W_FIRST_NAME_OTHERS_SAME, ("same_later_first_names",)
     return points + W_LATER_FIRST_NAMES_SAME, (reason, "same_later_first_names")
 
@@ -589,9 +602,9 @@ def _compare_first_first_names(a: _Profile, b: _Profile) -> tuple[float, str]:
         return W_FIRST_NAME_EXACT, "same_first_name"
     if a.first_token == b.first_token and a.first_token in (a.first_name, b.first_name):
         return W_FIRST_NAME_COMPOUND, "compound_first_name"
-    if a.first_name_key == b.first_name_key:
-        return W_FIRST_NAME_CLOSE, "phonetic_first_name"
     edits = _edits(a.first_name, b.first_name)
+    if _sound_alike(a.first_name, b.first_name, a.first_name_key, b.first_name_key, edits):
+        return W_FIRST_NAME_CLOSE, "phonetic_first_name"
     if edits == "typo":
         return W_FIRST_NAME_CLOSE, "typo_first_name"
     fewer, more = sorted((a.all_first_names, b.all_first_names), key=len)
@@ -633,10 +646,11 @@ def match(a: Traits, b: Traits) -> Match:
     found among the other's first names; the birth date exact, day and month swapped, or one digit
     or one year off; sex; birth place (unknown, 99999, counts for nothing).
 
-    Twins are suspected when birth name and birth date agree, the birth places do not differ, and
-    the first names are no closer than "similar" or the sexes differ. The verdict is then at most
-    "possible": two people must never be merged on a score (RNIV §3.1.1, collisions), so a
-    duplicate whose first name was badly mistyped goes to a human.
+    Twins are suspected when birth name and birth date agree (but for one entry error), the birth
+    places do not differ, and the first names are no closer than "similar" (unless all later first
+    names agree as well) or the sexes differ. The verdict is then at most "possible": two people
+    must never be merged on a score (RNIV §3.1.1, collisions), so a duplicate whose first name was
+    badly mistyped goes to a human.
     """
     pa, pb = _profile(a), _profile(b)
     birth_name_points, birth_name_reason = _compare_birth_names(pa, pb)
@@ -653,8 +667,8 @@ def match(a: Traits, b: Traits) -> Match:
     points = birth_name_points + first_name_points + date_points + sex_points + place_points
     score = min(1.0, max(0.0, points / MAX_POINTS))
     twins = (
-        date_reason == "same_birth_date"
-        and birth_name_reason in ("same_birth_name", "phonetic_birth_name")
+        date_reason in ("same_birth_date", "transposed_day_month", "typo_birth_date")
+        and birth_name_reason in ("same_birth_name", "phonetic_birth_name", "typo_birth_name")
         and place_reason in ("same_birth_place", "missing_birth_place")
         and (first_name_reasons[0] in ("similar_first_name", "different_first_name") or sex_reason == "different_sex")
     )

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
@@ -24,6 +24,7 @@ from naho.record import service
 from naho.record.errors import BedAlreadyOccupied, EncounterNotFound, LocationNotFound, MovementRefused
 from naho.record.schemas import AdmissionCreate, TransferCreate
 from naho.sites import service as sites
+from naho.staff import service as staff
 from naho.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -215,3 +216,21 @@ def review(grant_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
         access.review_break_the_glass(uow.session, actor, grant_id, note, now=uow.clock.now())
         uow.commit()
     return RedirectResponse("/bris-de-glace/revue", status_code=303)
+
+
+@router.get("/recherche", dependencies=[Depends(STAFF)])
+def search(request: Request, container: ContainerDep, actor: ActorDep,
+           q: Annotated[str, Query(max_length=100)] = "") -> Response:
+    """The shell's search box: patients (only those this person may see), units, colleagues."""
+    query = q.strip()
+    found_units, found_staff, found_patients = [], [], []
+    if query:
+        found_patients = identity.search_patients(container.uow(), actor, query, container.ports["care"], limit=20)
+        with container.session_factory() as s:
+            needle = query.lower()
+            for e in sites.establishment_choices(s):
+                found_units += [u for u in sites.list_units(s, e.code)
+                                if needle in u.name.lower() or needle in u.code.lower()]
+            found_staff, _total = staff.list_staff(s, search=query, limit=50)
+    return render(request, "staff/search.html", {"query": query, "units": found_units[:50],
+                                                  "staff": found_staff, "patients": found_patients})

@@ -71,22 +71,6 @@ def switch_context(
     return RedirectResponse(safe_next(suivant), status_code=303)
 
 
-@workspace.get("/recherche", dependencies=[Depends(STAFF)], include_in_schema=False)
-def search(request: Request, container: ContainerDep, actor: ActorDep,
-           q: Annotated[str, Query(max_length=100)] = "") -> Response:
-    query = q.strip()
-    found_units, found_staff = [], []
-    if query:
-        with container.session_factory() as s:
-            needle = query.lower()
-            for e in sites.list_establishments(s):
-                found_units += [u for u in sites.list_units(s, e.code)
-                                if needle in u.name.lower() or needle in u.code.lower()]
-            found_staff, _total = service.list_staff(s, search=query, limit=50)
-    return render(request, "staff/search.html", {"query": query, "units": found_units[:50],
-                                                  "staff": found_staff})
-
-
 @workspace.get("/compte", dependencies=[Depends(STAFF)], include_in_schema=False)
 def account(request: Request, container: ContainerDep, actor: ActorDep, totp: int = 0) -> Response:
     with container.session_factory() as s:

@@ -1,0 +1,83 @@
+"""Every route that shows or changes a patient's data refuses whoever has no basis to see it:
+anonymous visitors, staff outside the care team, and other roles without the purpose."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from tests.personas import CLERK, NURSE, PORTER, form_token, login
+
+
+def _patient_routes(app: FastAPI) -> list[tuple[str, str]]:
+    return sorted({(method, route.path) for route in app.routes if isinstance(route, APIRoute)
+                   for method in route.methods
+                   if "{patient_id}" in route.path or "{encounter_id}" in route.path})
+
+
+def _setup(client: TestClient) -> tuple[str, str]:
+    """A patient in cardiology (the demo nurse works in internal medicine)."""
+    login(client, CLERK)
+    token = form_token(client)
+    patient = client.post("/api/patients", headers={"x-csrf-token": token}, json={
+        "birth_name": "Hennebelle", "first_names": "Rose", "sex": "F", "birth_date": "1944-02-29"}).json()["id"]
+    stay = client.post("/api/encounters", headers={"x-csrf-token": token}, json={
+        "patient_id": patient, "establishment_code": "LENS", "encounter_class": "inpatient",
+        "unit_code": "LENS-MED-CARDIO"}).json()["id"]
+    return patient, stay
+
+
+def _url(path: str, patient: str, stay: str) -> str:
+    path = path.replace("{patient_id}", patient).replace("{encounter_id}", stay)
+    return re.sub(r"\{[a-z_]+\}", "sortie", path)
+
+
+def test_there_are_patient_routes_to_check(app: FastAPI) -> None:
+    assert len(_patient_routes(app)) >= 12
+
+
+def test_anonymous_requests_never_reach_patient_data(client: TestClient, app: FastAPI) -> None:
+    patient, stay = _setup(client)
+    with TestClient(app) as anonymous:
+        for method, path in _patient_routes(app):
+            response = anonymous.request(method, _url(path, patient, stay), follow_redirects=False)
+            assert response.status_code in {303, 401, 403}, f"{method} {path}: {response.status_code}"
+            assert "HENNEBELLE" not in response.text
+
+
+def test_staff_without_relationship_are_refused_everywhere(client: TestClient, app: FastAPI) -> None:
+    patient, stay = _setup(client)
+    for who in (NURSE, PORTER):
+        with TestClient(app) as outsider:
+            login(outsider, who)
+            token = form_token(outsider)
+            for method, path in _patient_routes(app):
+                url = _url(path, patient, stay)
+                if method == "GET":
+                    response = outsider.get(url, follow_redirects=False)
+                elif path.startswith("/api/"):
+                    response = outsider.request(method, url, headers={"x-csrf-token": token}, json={
+                        "unit_code": "LENS-MED-MIN", "kind": "admission", "proof": "passport"})
+                else:
+                    response = outsider.request(method, url, data={"csrf_token": token, "unit": "LENS-MED-MIN",
+                                                                   "reason": "curiosité mal placée"},
+                                                follow_redirects=False)
+                assert response.status_code in {403, 404}, f"{who}: {method} {path} answered {response.status_code}"
+                assert "HENNEBELLE" not in response.text
+    # and nothing moved: the patient is still in cardiology
+    login(client, CLERK)
+    assert client.get(f"/api/patients/{patient}").status_code == 200
+    board = client.get("/api/units/LENS-MED-CARDIO/bed-board").json()
+    assert any(line["patient_id"] == patient for line in board["without_bed"])
+
+
+def test_the_shell_search_finds_only_visible_patients(client: TestClient, app: FastAPI) -> None:
+    _setup(client)
+    page = client.get("/recherche", params={"q": "Hennebelle"})
+    assert 'id="found-patients"' in page.text and "HENNEBELLE Rose" in page.text
+    with TestClient(app) as nurse:
+        login(nurse, NURSE)
+        assert "HENNEBELLE" not in nurse.get("/recherche", params={"q": "Hennebelle"}).text
