@@ -89,3 +89,23 @@ class NotDuplicate(Base):
     second_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"))
     at: Mapped[datetime]
     actor_label: Mapped[str] = mapped_column(String(300))
+
+
+class PatientMerge(Base):
+    """Two records of one person made one (RNIV: a merge keeps its trace and can be undone).
+
+    `moved` lists, per domain table, the rows that followed the merged record to the survivor,
+    so that an undo sends exactly those rows back.
+    """
+
+    __tablename__ = "patient_merge"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    survivor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"), index=True)
+    merged_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"), index=True)
+    at: Mapped[datetime]
+    actor_label: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(String(1000))
+    moved: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    undone_at: Mapped[datetime | None]
+    undone_by: Mapped[str | None] = mapped_column(String(300))

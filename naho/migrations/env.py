@@ -9,6 +9,7 @@ import naho.identity.models
 import naho.platform.access
 import naho.platform.audit
 import naho.platform.counters
+import naho.platform.inbox
 import naho.platform.outbox
 import naho.platform.security.models
 import naho.record.models
