@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     oidc_label: str = "Pro Santé Connect"
     oidc_username_claim: str = "preferred_username"
 
+    # HL7 v2 over MLLP (IHE PAM France): 0 disables the listener.
+    mllp_host: str = "127.0.0.1"
+    mllp_port: int = 0
+    #: MSH-3 / MSH-4 of the messages naho sends.
+    hl7_application: str = "NAHO"
+    hl7_facility: str = "GHT-ARTOIS"
+    #: Where naho's own ADT messages go (host:port of the receiving system), empty: not sent.
+    hl7_adt_destination: str = ""
+
     # Background workers
     workers: bool = True
     outbox_poll_seconds: float = 1.0
