@@ -39,7 +39,7 @@ from naho.platform.security.policy import (
 from naho.platform.workers import Job, WorkerRunner
 from naho.record import api as record_api
 from naho.record import pages as record_pages
-from naho.record.service import CARE
+from naho.record.service import CARE, MOVER
 from naho.sites import api as sites_api
 from naho.sites import pages as sites_pages
 from naho.staff import api as staff_api
@@ -84,6 +84,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     container.ports["outbox_handlers"] = dict(outbox_handlers or {})
     # The one door to patient data asks the record who is in the care team.
     container.ports["care"] = CARE
+    # Domains whose patient-owned rows follow a merge (identity vigilance).
+    container.ports["patient_movers"] = [MOVER]
     if not settings.production:
         # Production needs the real INSi adapter (establishment certificate); none is shipped yet.
         container.ports["insi"] = SimulatedInsi()

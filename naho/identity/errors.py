@@ -18,6 +18,12 @@ class IdentityTransitionRefused(DomainError):
     title = "Identity status change refused"
 
 
+class MergeRefused(Conflict):
+    """These two records cannot be merged; the detail says why."""
+
+    title = "Merge refused"
+
+
 class InsAlreadyAssigned(Conflict):
     """This INS already belongs to another record: probably a duplicate, for identity vigilance."""
 

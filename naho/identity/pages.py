@@ -18,6 +18,7 @@ from naho.identity.errors import (
     InsAlreadyAssigned,
     InsNotRetrieved,
     InvalidIdentity,
+    MergeRefused,
     PossibleDuplicates,
 )
 from naho.identity.schemas import PatientCreate
@@ -141,6 +142,33 @@ def worklist(request: Request, container: ContainerDep, actor: ActorDep) -> Resp
     return render(request, "identity/worklist.html", {"pairs": pairs})
 
 
+@router.post("/identitovigilance/fusion", dependencies=[Depends(VIGILANCE)])
+def merge(request: Request, container: ContainerDep, actor: ActorDep, survivor: Annotated[uuid.UUID, Form()],
+          merged: Annotated[uuid.UUID, Form()], reason: Annotated[str, Form(max_length=1000)] = "") -> Response:
+    """Merge two records of one person; the survivor keeps its IPP, the other redirects to it."""
+    try:
+        service.merge_patients(container.uow(), actor, survivor, merged, reason, container.ports["care"],
+                               container.ports["patient_movers"])
+    except MergeRefused as exc:
+        pairs = service.duplicate_worklist(container.uow(), actor)
+        message = i18n._(MERGE_REFUSALS.get(str(exc.extra.get("rule", "")), MERGE_REFUSALS["default"]))
+        return render(request, "identity/worklist.html", {"pairs": pairs, "error": message}, status_code=409)
+    return RedirectResponse(f"/patients/{survivor}", status_code=303)
+
+
+@router.get("/identitovigilance/fusions", dependencies=[Depends(VIGILANCE)])
+def merge_list(request: Request, container: ContainerDep) -> Response:
+    with container.session_factory() as s:
+        lines = service.merges(s)
+    return render(request, "identity/merges.html", {"lines": lines})
+
+
+@router.post("/identitovigilance/fusions/{merge_id}/annulation", dependencies=[Depends(VIGILANCE)])
+def undo(merge_id: uuid.UUID, container: ContainerDep, actor: ActorDep) -> Response:
+    service.undo_merge(container.uow(), actor, merge_id, container.ports["care"], container.ports["patient_movers"])
+    return RedirectResponse("/identitovigilance/fusions", status_code=303)
+
+
 @router.post("/identitovigilance/distincts", dependencies=[Depends(VIGILANCE)])
 def distinct(container: ContainerDep, actor: ActorDep, first: Annotated[uuid.UUID, Form()],
              second: Annotated[uuid.UUID, Form()]) -> Response:
@@ -148,6 +176,11 @@ def distinct(container: ContainerDep, actor: ActorDep, first: Annotated[uuid.UUI
     return RedirectResponse("/identitovigilance", status_code=303)
 
 
+MERGE_REFUSALS = {
+    "DifferentIns": i18n.N_("These records carry two different INS: they are two different people."),
+    "DeclaredDistinct": i18n.N_("These records were declared two different people (twins?)."),
+    "default": i18n.N_("These records cannot be merged: state the reason, and check that neither was merged already."),
+}
 STATUS_LABELS = {
     "provisional": i18n.N_("Provisional identity"),
     "retrieved": i18n.N_("Retrieved identity"),

@@ -8,8 +8,10 @@ history and the audit trail in one transaction. Reading an identity goes through
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Protocol
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -20,10 +22,11 @@ from naho.identity.errors import (
     InsAlreadyAssigned,
     InsNotRetrieved,
     InvalidIdentity,
+    MergeRefused,
     PossibleDuplicates,
 )
 from naho.identity.insi import InsiPort
-from naho.identity.models import BlockingKey, IdentityEvent, NotDuplicate, Patient
+from naho.identity.models import BlockingKey, IdentityEvent, NotDuplicate, Patient, PatientMerge
 from naho.identity.schemas import Candidate, IdentityEventPublic, PatientCreate, PatientPublic
 from naho.platform import audit
 from naho.platform.access import CareRelationshipPort, Purpose, access_patient, decide
@@ -378,3 +381,120 @@ def count_patients(session: Session) -> int:
     from sqlalchemy import func
 
     return session.execute(select(func.count()).select_from(Patient)).scalar_one()
+
+
+# --- merges (RNIV: traced, undoable; the data of the merged record follows the survivor) ---------
+
+class PatientDataMover(Protocol):
+    """Implemented by each domain that holds patient-owned rows (record, later results…)."""
+
+    name: str
+
+    def move(self, session: Session, from_id: uuid.UUID, to_id: uuid.UUID) -> list[str]:
+        """Re-point this domain's rows of `from_id` to `to_id`; return the ids moved."""
+        ...
+
+    def move_back(self, session: Session, row_ids: list[str], to_id: uuid.UUID) -> None:
+        """Send exactly these rows back to `to_id` (undo of a merge)."""
+        ...
+
+
+@dataclass(frozen=True)
+class PatientsMerged:
+    merge_id: uuid.UUID
+    survivor_id: uuid.UUID
+    merged_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class MergeUndone:
+    merge_id: uuid.UUID
+    survivor_id: uuid.UUID
+    merged_id: uuid.UUID
+
+
+def merge_patients(uow: UnitOfWork, actor: Actor, survivor_id: uuid.UUID, merged_id: uuid.UUID, reason: str,
+                   port: CareRelationshipPort, movers: Sequence[PatientDataMover]) -> uuid.UUID:
+    """Make two records of one person one: the merged record's data follows the survivor, the
+    merged record only redirects afterwards. Refused for two different INS and for pairs
+    declared distinct (twins). Identity vigilance only; undo with `undo_merge`."""
+    if survivor_id == merged_id:
+        raise MergeRefused("a record cannot be merged into itself")
+    if len(reason.strip()) < 5:
+        raise MergeRefused("state why these records are the same person")
+    with uow:
+        s = uow.session
+        now = uow.clock.now()
+        for patient_id in (survivor_id, merged_id):
+            access_patient(s, actor, patient_id, Purpose.IDENTITY, now=now, port=port,
+                           action="patient:identity:merge")
+        survivor, merged = s.get(Patient, survivor_id), s.get(Patient, merged_id)
+        assert survivor is not None and merged is not None
+        if survivor.merged_into_id or merged.merged_into_id:
+            raise MergeRefused("one of these records was already merged")
+        if survivor.ins and merged.ins and survivor.ins != merged.ins:
+            raise MergeRefused("two different INS: these are two different people", rule="DifferentIns")
+        low, high = sorted((survivor_id, merged_id))
+        if s.execute(select(NotDuplicate.id).where(NotDuplicate.first_id == low,
+                                                   NotDuplicate.second_id == high)).first():
+            raise MergeRefused("identity vigilance declared these two records distinct people",
+                               rule="DeclaredDistinct")
+        moved = {mover.name: mover.move(s, merged_id, survivor_id) for mover in movers}
+        if merged.ins and not survivor.ins:
+            survivor.ins, survivor.ins_oid, merged.ins = merged.ins, merged.ins_oid, None
+        merged.merged_into_id = survivor_id
+        merged.updated_at = survivor.updated_at = now
+        s.query(BlockingKey).filter(BlockingKey.patient_id == merged_id).delete()
+        row = PatientMerge(survivor_id=survivor_id, merged_id=merged_id, at=now, actor_label=actor.label,
+                           reason=reason.strip(), moved=moved)
+        s.add(row)
+        s.flush()
+        _event(s, actor, survivor, "merge", before=survivor.status, merged=merged.ipp, reason=reason.strip())
+        _event(s, actor, merged, "merged-into", before=merged.status, survivor=survivor.ipp)
+        for patient_id in (survivor_id, merged_id):
+            audit.record(s, actor, "patient:identity:merged", at=now, patient_id=patient_id, target=str(row.id),
+                         reason=reason.strip())
+        uow.emit(PatientsMerged(row.id, survivor_id, merged_id))
+        uow.commit()
+        return row.id
+
+
+def undo_merge(uow: UnitOfWork, actor: Actor, merge_id: uuid.UUID, port: CareRelationshipPort,
+               movers: Sequence[PatientDataMover]) -> None:
+    """Split a merge back: the merged record comes back with exactly the rows that moved."""
+    with uow:
+        s = uow.session
+        now = uow.clock.now()
+        row = s.get(PatientMerge, merge_id)
+        if row is None or row.undone_at is not None:
+            raise MergeRefused("no such merge to undo")
+        access_patient(s, actor, row.survivor_id, Purpose.IDENTITY, now=now, port=port,
+                       action="patient:identity:unmerge")
+        merged = s.get(Patient, row.merged_id)
+        assert merged is not None
+        for mover in movers:
+            mover.move_back(s, list(row.moved.get(mover.name, [])), row.merged_id)
+        merged.merged_into_id = None
+        merged.updated_at = now
+        s.flush()
+        _index(s, merged)
+        row.undone_at, row.undone_by = now, actor.label
+        _event(s, actor, merged, "unmerge", before=merged.status, merge=str(row.id))
+        for patient_id in (row.survivor_id, row.merged_id):
+            audit.record(s, actor, "patient:identity:unmerged", at=now, patient_id=patient_id, target=str(row.id))
+        uow.emit(MergeUndone(row.id, row.survivor_id, row.merged_id))
+        uow.commit()
+
+
+MergeLine = tuple[PatientMerge, PatientPublic | None, PatientPublic | None]
+
+
+def merges(session: Session, *, limit: int = 100) -> list[MergeLine]:
+    rows = list(session.scalars(select(PatientMerge).order_by(PatientMerge.at.desc()).limit(limit)))
+    people = summaries(session, [r.survivor_id for r in rows] + [r.merged_id for r in rows])
+    return [(r, people.get(r.survivor_id), people.get(r.merged_id)) for r in rows]
+
+
+def merged_into(session: Session, patient_id: uuid.UUID) -> uuid.UUID | None:
+    """Where a merged record redirects (None for a live record)."""
+    return session.execute(select(Patient.merged_into_id).where(Patient.id == patient_id)).scalar_one_or_none()

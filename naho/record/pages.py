@@ -89,6 +89,10 @@ def _local(value: str | None) -> datetime | None:
 def patient_file(request: Request, patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
                  erreur: str | None = None) -> Response:
     care = container.ports["care"]
+    with container.session_factory() as s:
+        survivor = identity.merged_into(s, patient_id)
+    if survivor is not None:  # a merged record only redirects (its data followed the survivor)
+        return RedirectResponse(f"/patients/{survivor}", status_code=303)
     purpose = Purpose.ADMINISTRATION if actor.has_any(Role.ADMISSION_CLERK, Role.IDENTITY_VIGILANCE) \
         else Purpose.CARE
     patient = identity.get_patient(container.uow(), actor, patient_id, purpose, care)

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -391,3 +391,28 @@ def import_stay(session: Session, patient_id: uuid.UUID, *, establishment_code: 
     system = Actor(uuid.UUID(int=0), "import", actor_label, frozenset(), via="system")
     _save(session, system, encounter, [], stay, now)
     return encounter_id
+
+
+class RecordDataMover:
+    """Stays, movements, bed occupancies and care teams follow a merged patient (and come back)."""
+
+    name = "record"
+
+    def move(self, session: Session, from_id: uuid.UUID, to_id: uuid.UUID) -> list[str]:
+        ids = list(session.scalars(select(Encounter.id).where(Encounter.patient_id == from_id)))
+        self._point(session, ids, to_id)
+        return [str(i) for i in ids]
+
+    def move_back(self, session: Session, row_ids: list[str], to_id: uuid.UUID) -> None:
+        self._point(session, [uuid.UUID(i) for i in row_ids], to_id)
+
+    @staticmethod
+    def _point(session: Session, encounter_ids: list[uuid.UUID], to_id: uuid.UUID) -> None:
+        if not encounter_ids:
+            return
+        for table in (Encounter, Movement, BedOccupancy):
+            column = Encounter.id if table is Encounter else table.encounter_id  # type: ignore[attr-defined]
+            session.execute(update(table).where(column.in_(encounter_ids)).values(patient_id=to_id))
+
+
+MOVER = RecordDataMover()
