@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Uuid, text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from naho.platform.db import Base, new_id
@@ -80,3 +80,72 @@ class CareTeamMember(Base):
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("account.id"), index=True)
     role: Mapped[str] = mapped_column(String(40))
     added_at: Mapped[datetime]
+
+
+# --- the clinical chart ----------------------------------------------------------------------
+
+class Allergy(Base):
+    """An allergy or intolerance; the substance code is what medication checks will match on."""
+
+    __tablename__ = "allergy"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"), index=True)
+    #: e.g. "ATC:J01C" (penicillins), "ATC:N02BE01" (paracetamol), "FOOD:peanut"
+    substance_code: Mapped[str] = mapped_column(String(60))
+    substance_label: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # allergy | intolerance
+    criticality: Mapped[str] = mapped_column(String(10))  # low | high | unknown
+    reaction: Mapped[str | None] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20))  # active | inactive | entered_in_error
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(300))
+
+
+class Condition(Base):
+    """A problem or diagnosis coded in ICD-10 (CIM-10)."""
+
+    __tablename__ = "condition"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"), index=True)
+    encounter_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("encounter.id"))
+    icd10: Mapped[str] = mapped_column(String(10))
+    label: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20))  # active | resolved | entered_in_error
+    onset: Mapped[datetime | None]
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(300))
+
+
+class Observation(Base):
+    """A measurement (vital signs first) with its LOINC code and unit (UCUM)."""
+
+    __tablename__ = "observation"
+    __table_args__ = (Index("ix_observation_patient_code_at", "patient_id", "loinc", "effective_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"))
+    encounter_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("encounter.id"))
+    loinc: Mapped[str] = mapped_column(String(20))
+    value: Mapped[float]
+    unit: Mapped[str] = mapped_column(String(20))
+    effective_at: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20), default="final")  # final | entered_in_error
+
+
+class ClinicalNote(Base):
+    """A clinical note (observation médicale, transmission infirmière...)."""
+
+    __tablename__ = "clinical_note"
+    __table_args__ = (Index("ix_clinical_note_patient_at", "patient_id", "written_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"))
+    encounter_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("encounter.id"))
+    kind: Mapped[str] = mapped_column(String(30))  # medical | nursing | other
+    text: Mapped[str] = mapped_column(Text)
+    written_at: Mapped[datetime]
+    author: Mapped[str] = mapped_column(String(300))

@@ -20,9 +20,16 @@ from naho.platform.deps import ActorDep, ContainerDep
 from naho.platform.errors import DomainError
 from naho.platform.security.policy import STAFF, requires
 from naho.platform.security.rules import Role
-from naho.record import service
+from naho.record import chart, service
 from naho.record.errors import BedAlreadyOccupied, EncounterNotFound, LocationNotFound, MovementRefused
-from naho.record.schemas import AdmissionCreate, TransferCreate
+from naho.record.schemas import (
+    AdmissionCreate,
+    AllergyCreate,
+    ConditionCreate,
+    NoteCreate,
+    TransferCreate,
+    VitalsCreate,
+)
 from naho.sites import service as sites
 from naho.staff import service as staff
 from naho.web.templating import render
@@ -70,11 +77,25 @@ MOVEMENT_REFUSALS = {
     "StayAlreadyFinished": i18n.N_("This stay is finished."),
     "OnlyLastMovementCanBeCancelled": i18n.N_("Only the last movement can be cancelled."),
     "NothingToCancel": i18n.N_("There is no movement to cancel."),
+    "ImplausibleMeasure": i18n.N_("A measure is outside the possible range: check the value typed."),
+    "UnknownVitalSign": i18n.N_("Enter at least one measure."),
+    "BadCode": i18n.N_("The code does not have the expected form (ICD-10 such as I21.4; substance such as ATC:J01C)."),
+}
+VITAL_LABELS = {
+    "heart_rate": i18n.N_("Heart rate"),
+    "respiratory_rate": i18n.N_("Respiratory rate"),
+    "spo2": i18n.N_("SpO2"),
+    "temperature": i18n.N_("Temperature"),
+    "systolic_bp": i18n.N_("Systolic pressure"),
+    "diastolic_bp": i18n.N_("Diastolic pressure"),
+    "weight": i18n.N_("Weight"),
+    "height": i18n.N_("Height"),
 }
 TEMPLATE_FILTERS = {
     "movement_label": lambda value: i18n._(MOVEMENT_LABELS.get(str(value), str(value))),
     "class_label": lambda value: i18n._(CLASS_LABELS.get(str(value), str(value))),
     "stay_status": lambda value: i18n._(STAY_STATUS_LABELS.get(str(value), str(value))),
+    "vital_label": lambda value: i18n._(VITAL_LABELS.get(str(value), str(value))),
 }
 
 
@@ -97,6 +118,8 @@ def patient_file(request: Request, patient_id: uuid.UUID, container: ContainerDe
         else Purpose.CARE
     patient = identity.get_patient(container.uow(), actor, patient_id, purpose, care)
     with container.session_factory() as s:
+        # The door above granted this purpose: clinical content only for the care purpose.
+        clinical = chart.read_chart(s, patient_id, container.clock.now()) if purpose is Purpose.CARE else None
         stays = service.stays_of(s, patient_id)
         history = identity.history(s, patient_id)
         establishments = sites.establishment_choices(s)
@@ -105,7 +128,9 @@ def patient_file(request: Request, patient_id: uuid.UUID, container: ContainerDe
     labels = {**REFUSAL_LABELS, **MOVEMENT_REFUSALS}
     error = i18n._(labels[erreur]) if erreur in labels else (i18n._("The action was refused.") if erreur else None)
     return render(request, "record/patient.html", {
-        "patient": patient, "stays": stays, "current": current, "history": history,
+        "patient": patient, "stays": stays, "current": current, "history": history, "chart": clinical,
+        "can_write_chart": actor.has_any(Role.NURSE, Role.PHYSICIAN),
+        "can_diagnose": actor.has_any(Role.PHYSICIAN),
         "establishments": establishments, "units": units, "proofs": PROOF_LABELS, "error": error,
         "can_admit": actor.has_any(Role.ADMISSION_CLERK, Role.IDENTITY_VIGILANCE),
         "can_move": actor.has_any(Role.ADMISSION_CLERK, Role.NURSE, Role.PHYSICIAN),
@@ -176,6 +201,61 @@ def bed_board(request: Request, unit_code: str, container: ContainerDep, actor: 
 
 
 CLINICIANS = requires(Role.PHYSICIAN, Role.NURSE, Role.PHARMACIST)
+CARERS = requires(Role.PHYSICIAN, Role.NURSE)
+PHYSICIANS = requires(Role.PHYSICIAN)
+
+
+def _chart_entry(patient_id: uuid.UUID, write) -> Response:  # type: ignore[no-untyped-def]
+    try:
+        write()
+    except chart.ChartEntryRefused as exc:
+        return RedirectResponse(f"/patients/{patient_id}?erreur={exc.extra.get('rule', 'chart')}", status_code=303)
+    return RedirectResponse(f"/patients/{patient_id}", status_code=303)
+
+
+@router.post("/patients/{patient_id}/allergies", dependencies=[Depends(CARERS)])
+def allergy(patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
+            substance_code: Annotated[str, Form(max_length=60)], substance_label: Annotated[str, Form(max_length=200)],
+            criticality: Annotated[str, Form(max_length=10)] = "unknown",
+            reaction: Annotated[str, Form(max_length=300)] = "") -> Response:
+    data = AllergyCreate(substance_code=substance_code, substance_label=substance_label, criticality=criticality,
+                         reaction=reaction or None)
+    return _chart_entry(patient_id, lambda: chart.add_allergy(container.uow(), actor, patient_id, data,
+                                                              container.ports["care"]))
+
+
+@router.post("/patients/{patient_id}/problemes", dependencies=[Depends(PHYSICIANS)])
+def condition(patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
+              icd10: Annotated[str, Form(max_length=10)], label: Annotated[str, Form(max_length=300)]) -> Response:
+    data = ConditionCreate(icd10=icd10, label=label)
+    return _chart_entry(patient_id, lambda: chart.add_condition(container.uow(), actor, patient_id, data,
+                                                                container.ports["care"]))
+
+
+@router.post("/patients/{patient_id}/constantes", dependencies=[Depends(CARERS)])
+async def vitals(patient_id: uuid.UUID, request: Request, container: ContainerDep, actor: ActorDep) -> Response:
+    form = await request.form()
+    values = {}
+    for key in ("heart_rate", "respiratory_rate", "spo2", "temperature", "systolic_bp", "diastolic_bp",
+                "weight", "height"):
+        raw = str(form.get(key) or "").strip().replace(",", ".")
+        if raw:
+            try:
+                values[key] = float(raw)
+            except ValueError:
+                return RedirectResponse(f"/patients/{patient_id}?erreur=ImplausibleMeasure", status_code=303)
+    data = VitalsCreate(**values)
+    return _chart_entry(patient_id, lambda: chart.record_vitals(container.uow(), actor, patient_id, data,
+                                                                container.ports["care"]))
+
+
+@router.post("/patients/{patient_id}/notes", dependencies=[Depends(CARERS)])
+def note(patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
+         text: Annotated[str, Form(max_length=20_000)],
+         kind: Annotated[str, Form(max_length=20)] = "medical") -> Response:
+    data = NoteCreate(kind=kind if kind in ("medical", "nursing", "other") else "other", text=text)
+    return _chart_entry(patient_id, lambda: chart.add_note(container.uow(), actor, patient_id, data,
+                                                           container.ports["care"]))
 REVIEWERS = requires(Role.MEDICAL_INFORMATION)
 
 

@@ -22,6 +22,7 @@ Choices the standard leaves to us, in one place:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -585,3 +586,75 @@ def bed_conflicts(candidate: Occupancy, others: Iterable[Occupancy]) -> list[Occ
     """
     return [o for o in others
             if o.bed_code == candidate.bed_code and o.stay_id != candidate.stay_id and _overlap(candidate, o)]
+
+
+# --- the clinical chart: vital signs, codes --------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class VitalSign:
+    """A vital sign naho records: LOINC code, UCUM unit, and the range a measure must lie in to be
+    plausible (outside it is a typing error, not a patient: refused, not alerted)."""
+
+    loinc: str
+    key: str
+    unit: str
+    low: float
+    high: float
+
+
+#: LOINC codes of the vital-signs panel (LOINC 85353-1) that NEWS2 and the chart use.
+VITAL_SIGNS: dict[str, VitalSign] = {v.key: v for v in (
+    VitalSign("8867-4", "heart_rate", "/min", 10, 300),
+    VitalSign("9279-1", "respiratory_rate", "/min", 2, 80),
+    VitalSign("59408-5", "spo2", "%", 40, 100),
+    VitalSign("8310-5", "temperature", "Cel", 25, 45),
+    VitalSign("8480-6", "systolic_bp", "mm[Hg]", 30, 300),
+    VitalSign("8462-4", "diastolic_bp", "mm[Hg]", 10, 200),
+    VitalSign("29463-7", "weight", "kg", 0.3, 400),
+    VitalSign("8302-2", "height", "cm", 20, 250),
+)}
+VITAL_BY_LOINC = {v.loinc: v for v in VITAL_SIGNS.values()}
+
+_ICD10 = re.compile(r"^[A-Z]\d{2}(?:\.?[0-9A-Z]{1,4})?$")
+_SUBSTANCE = re.compile(r"^(ATC|FOOD|ENV|OTHER):[A-Za-z0-9_.-]{1,50}$")
+
+
+class ImplausibleMeasure(StayRuleError):
+    """A vital sign outside the physiologically possible range: surely a typing error."""
+
+
+class UnknownVitalSign(StayRuleError):
+    """naho does not record this vital sign (no LOINC code known for it)."""
+
+
+class BadCode(StayRuleError):
+    """An ICD-10 or substance code that does not have the expected form."""
+
+
+def check_vital(key: str, value: float) -> VitalSign:
+    """The vital sign of this key, if `value` is plausible for it."""
+    sign = VITAL_SIGNS.get(key)
+    if sign is None:
+        raise UnknownVitalSign(f"unknown vital sign {key!r}")
+    if not sign.low <= value <= sign.high:
+        raise ImplausibleMeasure(f"{key} = {value} {sign.unit} is outside {sign.low}-{sign.high}")
+    return sign
+
+
+def check_icd10(code: str) -> str:
+    """An ICD-10 (CIM-10) code in its normal form: letter, two digits, optional subdivision (I21.4)."""
+    normal = code.strip().upper()
+    if not _ICD10.match(normal):
+        raise BadCode(f"{code!r} is not an ICD-10 code")
+    if len(normal) > 3 and normal[3] != ".":
+        normal = normal[:3] + "." + normal[3:]
+    return normal
+
+
+def check_substance(code: str) -> str:
+    """A substance code usable by the medication checks: ATC (class or substance) or another
+    namespace for non-drug allergens (FOOD:peanut, ENV:latex)."""
+    normal = code.strip()
+    if not _SUBSTANCE.match(normal):
+        raise BadCode(f"{code!r} is not a substance code such as ATC:J01C or FOOD:peanut")
+    return normal

@@ -81,3 +81,87 @@ class BedBoard(BaseModel):
     @property
     def free(self) -> int:
         return sum(1 for b in self.beds if b.patient_id is None)
+
+
+# --- the clinical chart ------------------------------------------------------------------------------
+
+class AllergyCreate(BaseModel):
+    substance_code: str = Field(max_length=60)
+    substance_label: str = Field(min_length=1, max_length=200)
+    kind: str = Field(default="allergy", pattern=r"^(allergy|intolerance)$")
+    criticality: str = Field(default="unknown", pattern=r"^(low|high|unknown)$")
+    reaction: str | None = Field(default=None, max_length=300)
+
+
+class AllergyPublic(AllergyCreate):
+    id: uuid.UUID
+    status: str
+    recorded_at: datetime
+    recorded_by: str
+
+
+class ConditionCreate(BaseModel):
+    icd10: str = Field(max_length=10)
+    label: str = Field(min_length=1, max_length=300)
+    onset: datetime | None = None
+
+
+class ConditionPublic(ConditionCreate):
+    id: uuid.UUID
+    status: str
+    recorded_at: datetime
+    recorded_by: str
+
+
+class VitalsCreate(BaseModel):
+    """One round of vital signs; only the measured ones are given."""
+
+    effective_at: datetime | None = None
+    heart_rate: float | None = None
+    respiratory_rate: float | None = None
+    spo2: float | None = None
+    temperature: float | None = None
+    systolic_bp: float | None = None
+    diastolic_bp: float | None = None
+    weight: float | None = None
+    height: float | None = None
+
+
+class ObservationPublic(BaseModel):
+    id: uuid.UUID
+    loinc: str
+    key: str
+    value: float
+    unit: str
+    effective_at: datetime
+    recorded_by: str
+
+
+class NoteCreate(BaseModel):
+    kind: str = Field(default="medical", pattern=r"^(medical|nursing|other)$")
+    text: str = Field(min_length=1, max_length=20_000)
+
+
+class NotePublic(NoteCreate):
+    id: uuid.UUID
+    written_at: datetime
+    author: str
+
+
+class VitalSeries(BaseModel):
+    key: str
+    unit: str
+    latest: ObservationPublic | None
+    #: SVG polyline points of the last days' values, ready to draw (empty when fewer than two)
+    points: str
+    low: float
+    high: float
+
+
+class ChartView(BaseModel):
+    patient_id: uuid.UUID
+    allergies: list[AllergyPublic]
+    conditions: list[ConditionPublic]
+    vitals: list[VitalSeries]
+    notes: list[NotePublic]
+    notes_total: int

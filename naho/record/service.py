@@ -26,7 +26,16 @@ from naho.platform.security.rules import Role
 from naho.platform.uow import UnitOfWork
 from naho.record import rules
 from naho.record.errors import BedAlreadyOccupied, EncounterNotFound, LocationNotFound, MovementRefused
-from naho.record.models import BedOccupancy, CareTeamMember, Encounter, Movement
+from naho.record.models import (
+    Allergy,
+    BedOccupancy,
+    CareTeamMember,
+    ClinicalNote,
+    Condition,
+    Encounter,
+    Movement,
+    Observation,
+)
 from naho.record.schemas import (
     AdmissionCreate,
     BedBoard,
@@ -394,25 +403,38 @@ def import_stay(session: Session, patient_id: uuid.UUID, *, establishment_code: 
 
 
 class RecordDataMover:
-    """Stays, movements, bed occupancies and care teams follow a merged patient (and come back)."""
+    """Stays (with their movements and beds) and the chart follow a merged patient, and come back
+    on undo. Moved rows are named "<table>:<id>"."""
 
     name = "record"
+    #: Chart tables moved row by row; a stay moves with its movements and bed occupancies.
+    CHART = (Allergy, Condition, Observation, ClinicalNote)
 
     def move(self, session: Session, from_id: uuid.UUID, to_id: uuid.UUID) -> list[str]:
-        ids = list(session.scalars(select(Encounter.id).where(Encounter.patient_id == from_id)))
-        self._point(session, ids, to_id)
-        return [str(i) for i in ids]
+        moved = []
+        for table in (Encounter, *self.CHART):
+            ids = list(session.scalars(select(table.id).where(table.patient_id == from_id)))  # type: ignore[attr-defined]
+            moved += [f"{table.__tablename__}:{i}" for i in ids]
+        self._point(session, moved, to_id)
+        return moved
 
     def move_back(self, session: Session, row_ids: list[str], to_id: uuid.UUID) -> None:
-        self._point(session, [uuid.UUID(i) for i in row_ids], to_id)
+        self._point(session, row_ids, to_id)
 
-    @staticmethod
-    def _point(session: Session, encounter_ids: list[uuid.UUID], to_id: uuid.UUID) -> None:
-        if not encounter_ids:
-            return
-        for table in (Encounter, Movement, BedOccupancy):
-            column = Encounter.id if table is Encounter else table.encounter_id  # type: ignore[attr-defined]
-            session.execute(update(table).where(column.in_(encounter_ids)).values(patient_id=to_id))
+    def _point(self, session: Session, names: list[str], to_id: uuid.UUID) -> None:
+        by_table: dict[str, list[uuid.UUID]] = {}
+        for name in names:
+            table, _, row_id = name.partition(":")
+            by_table.setdefault(table, []).append(uuid.UUID(row_id))
+        encounters = by_table.pop(Encounter.__tablename__, [])
+        if encounters:
+            session.execute(update(Encounter).where(Encounter.id.in_(encounters)).values(patient_id=to_id))
+            for table in (Movement, BedOccupancy):
+                session.execute(update(table).where(table.encounter_id.in_(encounters)).values(patient_id=to_id))
+        for table in self.CHART:
+            ids = by_table.get(table.__tablename__, [])
+            if ids:
+                session.execute(update(table).where(table.id.in_(ids)).values(patient_id=to_id))
 
 
 MOVER = RecordDataMover()

@@ -33,8 +33,12 @@ def _merge(client: TestClient, survivor: str, merged: str, reason: str = "Même 
         "csrf_token": form_token(client, "/identitovigilance")}, follow_redirects=False)
 
 
-def test_a_merge_moves_the_stays_and_redirects_the_merged_record(client: TestClient) -> None:
+def test_a_merge_moves_the_stays_and_redirects_the_merged_record(client: TestClient, app) -> None:  # type: ignore[no-untyped-def]
     first, second, stay = _two_records_of_paul(client)
+    with TestClient(app) as nurse:
+        login(nurse, NURSE)
+        nurse.post(f"/patients/{second}/allergies", data={"substance_label": "Latex", "substance_code": "ENV:latex",
+                                                          "csrf_token": form_token(nurse)})
     login(client, VIGILANCE)
     response = _merge(client, first, second)
     assert response.status_code == 303 and response.headers["location"] == f"/patients/{first}"
@@ -45,6 +49,9 @@ def test_a_merge_moves_the_stays_and_redirects_the_merged_record(client: TestCli
     assert "Médecine interne" in page.split('id="location"')[1][:300]
     transferred = _post(client, f"/api/encounters/{stay}/transfer", {"unit_code": "LENS-MED-CARDIO"}).json()
     assert transferred["patient_id"] == first
+    with TestClient(app) as nurse:
+        login(nurse, NURSE)  # her unit had the patient less than 30 days ago
+        assert "Latex" in nurse.get(f"/patients/{first}").text.split('id="allergy-banner"')[1][:200]
     assert all(p["id"] != second for p in client.get("/api/patients", params={"q": "dufour"}).json())
 
 

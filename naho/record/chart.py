@@ -1,0 +1,202 @@
+"""Use cases of the clinical chart: allergies, problems (ICD-10), vital signs (LOINC), notes.
+
+Same shape as record.service: the one door first (purpose care), rules, write, audit. The chart
+page reads only what it shows (latest notes, the last days of vitals), so a patient with ten
+years of history opens as fast as a new one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from naho.platform.access import CareRelationshipPort, Purpose, access_patient
+from naho.platform.security.actor import Actor
+from naho.platform.uow import UnitOfWork
+from naho.record import rules
+from naho.record.errors import MovementRefused
+from naho.record.models import Allergy, ClinicalNote, Condition, Encounter, Observation
+from naho.record.schemas import (
+    AllergyCreate,
+    AllergyPublic,
+    ChartView,
+    ConditionCreate,
+    ConditionPublic,
+    NoteCreate,
+    NotePublic,
+    ObservationPublic,
+    VitalsCreate,
+    VitalSeries,
+)
+
+#: How far back the chart plots vital signs.
+VITALS_WINDOW = timedelta(days=7)
+NOTES_SHOWN = 20
+PLOT_WIDTH, PLOT_HEIGHT = 240, 60
+
+
+class ChartEntryRefused(MovementRefused):
+    """A chart entry breaks a rule (implausible value, malformed code)."""
+
+    title = "Chart entry refused"
+
+
+@dataclass(frozen=True)
+class VitalsRecorded:
+    patient_id: uuid.UUID
+    observation_ids: tuple[uuid.UUID, ...]
+
+
+def polyline(values: list[tuple[datetime, float]], start: datetime, end: datetime, low: float, high: float) -> str:
+    """SVG polyline points of (time, value) pairs in a PLOT_WIDTH × PLOT_HEIGHT box."""
+    if len(values) < 2 or end <= start or high <= low:
+        return ""
+    span = (end - start).total_seconds()
+    points = []
+    for at, value in values:
+        x = (at - start).total_seconds() / span * PLOT_WIDTH
+        y = PLOT_HEIGHT - (min(max(value, low), high) - low) / (high - low) * PLOT_HEIGHT
+        points.append(f"{x:.1f},{y:.1f}")
+    return " ".join(points)
+
+
+def _current_encounter(session: Session, patient_id: uuid.UUID) -> uuid.UUID | None:
+    return session.execute(select(Encounter.id).where(
+        Encounter.patient_id == patient_id,
+        Encounter.status.in_([str(rules.EncounterStatus.IN_PROGRESS), str(rules.EncounterStatus.ON_LEAVE)]),
+    ).limit(1)).scalar_one_or_none()
+
+
+def _obs(row: Observation) -> ObservationPublic:
+    sign = rules.VITAL_BY_LOINC.get(row.loinc)
+    return ObservationPublic(id=row.id, loinc=row.loinc, key=sign.key if sign else row.loinc, value=row.value,
+                             unit=row.unit, effective_at=row.effective_at, recorded_by=row.recorded_by)
+
+
+def read_chart(session: Session, patient_id: uuid.UUID, now: datetime) -> ChartView:
+    """What the chart page shows (the caller went through the door)."""
+    allergies = [AllergyPublic(id=a.id, substance_code=a.substance_code, substance_label=a.substance_label,
+                               kind=a.kind, criticality=a.criticality, reaction=a.reaction, status=a.status,
+                               recorded_at=a.recorded_at, recorded_by=a.recorded_by)
+                 for a in session.scalars(select(Allergy).where(Allergy.patient_id == patient_id,
+                                                               Allergy.status == "active")
+                                          .order_by(Allergy.recorded_at))]
+    conditions = [ConditionPublic(id=c.id, icd10=c.icd10, label=c.label, onset=c.onset, status=c.status,
+                                  recorded_at=c.recorded_at, recorded_by=c.recorded_by)
+                  for c in session.scalars(select(Condition).where(Condition.patient_id == patient_id,
+                                                                   Condition.status != "entered_in_error")
+                                           .order_by(Condition.recorded_at.desc()))]
+    since = now - VITALS_WINDOW
+    series = []
+    for sign in rules.VITAL_SIGNS.values():
+        recent = list(session.scalars(select(Observation).where(
+            Observation.patient_id == patient_id, Observation.loinc == sign.loinc, Observation.status == "final",
+            Observation.effective_at >= since).order_by(Observation.effective_at)))
+        latest = recent[-1] if recent else session.scalars(select(Observation).where(
+            Observation.patient_id == patient_id, Observation.loinc == sign.loinc, Observation.status == "final")
+            .order_by(Observation.effective_at.desc()).limit(1)).first()
+        values = [(o.effective_at, o.value) for o in recent]
+        low = min([v for _, v in values], default=sign.low)
+        high = max([v for _, v in values], default=sign.high)
+        margin = max((high - low) * 0.1, 1.0)
+        series.append(VitalSeries(key=sign.key, unit=sign.unit, latest=_obs(latest) if latest else None,
+                                  points=polyline(values, since, now, low - margin, high + margin),
+                                  low=low, high=high))
+    notes_query = select(ClinicalNote).where(ClinicalNote.patient_id == patient_id)
+    notes = [NotePublic(id=n.id, kind=n.kind, text=n.text, written_at=n.written_at, author=n.author)
+             for n in session.scalars(notes_query.order_by(ClinicalNote.written_at.desc()).limit(NOTES_SHOWN))]
+    total = session.execute(select(func.count()).select_from(notes_query.subquery())).scalar_one()
+    return ChartView(patient_id=patient_id, allergies=allergies, conditions=conditions, vitals=series,
+                     notes=notes, notes_total=total)
+
+
+def open_chart(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, port: CareRelationshipPort) -> ChartView:
+    with uow:
+        now = uow.clock.now()
+        access_patient(uow.session, actor, patient_id, Purpose.CARE, now=now, port=port,
+                       action="patient:chart:view")
+        view = read_chart(uow.session, patient_id, now)
+        uow.commit()
+        return view
+
+
+def _write(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, port: CareRelationshipPort, action: str,
+           write) -> object:  # type: ignore[no-untyped-def]
+    with uow:
+        s = uow.session
+        now = uow.clock.now()
+        access_patient(s, actor, patient_id, Purpose.CARE, now=now, port=port, action=action)
+        try:
+            result = write(s, now)
+        except rules.StayRuleError as exc:
+            raise ChartEntryRefused(str(exc), rule=type(exc).__name__) from exc
+        uow.commit()
+        return result
+
+
+def add_allergy(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: AllergyCreate,
+                port: CareRelationshipPort) -> None:
+    def write(s: Session, now: datetime) -> None:
+        s.add(Allergy(patient_id=patient_id, substance_code=rules.check_substance(data.substance_code),
+                      substance_label=data.substance_label.strip(), kind=data.kind, criticality=data.criticality,
+                      reaction=data.reaction, status="active", recorded_at=now, recorded_by=actor.label))
+    _write(uow, actor, patient_id, port, "patient:allergy:create", write)
+
+
+def add_condition(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: ConditionCreate,
+                  port: CareRelationshipPort) -> None:
+    def write(s: Session, now: datetime) -> None:
+        s.add(Condition(patient_id=patient_id, encounter_id=_current_encounter(s, patient_id),
+                        icd10=rules.check_icd10(data.icd10), label=data.label.strip(), status="active",
+                        onset=data.onset, recorded_at=now, recorded_by=actor.label))
+    _write(uow, actor, patient_id, port, "patient:condition:create", write)
+
+
+def record_vitals(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: VitalsCreate,
+                  port: CareRelationshipPort) -> list[ObservationPublic]:
+    """One round of vital signs, all or nothing: one implausible value refuses the round."""
+    measures = {k: v for k, v in data.model_dump(exclude={"effective_at"}).items() if v is not None}
+
+    def write(s: Session, now: datetime) -> list[ObservationPublic]:
+        if not measures:
+            raise rules.UnknownVitalSign("no measure given")
+        at = data.effective_at or now
+        if at > now + rules.FUTURE_TOLERANCE:
+            raise rules.MovementInTheFuture("a measure cannot be dated in the future")
+        encounter = _current_encounter(s, patient_id)
+        rows = []
+        for key, value in measures.items():
+            sign = rules.check_vital(key, float(value))
+            rows.append(Observation(patient_id=patient_id, encounter_id=encounter, loinc=sign.loinc,
+                                    value=float(value), unit=sign.unit, effective_at=at, recorded_at=now,
+                                    recorded_by=actor.label))
+        s.add_all(rows)
+        s.flush()
+        uow.emit(VitalsRecorded(patient_id, tuple(r.id for r in rows)))
+        return [_obs(r) for r in rows]
+
+    return _write(uow, actor, patient_id, port, "patient:vitals:create", write)  # type: ignore[return-value]
+
+
+def add_note(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: NoteCreate,
+             port: CareRelationshipPort) -> None:
+    def write(s: Session, now: datetime) -> None:
+        s.add(ClinicalNote(patient_id=patient_id, encounter_id=_current_encounter(s, patient_id), kind=data.kind,
+                           text=data.text.strip(), written_at=now, author=actor.label))
+    _write(uow, actor, patient_id, port, "patient:note:create", write)
+
+
+def import_history(session: Session, patient_id: uuid.UUID, *, observations: list[tuple[str, float, datetime]],
+                   notes: list[tuple[str, str, datetime]], author: str, now: datetime) -> None:
+    """Bulk-load past chart data (synthetic data, migration); callers audit the batch."""
+    session.add_all(Observation(patient_id=patient_id, encounter_id=None, loinc=rules.VITAL_SIGNS[key].loinc,
+                                value=value, unit=rules.VITAL_SIGNS[key].unit, effective_at=at, recorded_at=now,
+                                recorded_by=author) for key, value, at in observations)
+    session.add_all(ClinicalNote(patient_id=patient_id, encounter_id=None, kind=kind, text=text, written_at=at,
+                                 author=author) for kind, text, at in notes)
+
+
