@@ -364,11 +364,9 @@ def parse_date(value: str, zone: tzinfo, param: str) -> DateRange:
         year, month, day = int(found["year"]), int(found["month"] or 1), int(found["day"] or 1)
         first = date(year, month, day)
         if found["time"]:
-            when = datetime.fromisoformat(f"{found['year']}-{found['month']}-{found['day']}T{found['time']}")
-            offset = found["zone"]
-            if offset is None:
+            if found["zone"] is None:
                 raise InvalidRequest(f"{param}={value!r}: a time needs a zone (Z or ±hh:mm)")
-            aware = when.replace(tzinfo=UTC) if offset == "Z" else datetime.fromisoformat(when.isoformat() + offset)
+            aware = datetime.fromisoformat(value[len(found["prefix"] or ""):]).astimezone(UTC)
             unit = timedelta(seconds=1) if found["time"].count(":") == 2 else timedelta(minutes=1)
             return DateRange(prefix, aware, aware + unit)
     except ValueError:
