@@ -183,11 +183,13 @@ def _sync_beds(session: Session, encounter: Encounter, stay: rules.Stay) -> None
         raise BedAlreadyOccupied("the bed was taken by another patient a moment ago") from exc
 
 
-def _public(session: Session, encounter: Encounter, rows: list[Movement] | None = None) -> EncounterPublic:
+def _public(session: Session, encounter: Encounter, rows: list[Movement] | None = None,
+            unit_names: dict[str, str] | None = None) -> EncounterPublic:
     name = None
     if encounter.unit_code:
-        choices = {u.code: u.name for u in sites.unit_choices(session, encounter.establishment_code)}
-        name = choices.get(encounter.unit_code)
+        if unit_names is None:
+            unit_names = {u.code: u.name for u in sites.unit_choices(session, encounter.establishment_code)}
+        name = unit_names.get(encounter.unit_code)
     movements = rows if rows is not None else list(session.scalars(
         select(Movement).where(Movement.encounter_id == encounter.id).order_by(Movement.recorded_at, Movement.at)))
     return EncounterPublic(
@@ -309,9 +311,16 @@ def cancel_last_movement(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID,
 
 def stays_of(session: Session, patient_id: uuid.UUID) -> list[EncounterPublic]:
     """Every stay of a patient across the group, newest first (caller checked access)."""
-    rows = session.scalars(select(Encounter).where(Encounter.patient_id == patient_id)
-                           .order_by(Encounter.started_at.desc()))
-    return [_public(session, e) for e in rows]
+    encounters = list(session.scalars(select(Encounter).where(Encounter.patient_id == patient_id)
+                                      .order_by(Encounter.started_at.desc())))
+    movements: dict[uuid.UUID, list[Movement]] = {e.id: [] for e in encounters}
+    for m in session.scalars(select(Movement).where(Movement.patient_id == patient_id)
+                             .order_by(Movement.recorded_at, Movement.at)):
+        movements.setdefault(m.encounter_id, []).append(m)
+    names: dict[str, str] = {}
+    for code in {e.establishment_code for e in encounters}:
+        names.update({u.code: u.name for u in sites.unit_choices(session, code)})
+    return [_public(session, e, movements.get(e.id, []), names) for e in encounters]
 
 
 def get_encounter(session: Session, encounter_id: uuid.UUID) -> EncounterPublic:
