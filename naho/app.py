@@ -20,6 +20,7 @@ from naho.config import Settings
 from naho.identity import api as identity_api
 from naho.identity import pages as identity_pages
 from naho.identity.insi import SimulatedInsi
+from naho.interop import fhir, fhir_api
 from naho.platform import i18n
 from naho.platform.clock import Clock, SystemClock
 from naho.platform.db import make_engine, make_session_factory
@@ -127,7 +128,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
 
     for router in (web_pages.router, sso.router, web_admin.router, sites_pages.router, sites_api.router,
                    staff_pages.router, staff_pages.workspace, staff_api.router, identity_pages.router,
-                   identity_api.router, record_pages.router, record_api.router):
+                   identity_api.router, record_pages.router, record_api.router, fhir_api.router):
         # Routers carry their prefix and policy themselves: their routes are added as they are,
         # so every route the app serves is a plain APIRoute whose policy can be checked.
         app.router.routes.extend(router.routes)
@@ -155,6 +156,9 @@ def _is_api(request: Request) -> bool:
 
 def _error_response(request: Request, status: int, detail: str | None,
                     headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    if fhir.is_fhir_path(request.url.path):
+        # FHIR clients read errors as an OperationOutcome, with the same status.
+        return fhir.outcome_response(status, detail, headers=headers, **extra)
     title = _STATUS_TITLES.get(status, "Error")
     if _is_api(request):
         return JSONResponse(problem(status, title, detail, **extra), status_code=status,

@@ -23,6 +23,7 @@ PUBLIC_ROUTES = {
     ("GET", "/connexion/sso/retour"),
     ("GET", "/api/health"),
     ("GET", "/api/openapi.json"),
+    ("GET", "/fhir/R4/metadata"),
 }
 
 
