@@ -7,6 +7,7 @@ years of history opens as fast as a new one.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,14 +19,15 @@ from naho.platform.access import CareRelationshipPort, Purpose, access_patient
 from naho.platform.security.actor import Actor
 from naho.platform.uow import UnitOfWork
 from naho.record import rules
-from naho.record.errors import MovementRefused
-from naho.record.models import Allergy, ClinicalNote, Condition, Encounter, Observation
+from naho.record.errors import EncounterNotFound, MovementRefused
+from naho.record.models import Allergy, ClinicalDocument, ClinicalNote, Condition, Encounter, Observation
 from naho.record.schemas import (
     AllergyCreate,
     AllergyPublic,
     ChartView,
     ConditionCreate,
     ConditionPublic,
+    DocumentPublic,
     NoteCreate,
     NotePublic,
     ObservationPublic,
@@ -200,3 +202,43 @@ def import_history(session: Session, patient_id: uuid.UUID, *, observations: lis
                                  author=author) for kind, text, at in notes)
 
 
+
+
+def add_document(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, title: str, content: bytes,
+                 port: CareRelationshipPort) -> uuid.UUID:
+    """File a PDF or text document in the chart; its type is judged on its bytes."""
+    def write(s: Session, now: datetime) -> uuid.UUID:
+        media_type = rules.document_media_type(content)
+        row = ClinicalDocument(patient_id=patient_id, encounter_id=_current_encounter(s, patient_id),
+                               title=title.strip()[:200] or "Document", media_type=media_type, size=len(content),
+                               sha256=hashlib.sha256(content).hexdigest(), content=content, added_at=now,
+                               added_by=actor.label)
+        s.add(row)
+        s.flush()
+        return row.id
+    return _write(uow, actor, patient_id, port, "patient:document:create", write)  # type: ignore[return-value]
+
+
+def documents(session: Session, patient_id: uuid.UUID) -> list[DocumentPublic]:
+    rows = session.execute(select(ClinicalDocument.id, ClinicalDocument.title, ClinicalDocument.media_type,
+                                  ClinicalDocument.size, ClinicalDocument.added_at, ClinicalDocument.added_by)
+                           .where(ClinicalDocument.patient_id == patient_id)
+                           .order_by(ClinicalDocument.added_at.desc())).all()
+    return [DocumentPublic(id=i, title=t, media_type=m, size=n, added_at=a, added_by=b) for i, t, m, n, a, b in rows]
+
+
+def open_document(uow: UnitOfWork, actor: Actor, document_id: uuid.UUID,
+                  port: CareRelationshipPort) -> tuple[DocumentPublic, bytes]:
+    """A document's bytes, through the door of its patient (audited; 404 when not allowed)."""
+    with uow:
+        s = uow.session
+        row = s.get(ClinicalDocument, document_id)
+        if row is None:
+            raise EncounterNotFound("no such document")
+        access_patient(s, actor, row.patient_id, Purpose.CARE, now=uow.clock.now(), port=port,
+                       action="patient:document:view", target=str(document_id))
+        meta = DocumentPublic(id=row.id, title=row.title, media_type=row.media_type, size=row.size,
+                              added_at=row.added_at, added_by=row.added_by)
+        content = row.content
+        uow.commit()
+        return meta, content

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, Uuid, text
+from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from naho.platform.db import Base, new_id
@@ -149,3 +149,21 @@ class ClinicalNote(Base):
     text: Mapped[str] = mapped_column(Text)
     written_at: Mapped[datetime]
     author: Mapped[str] = mapped_column(String(300))
+
+
+class ClinicalDocument(Base):
+    """A document of the chart (PDF or plain text): letters, reports, scanned forms."""
+
+    __tablename__ = "clinical_document"
+    __table_args__ = (Index("ix_clinical_document_patient_at", "patient_id", "added_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"))
+    encounter_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("encounter.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    media_type: Mapped[str] = mapped_column(String(60))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    added_at: Mapped[datetime]
+    added_by: Mapped[str] = mapped_column(String(300))

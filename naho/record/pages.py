@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -20,7 +21,7 @@ from naho.platform.deps import ActorDep, ContainerDep
 from naho.platform.errors import DomainError
 from naho.platform.security.policy import STAFF, requires
 from naho.platform.security.rules import Role
-from naho.record import chart, service
+from naho.record import chart, rules, service
 from naho.record.errors import BedAlreadyOccupied, EncounterNotFound, LocationNotFound, MovementRefused
 from naho.record.schemas import (
     AdmissionCreate,
@@ -79,6 +80,7 @@ MOVEMENT_REFUSALS = {
     "NothingToCancel": i18n.N_("There is no movement to cancel."),
     "ImplausibleMeasure": i18n.N_("A measure is outside the possible range: check the value typed."),
     "UnknownVitalSign": i18n.N_("Enter at least one measure."),
+    "DocumentRefused": i18n.N_("Only PDF and text documents of at most 10 MB are accepted."),
     "BadCode": i18n.N_("The code does not have the expected form (ICD-10 such as I21.4; substance such as ATC:J01C)."),
 }
 VITAL_LABELS = {
@@ -120,6 +122,7 @@ def patient_file(request: Request, patient_id: uuid.UUID, container: ContainerDe
     with container.session_factory() as s:
         # The door above granted this purpose: clinical content only for the care purpose.
         clinical = chart.read_chart(s, patient_id, container.clock.now()) if purpose is Purpose.CARE else None
+        files = chart.documents(s, patient_id) if purpose is Purpose.CARE else []
         stays = service.stays_of(s, patient_id)
         history = identity.history(s, patient_id)
         establishments = sites.establishment_choices(s)
@@ -129,6 +132,7 @@ def patient_file(request: Request, patient_id: uuid.UUID, container: ContainerDe
     error = i18n._(labels[erreur]) if erreur in labels else (i18n._("The action was refused.") if erreur else None)
     return render(request, "record/patient.html", {
         "patient": patient, "stays": stays, "current": current, "history": history, "chart": clinical,
+        "documents": files,
         "can_write_chart": actor.has_any(Role.NURSE, Role.PHYSICIAN),
         "can_diagnose": actor.has_any(Role.PHYSICIAN),
         "establishments": establishments, "units": units, "proofs": PROOF_LABELS, "error": error,
@@ -247,6 +251,28 @@ async def vitals(patient_id: uuid.UUID, request: Request, container: ContainerDe
     data = VitalsCreate(**values)
     return _chart_entry(patient_id, lambda: chart.record_vitals(container.uow(), actor, patient_id, data,
                                                                 container.ports["care"]))
+
+
+@router.post("/patients/{patient_id}/documents", dependencies=[Depends(CARERS)])
+async def document(patient_id: uuid.UUID, request: Request, container: ContainerDep, actor: ActorDep) -> Response:
+    async with request.form() as form:  # closes the uploaded file's spool at the end
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            return RedirectResponse(f"/patients/{patient_id}?erreur=DocumentRefused", status_code=303)
+        content = await upload.read(rules.MAX_DOCUMENT_BYTES + 1)
+        title = str(form.get("title") or upload.filename or "Document")
+    return _chart_entry(patient_id, lambda: chart.add_document(container.uow(), actor, patient_id, title, content,
+                                                               container.ports["care"]))
+
+
+@router.get("/documents/{document_id}", dependencies=[Depends(CLINICIANS)])
+def download(document_id: uuid.UUID, container: ContainerDep, actor: ActorDep) -> Response:
+    meta, content = chart.open_document(container.uow(), actor, document_id, container.ports["care"])
+    ascii_name = "".join(c for c in meta.title if c.isascii() and (c.isalnum() or c in " ._-"))[:80] or "document"
+    disposition = f"inline; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(meta.title[:80])}"  # RFC 6266
+    return Response(content, media_type=meta.media_type, headers={
+        "Content-Disposition": disposition, "Cache-Control": "no-store",
+        "Content-Security-Policy": "sandbox; default-src 'none'"})
 
 
 @router.post("/patients/{patient_id}/notes", dependencies=[Depends(CARERS)])

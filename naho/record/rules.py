@@ -658,3 +658,27 @@ def check_substance(code: str) -> str:
     if not _SUBSTANCE.match(normal):
         raise BadCode(f"{code!r} is not a substance code such as ATC:J01C or FOOD:peanut")
     return normal
+
+
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+
+
+class DocumentRefused(StayRuleError):
+    """Not a PDF or UTF-8 text document, empty, or too large."""
+
+
+def document_media_type(content: bytes) -> str:
+    """The media type naho accepts for a chart document, judged on the content, not the name."""
+    if not content:
+        raise DocumentRefused("the document is empty")
+    if len(content) > MAX_DOCUMENT_BYTES:
+        raise DocumentRefused(f"the document is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB")
+    if content.startswith(b"%PDF-"):
+        return "application/pdf"
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DocumentRefused("only PDF and UTF-8 text documents are accepted") from exc
+    if "\x00" in text:
+        raise DocumentRefused("only PDF and UTF-8 text documents are accepted")
+    return "text/plain; charset=utf-8"

@@ -165,3 +165,12 @@ class ChartView(BaseModel):
     vitals: list[VitalSeries]
     notes: list[NotePublic]
     notes_total: int
+
+
+class DocumentPublic(BaseModel):
+    id: uuid.UUID
+    title: str
+    media_type: str
+    size: int
+    added_at: datetime
+    added_by: str

@@ -30,6 +30,7 @@ from naho.record.models import (
     Allergy,
     BedOccupancy,
     CareTeamMember,
+    ClinicalDocument,
     ClinicalNote,
     Condition,
     Encounter,
@@ -417,7 +418,7 @@ class RecordDataMover:
 
     name = "record"
     #: Chart tables moved row by row; a stay moves with its movements and bed occupancies.
-    CHART = (Allergy, Condition, Observation, ClinicalNote)
+    CHART = (Allergy, Condition, Observation, ClinicalNote, ClinicalDocument)
 
     def move(self, session: Session, from_id: uuid.UUID, to_id: uuid.UUID) -> list[str]:
         moved = []

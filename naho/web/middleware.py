@@ -62,7 +62,8 @@ class ShellMiddleware:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in self.headers.items():
-                    headers[name] = value
+                    if name not in headers:  # a route may set a stricter one (documents: sandbox)
+                        headers[name] = value
                 if no_store and "cache-control" not in headers:
                     headers["Cache-Control"] = "no-store"
                 if binding:

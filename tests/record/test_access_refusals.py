@@ -67,7 +67,7 @@ def test_staff_without_relationship_are_refused_everywhere(client: TestClient, a
                         "csrf_token": token, "unit": "LENS-MED-MIN", "reason": "curiosité mal placée",
                         "substance_code": "ATC:J01C", "substance_label": "Pénicillines", "icd10": "I10",
                         "label": "HTA", "text": "note", "heart_rate": "80", "proof": "passport"},
-                        follow_redirects=False)
+                        files={"file": ("note.txt", b"texte", "text/plain")}, follow_redirects=False)
                 assert response.status_code in {403, 404}, f"{who}: {method} {path} answered {response.status_code}"
                 assert "HENNEBELLE" not in response.text
     # and nothing moved: the patient is still in cardiology

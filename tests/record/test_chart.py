@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -126,3 +127,35 @@ def test_icd10_codes_are_normalised(code: str, normal: str) -> None:
 def test_malformed_icd10_codes_are_refused(code: str) -> None:
     with pytest.raises(rules.BadCode):
         rules.check_icd10(code)
+
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def _upload(client: TestClient, patient: str, name: str, content: bytes, media: str):  # type: ignore[no-untyped-def]
+    return client.post(f"/patients/{patient}/documents", data={"title": name, "csrf_token": form_token(client)},
+                       files={"file": (name, content, media)}, follow_redirects=False)
+
+
+def test_documents_are_filed_and_read_by_the_care_team_only(client: TestClient, app, patient: str) -> None:  # type: ignore[no-untyped-def]
+    login(client, NURSE)
+    assert _upload(client, patient, "Courrier du médecin traitant", PDF, "application/pdf").status_code == 303
+    assert _upload(client, patient, "Transmission", b"Pas de douleur.", "text/plain").status_code == 303
+    page = client.get(f"/patients/{patient}").text.split('id="documents"')[1]
+    links = re.findall(r'href="(/documents/[0-9a-f-]{36})"', page)
+    assert len(links) == 2
+    pdf = client.get(links[1])
+    assert pdf.status_code == 200 and pdf.content == PDF and pdf.headers["content-type"] == "application/pdf"
+    assert "sandbox" in pdf.headers["content-security-policy"]
+    login(client, CLERK)
+    assert client.get(links[1]).status_code == 403  # clerks have no clinical role
+    with TestClient(app) as doctor:
+        login(doctor, PHYSICIAN)
+        assert doctor.get(links[0]).status_code == 200  # same unit: care team
+
+
+def test_a_disguised_binary_is_refused(client: TestClient, patient: str) -> None:
+    login(client, NURSE)
+    response = _upload(client, patient, "scan.pdf", b"MZ\x90\x00\x03\x00binary", "application/pdf")
+    assert response.headers["location"].endswith("erreur=DocumentRefused")
+    assert "/documents/" not in client.get(f"/patients/{patient}").text

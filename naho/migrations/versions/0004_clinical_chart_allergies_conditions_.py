@@ -1,8 +1,8 @@
-"""clinical chart: allergies, conditions, observations, notes
+"""clinical chart: allergies, conditions, observations, notes, documents
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-25 19:22:05.277421
+Create Date: 2026-11-25 19:29:31.083417
 """
 from collections.abc import Sequence
 
@@ -36,6 +36,24 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('allergy', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_allergy_patient_id'), ['patient_id'], unique=False)
+
+    op.create_table('clinical_document',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('patient_id', sa.Uuid(), nullable=False),
+    sa.Column('encounter_id', sa.Uuid(), nullable=True),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('media_type', sa.String(length=60), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('content', sa.LargeBinary(), nullable=False),
+    sa.Column('added_at', naho.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('added_by', sa.String(length=300), nullable=False),
+    sa.ForeignKeyConstraint(['encounter_id'], ['encounter.id'], name=op.f('fk_clinical_document_encounter_id_encounter')),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], name=op.f('fk_clinical_document_patient_id_patient')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_clinical_document'))
+    )
+    with op.batch_alter_table('clinical_document', schema=None) as batch_op:
+        batch_op.create_index('ix_clinical_document_patient_at', ['patient_id', 'added_at'], unique=False)
 
     op.create_table('clinical_note',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -104,6 +122,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_clinical_note_patient_at')
 
     op.drop_table('clinical_note')
+    with op.batch_alter_table('clinical_document', schema=None) as batch_op:
+        batch_op.drop_index('ix_clinical_document_patient_at')
+
+    op.drop_table('clinical_document')
     with op.batch_alter_table('allergy', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_allergy_patient_id'))
 

@@ -10,7 +10,7 @@ page; anonymous API requests get 401 problem details; the wrong role gets 403.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from fastapi import HTTPException, Request
@@ -94,19 +94,24 @@ class Policy:
     def __repr__(self) -> str:
         return f"Policy({self.name})"
 
-    async def __call__(self, request: Request) -> None:
+    async def __call__(self, request: Request) -> AsyncIterator[None]:
         actor = await authenticate(request, allow_mfa_pending=self.allow_mfa_pending)
         request.state.actor = actor
-        await check_csrf(request)
-        if self.anonymous:
-            return
-        if actor is None:
-            if wants_html(request):
-                raise LoginRequired(request.url.path)
-            raise HTTPException(401, detail=AUTHENTICATION_REQUIRED,
-                                headers={"WWW-Authenticate": "Bearer"})
-        if self.roles is not None and not roles_allow(actor.roles, self.roles):
-            raise HTTPException(403, detail=ROLE_REFUSED)
+        try:
+            await check_csrf(request)
+            if not self.anonymous:
+                if actor is None:
+                    if wants_html(request):
+                        raise LoginRequired(request.url.path)
+                    raise HTTPException(401, detail=AUTHENTICATION_REQUIRED,
+                                        headers={"WWW-Authenticate": "Bearer"})
+                if self.roles is not None and not roles_allow(actor.roles, self.roles):
+                    raise HTTPException(403, detail=ROLE_REFUSED)
+            yield
+        finally:
+            # The CSRF check may have parsed a multipart form (uploads spooled to temporary
+            # files): close it once the route is done with it, whatever the route did.
+            await request.close()
 
 
 #: Anyone, signed in or not (login page, health check). Still CSRF-checked on POST.
