@@ -208,7 +208,8 @@ def search_patients(uow: UnitOfWork, actor: Actor, query: str, port: CareRelatio
         if text.isdigit() and len(text) <= 10:
             q = q.where(Patient.ipp == text.zfill(8))
         elif len(text) == 15 and text[:1] in "12":
-            q = q.where(Patient.ins == text.upper())
+            # The INS identifies only a qualified identity (RNIV EXI SI 08).
+            q = q.where(Patient.ins == text.upper(), Patient.status == str(rules.IdentityStatus.QUALIFIED))
         elif text:
             words = rules.normalise_name(text).split()
             if not words:

@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from naho.platform.security import csrf
 
 #: Pages that hold personal data are never cached by the browser or a proxy.
-NO_STORE_PREFIXES = ("/api/", "/connexion", "/compte", "/admin", "/accueil", "/recherche")
+NO_STORE_PREFIXES = ("/api/", "/fhir/", "/connexion", "/compte", "/admin", "/accueil", "/recherche")
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",

@@ -125,3 +125,18 @@ def test_identity_vigilance_sees_possible_duplicates_and_separates_twins(client:
 def test_a_nurse_cannot_open_the_worklist(client: TestClient) -> None:
     login(client, NURSE)
     assert client.get("/identitovigilance").status_code == 403
+
+
+def test_the_ins_finds_only_a_qualified_identity(client: TestClient) -> None:
+    login(client, CLERK)
+    patient = _register(client).json()
+    client.post(f"/patients/{patient['id']}/identite/insi", data={"csrf_token": form_token(client)})
+    from naho.identity.insi import SimulatedInsi
+    from naho.identity.rules import Traits
+
+    ins = SimulatedInsi().search(Traits("LEFEVRE", None, ("JEANNE", "MARIE"), "F",
+                                        __import__("datetime").date(1948, 3, 12), "62498"))
+    assert ins is not None
+    assert client.get("/api/patients", params={"q": ins.ins}).json() == []  # retrieved, not qualified
+    _post(client, f"/api/patients/{patient['id']}/validation", {"proof": "passport"})
+    assert [p["id"] for p in client.get("/api/patients", params={"q": ins.ins}).json()] == [patient["id"]]
