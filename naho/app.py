@@ -21,6 +21,7 @@ from naho.identity import api as identity_api
 from naho.identity import pages as identity_pages
 from naho.identity.insi import SimulatedInsi
 from naho.interop import fhir, fhir_api
+from naho.interop.hl7_listener import start_listener, stop_listener
 from naho.platform import i18n
 from naho.platform.clock import Clock, SystemClock
 from naho.platform.db import make_engine, make_session_factory
@@ -102,9 +103,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             runner = WorkerRunner(engine, [Job("outbox", worker.run_once, settings.outbox_poll_seconds)])
             runner.start()
             app.state.workers = runner
+        # HL7 v2 ADT over MLLP (IHE PAM FR); one process only: the port is exclusive.
+        mllp = await start_listener(container, settings.mllp_host, settings.mllp_port) if settings.mllp_port else None
         try:
             yield
         finally:
+            if mllp is not None:
+                await stop_listener(mllp)
             if runner:
                 runner.stop()
             engine.dispose()
