@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from naho.platform import audit
 from naho.platform.counters import reserve
 from naho.platform.security.actor import SYSTEM_ACTOR
 from naho.platform.uow import UnitOfWork
+from naho.record import chart
 from naho.record import service as record
 from naho.sandbox.population import generate_population
 from naho.sites import service as sites
@@ -28,6 +29,25 @@ Progress = Callable[[int, int], None]
 INPATIENT_KINDS = {"medicine", "surgery", "icu", "maternity", "paediatrics", "geriatrics", "rehabilitation",
                    "oncology", "psychiatry", "neonatology", "continuing_care"}
 OCCUPANCY = 0.7  # share of beds taken in the demo
+#: Vital signs of the patients in a bed: a round every 8 hours over the last two days.
+VITALS_SPAN = timedelta(days=2)
+ADMISSION_NOTE = "Entrée dans le service. Installation en chambre, bracelet d'identification posé."
+
+
+def _vitals(rng: random.Random, start: datetime, end: datetime) -> list[tuple[str, float, datetime]]:
+    """Plausible rounds of vital signs every 8 hours, drifting slowly so the plots show a trend."""
+    measures: list[tuple[str, float, datetime]] = []
+    heart, systolic, temperature = rng.uniform(65, 95), rng.uniform(105, 150), rng.uniform(36.4, 37.4)
+    at = start
+    while at <= end:
+        heart = min(max(heart + rng.uniform(-6, 6), 45), 140)
+        systolic = min(max(systolic + rng.uniform(-8, 8), 80), 190)
+        temperature = min(max(temperature + rng.uniform(-0.3, 0.3), 35.5), 39.8)
+        measures += [("heart_rate", float(round(heart)), at), ("systolic_bp", float(round(systolic)), at),
+                     ("diastolic_bp", float(round(systolic * rng.uniform(0.55, 0.65))), at),
+                     ("spo2", float(round(rng.uniform(92, 99))), at), ("temperature", round(temperature, 1), at)]
+        at += timedelta(hours=8)
+    return measures
 
 
 def _beds(session: Session) -> tuple[list[tuple[str, str, str]], dict[str, list[str]]]:
@@ -85,6 +105,9 @@ def seed_patients(uow: UnitOfWork, *, count: int, seed: int, progress: Progress 
                                    unit_code=unit, bed_code=bed, admitted_at=since, now=now,
                                    actor_label="Données synthétiques", unit_beds=unit_beds[unit],
                                    nda_number=next(ndas), expected_end_at=now + timedelta(days=rng.randint(0, 7)))
+                chart.import_history(s, patient_id, observations=_vitals(rng, max(since, now - VITALS_SPAN), now),
+                                     notes=[("nursing", ADMISSION_NOTE, since)], author="Données synthétiques",
+                                     now=now)
                 admitted += 1
             elif rng.random() < 0.3:
                 establishment, unit, _bed = rng.choice(beds)

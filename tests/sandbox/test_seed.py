@@ -86,7 +86,7 @@ def test_synthetic_patients_fill_beds_without_double_booking(db_url: str) -> Non
     from sqlalchemy import func
 
     from naho.identity.models import Patient
-    from naho.record.models import BedOccupancy, Encounter
+    from naho.record.models import BedOccupancy, Encounter, Observation
     from naho.sandbox.patients import seed_patients
 
     engine = make_engine(db_url)
@@ -102,6 +102,8 @@ def test_synthetic_patients_fill_beds_without_double_booking(db_url: str) -> Non
         statuses = set(s.scalars(select(Patient.status)))
         in_progress = s.execute(select(func.count()).select_from(Encounter)
                                 .where(Encounter.status == "in_progress")).scalar_one()
+        charted = s.execute(select(func.count(func.distinct(Observation.patient_id)))).scalar_one()
     assert {"provisional", "validated", "qualified"} <= statuses
     assert in_progress == result["stays_in_progress"]
+    assert charted == in_progress  # every patient in a bed has vital signs to show
     assert seed_patients(uow, count=300, seed=7) == {"patients_created": 0}  # only into an empty index
