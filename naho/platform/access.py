@@ -53,6 +53,9 @@ ROLE_PURPOSES: dict[Role, frozenset[Purpose]] = {
     Role.ADMISSION_CLERK: frozenset({Purpose.ADMINISTRATION, Purpose.IDENTITY}),
     Role.IDENTITY_VIGILANCE: frozenset({Purpose.IDENTITY, Purpose.ADMINISTRATION}),
     Role.IT_ADMIN: frozenset({Purpose.ADMINISTRATION}),
+    # A system holding a bearer token (admission gateway, FHIR client) acts for administration
+    # and identity, never for care: clinical content needs a person in the care team.
+    Role.INTERFACE: frozenset({Purpose.ADMINISTRATION, Purpose.IDENTITY}),
 }
 
 

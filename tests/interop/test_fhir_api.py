@@ -381,8 +381,8 @@ def test_practitioners_are_found_by_rpps_idnps_and_name(client: TestClient) -> N
     assert set(claire) == {"resourceType", "id", "identifier", "active", "name"}  # nothing of the account
 
 
-def test_a_system_token_reads_the_structure_but_no_patient_without_a_purpose(client: TestClient, app,  # type: ignore[no-untyped-def]
-                                                                           clock: FixedClock) -> None:
+def test_a_system_token_reads_the_structure_and_identities(client: TestClient, app,  # type: ignore[no-untyped-def]
+                                                            clock: FixedClock) -> None:
     container = app.state.container
     with container.session_factory() as s:
         create_account(s, username="passerelle-adt", display_name="Passerelle ADT", roles={Role.INTERFACE},
@@ -394,8 +394,8 @@ def test_a_system_token_reads_the_structure_but_no_patient_without_a_purpose(cli
     with TestClient(app) as system:
         system.headers["authorization"] = f"Bearer {token}"
         assert _entries(_get(system, "/Organization", identifier=f"{FINESS_SYSTEM}|629990011"))
-        # The door has no purpose for which a system may open patient data yet (platform.access).
-        assert _issue(_get(system, f"/Patient/{jeanne}", expect=404))[0] == "not-found"
+        # A system acts for administration and identity (platform.access.ROLE_PURPOSES).
+        assert _get(system, f"/Patient/{jeanne}")["id"] == jeanne
 
 
 def _patient_by_clerk(app) -> str:  # type: ignore[no-untyped-def]

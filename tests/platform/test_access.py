@@ -130,3 +130,10 @@ def test_a_patient_reads_only_their_own_record(uow, port) -> None:  # type: igno
         _open(uow, actor(Role.PATIENT), port, Purpose.SELF)
     with pytest.raises(PatientNotFound):
         _open(uow, me, port, Purpose.CARE)  # a patient is no clinician, even of themselves
+
+
+def test_a_system_reads_identities_but_never_clinical_content(uow, port) -> None:  # type: ignore[no-untyped-def]
+    gateway = actor(Role.INTERFACE)
+    assert _open(uow, gateway, port, Purpose.ADMINISTRATION).basis is Basis.ROLE
+    with pytest.raises(PatientNotFound):
+        _open(uow, gateway, port, Purpose.CARE)
