@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from naho.identity import service
-from naho.identity.schemas import PatientCreate, PatientPublic
+from naho.identity.schemas import PatientCreate, PatientPublic, TraitsUpdate
 from naho.platform.access import Purpose
 from naho.platform.deps import ActorDep, ContainerDep
 from naho.platform.security.policy import STAFF, requires
@@ -53,3 +53,10 @@ def read(patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep) -> Pat
 @router.post("/{patient_id}/validation", dependencies=[Depends(REGISTRARS)])
 def validate(patient_id: uuid.UUID, body: Validation, container: ContainerDep, actor: ActorDep) -> PatientPublic:
     return service.validate_identity(container.uow(), actor, patient_id, body.proof, container.ports["care"])
+
+
+@router.patch("/{patient_id}", dependencies=[Depends(REGISTRARS)])
+def update(patient_id: uuid.UUID, body: TraitsUpdate, container: ContainerDep, actor: ActorDep) -> PatientPublic:
+    """Correct traits; 409 when strict traits come from INSi. A validated identity whose strict
+    traits change goes back to provisional."""
+    return service.update_traits(container.uow(), actor, patient_id, body, container.ports["care"])

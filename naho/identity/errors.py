@@ -32,3 +32,10 @@ class InsNotRetrieved(DomainError):
     """The national INSi service found no identity matching these traits."""
 
     status = 409
+
+
+class StrictTraitsLocked(Conflict):
+    """The strict traits of an identity whose INS was retrieved come from INSi: they change
+    through INSi, not by hand (RNIV)."""
+
+    title = "Strict traits locked"

@@ -68,3 +68,22 @@ class IdentityEventPublic(BaseModel):
     status_before: str | None
     status_after: str | None
     proof: str | None
+
+
+class TraitsUpdate(BaseModel):
+    """Corrected traits; a field left out keeps its value."""
+
+    birth_name: str | None = Field(default=None, min_length=1, max_length=100)
+    used_name: str | None = Field(default=None, max_length=100)
+    first_names: str | None = Field(default=None, min_length=1, max_length=200)
+    used_first_name: str | None = Field(default=None, max_length=100)
+    sex: str | None = Field(default=None, pattern=r"^[MFI]$")
+    birth_date: date | None = None
+    birth_place: str | None = Field(default=None, pattern=r"^(\d{5}|2[AB]\d{3})$")
+    phone: str | None = Field(default=None, max_length=30)
+    email: str | None = Field(default=None, max_length=254)
+    address: str | None = Field(default=None, max_length=300)
+    postcode: str | None = Field(default=None, max_length=10)
+    city: str | None = Field(default=None, max_length=120)
+    #: Why the traits change (typing error, judgement, marriage...): kept in the history.
+    reason: str = Field(min_length=3, max_length=500)

@@ -24,10 +24,11 @@ from naho.identity.errors import (
     InvalidIdentity,
     MergeRefused,
     PossibleDuplicates,
+    StrictTraitsLocked,
 )
 from naho.identity.insi import InsiPort
 from naho.identity.models import BlockingKey, IdentityEvent, NotDuplicate, Patient, PatientMerge
-from naho.identity.schemas import Candidate, IdentityEventPublic, PatientCreate, PatientPublic
+from naho.identity.schemas import Candidate, IdentityEventPublic, PatientCreate, PatientPublic, TraitsUpdate
 from naho.platform import audit
 from naho.platform.access import CareRelationshipPort, Purpose, access_patient, decide
 from naho.platform.counters import next_number
@@ -499,3 +500,52 @@ def merges(session: Session, *, limit: int = 100) -> list[MergeLine]:
 def merged_into(session: Session, patient_id: uuid.UUID) -> uuid.UUID | None:
     """Where a merged record redirects (None for a live record)."""
     return session.execute(select(Patient.merged_into_id).where(Patient.id == patient_id)).scalar_one_or_none()
+
+
+STRICT_TRAITS = ("birth_name", "first_names", "sex", "birth_date", "birth_place")
+
+
+def update_traits(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: TraitsUpdate,
+                  port: CareRelationshipPort) -> PatientPublic:
+    """Correct an identity's traits (RNIV): the strict traits of an identity whose INS was
+    retrieved are locked (they come from INSi); changing a strict trait of a validated identity
+    takes it back to provisional, to be checked again; other traits change freely. Traced."""
+    changes = data.model_dump(exclude_unset=True, exclude={"reason"})
+    with uow:
+        s = uow.session
+        now = uow.clock.now()
+        access_patient(s, actor, patient_id, Purpose.IDENTITY, now=now, port=port,
+                       action="patient:identity:update")
+        row = s.get(Patient, patient_id)
+        assert row is not None
+        try:
+            for name in ("birth_name", "used_name", "used_first_name"):
+                if changes.get(name):
+                    changes[name] = rules.normalise_name(changes[name])
+            if changes.get("first_names"):
+                changes["first_names"] = " ".join(rules.normalise_name(n) for n in changes["first_names"].split())
+        except rules.IdentityRuleError as exc:
+            raise InvalidIdentity(str(exc)) from exc
+        changed = {k: v for k, v in changes.items() if getattr(row, k) != v}
+        strict = sorted(k for k in changed if k in STRICT_TRAITS)
+        before = row.status
+        if strict and rules.IdentityStatus(row.status).ins_retrieved:
+            raise StrictTraitsLocked("the strict traits of this identity come from INSi: "
+                                     + ", ".join(strict) + " cannot be changed by hand", traits=strict)
+        if strict and rules.IdentityStatus(row.status) is rules.IdentityStatus.VALIDATED:
+            state = rules.next_status(_state(row), event=rules.Downgraded(rules.DowngradeReason.STRICT_TRAIT_CHANGE))
+            row.status = str(state.status)
+        old = {k: str(getattr(row, k)) if getattr(row, k) is not None else None for k in changed}
+        for name, value in changed.items():
+            setattr(row, name, value)
+        row.updated_at = now
+        s.flush()
+        if strict:
+            _index(s, row)
+        _event(s, actor, row, "traits", before=before, reason=data.reason.strip(),
+               changed={k: [old[k], str(v) if v is not None else None] for k, v in changed.items()})
+        audit.record(s, actor, "patient:identity:update", at=now, patient_id=patient_id, reason=data.reason.strip(),
+                     details={"traits": sorted(changed)})
+        result = to_public(row)
+        uow.commit()
+        return result

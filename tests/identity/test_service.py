@@ -140,3 +140,34 @@ def test_the_ins_finds_only_a_qualified_identity(client: TestClient) -> None:
     assert client.get("/api/patients", params={"q": ins.ins}).json() == []  # retrieved, not qualified
     _post(client, f"/api/patients/{patient['id']}/validation", {"proof": "passport"})
     assert [p["id"] for p in client.get("/api/patients", params={"q": ins.ins}).json()] == [patient["id"]]
+
+
+def _patch(client: TestClient, patient_id: str, body: dict):  # type: ignore[no-untyped-def, type-arg]
+    return client.patch(f"/api/patients/{patient_id}", json=body, headers={"x-csrf-token": form_token(client)})
+
+
+def test_correcting_a_strict_trait_of_a_validated_identity_sends_it_back_to_provisional(client: TestClient) -> None:
+    login(client, CLERK)
+    patient = _register(client).json()
+    _post(client, f"/api/patients/{patient['id']}/validation", {"proof": "passport"})
+    contact = _patch(client, patient["id"], {"phone": "03 21 00 00 00", "reason": "nouveau numéro"}).json()
+    assert contact["status"] == "validated" and contact["phone"] == "03 21 00 00 00"  # not a strict trait
+    corrected = _patch(client, patient["id"], {"birth_date": "1948-03-13", "reason": "erreur de saisie"}).json()
+    assert corrected["status"] == "provisional" and corrected["birth_date"] == "1948-03-13"
+
+
+def test_strict_traits_from_insi_cannot_be_changed_by_hand(client: TestClient) -> None:
+    login(client, CLERK)
+    patient = _register(client).json()
+    client.post(f"/patients/{patient['id']}/identite/insi", data={"csrf_token": form_token(client)})
+    refused = _patch(client, patient["id"], {"birth_name": "Lefebvre", "reason": "orthographe"})
+    assert refused.status_code == 409 and refused.json()["traits"] == ["birth_name"]
+    assert client.get(f"/api/patients/{patient['id']}").json()["birth_name"] == "LEFEVRE"
+    allowed = _patch(client, patient["id"], {"used_name": "Martin", "reason": "nom d'usage après mariage"})
+    assert allowed.status_code == 200 and allowed.json()["used_name"] == "MARTIN"
+
+
+def test_a_traits_correction_needs_a_reason(client: TestClient) -> None:
+    login(client, CLERK)
+    patient = _register(client).json()
+    assert _patch(client, patient["id"], {"phone": "0600000000"}).status_code == 422
