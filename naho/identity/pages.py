@@ -20,8 +20,9 @@ from naho.identity.errors import (
     InvalidIdentity,
     MergeRefused,
     PossibleDuplicates,
+    StrictTraitsLocked,
 )
-from naho.identity.schemas import PatientCreate
+from naho.identity.schemas import PatientCreate, TraitsUpdate
 from naho.platform import i18n
 from naho.platform.deps import ActorDep, ContainerDep
 from naho.platform.security.policy import STAFF, requires
@@ -126,6 +127,23 @@ def insi(patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep) -> Res
     return _back(patient_id)
 
 
+@router.post("/patients/{patient_id}/identite/traits", dependencies=[Depends(REGISTRARS)])
+async def correct(patient_id: uuid.UUID, request: Request, container: ContainerDep, actor: ActorDep) -> Response:
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str) and k != "csrf_token"}
+    fields = {k: (v.strip() or None) for k, v in form.items() if k in TraitsUpdate.model_fields and k != "reason"}
+    try:
+        data = TraitsUpdate(reason=form.get("reason", ""), **fields)  # type: ignore[arg-type]
+    except ValidationError:
+        return _back(patient_id, "traits")
+    try:
+        service.update_traits(container.uow(), actor, patient_id, data, container.ports["care"])
+    except StrictTraitsLocked:
+        return _back(patient_id, "StrictTraitsLocked")
+    except InvalidIdentity:
+        return _back(patient_id, "traits")
+    return _back(patient_id)
+
+
 @router.post("/patients/{patient_id}/identite/doute", dependencies=[Depends(REGISTRARS)])
 def doubt(patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
           reason: Annotated[str, Form(max_length=500)]) -> Response:
@@ -196,6 +214,8 @@ REFUSAL_LABELS = {
     "insi-unavailable": i18n.N_("The INSi teleservice is not configured on this server."),
     "ins-taken": i18n.N_("This INS already belongs to another record: a probable duplicate, tell identity vigilance."),
     "reason": i18n.N_("State why the identity is doubtful."),
+    "StrictTraitsLocked": i18n.N_("These traits come from the INSi teleservice: they cannot be changed by hand."),
+    "traits": i18n.N_("Check the corrected traits and state the reason for the correction."),
 }
 
 #: Filters the app registers on the template environment.

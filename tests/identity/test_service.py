@@ -171,3 +171,15 @@ def test_a_traits_correction_needs_a_reason(client: TestClient) -> None:
     login(client, CLERK)
     patient = _register(client).json()
     assert _patch(client, patient["id"], {"phone": "0600000000"}).status_code == 422
+
+
+def test_the_clerk_corrects_a_typo_from_the_patient_page(client: TestClient) -> None:
+    login(client, CLERK)
+    patient = _register(client, first_names="Jeane").json()
+    page = client.get(f"/patients/{patient['id']}").text
+    assert 'id="traits-form"' in page
+    response = client.post(f"/patients/{patient['id']}/identite/traits", data={
+        "birth_name": "LEFEVRE", "first_names": "Jeanne", "used_name": "", "birth_date": "1948-03-12", "phone": "",
+        "reason": "faute de frappe", "csrf_token": form_token(client)}, follow_redirects=False)
+    assert response.headers["location"] == f"/patients/{patient['id']}"
+    assert client.get(f"/api/patients/{patient['id']}").json()["first_names"] == "JEANNE"
