@@ -22,6 +22,7 @@ from naho.identity import pages as identity_pages
 from naho.identity.insi import SimulatedInsi
 from naho.interop import fhir, fhir_api
 from naho.interop.hl7_listener import start_listener, stop_listener
+from naho.interop.hl7_sender import make_adt_handler
 from naho.platform import i18n
 from naho.platform.clock import Clock, SystemClock
 from naho.platform.db import make_engine, make_session_factory
@@ -84,6 +85,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     )
     container.ports["shell"] = make_shell_port(container.session_factory)
     container.ports["outbox_handlers"] = dict(outbox_handlers or {})
+    if settings.hl7_adt_destination:  # naho's own movements as PAM FR ADT over MLLP
+        container.ports["outbox_handlers"].setdefault("hl7.adt", make_adt_handler(settings, clock=container.clock))
     # The one door to patient data asks the record who is in the care team.
     container.ports["care"] = CARE
     # Domains whose patient-owned rows follow a merge (identity vigilance).

@@ -29,7 +29,9 @@ class Container:
     ports: dict[str, Any] = field(default_factory=dict)
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.session_factory, self.clock, self.bus)
+        # The outbox topics that have a handler: services enqueue only to those (platform.uow).
+        return UnitOfWork(self.session_factory, self.clock, self.bus,
+                          channels=frozenset(self.ports.get("outbox_handlers", {})))
 
 
 def get_container(request: Request) -> Container:

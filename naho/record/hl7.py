@@ -39,7 +39,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 import hl7 as python_hl7
@@ -860,4 +860,76 @@ def build_ack(header: Header | None, refusal: Refusal | None, *, control_id: str
         segments.append("|".join([
             "ERR", "", refusal.location, f"{refusal.code}^{_TABLE_0357.get(refusal.code, '')}^HL70357", "E",
             escape(refusal.rule), "", "", escape(refusal.reason)]))
+    return "\r".join(segments) + "\r"
+
+
+# --- naho's own movements, out ---------------------------------------------------------------------
+
+# Message structure (MSH-9.3) of each trigger, HL7 v2.5 chapter 3 as PAM FR §2.2 uses it.
+_STRUCTURES = {"A01": "ADT_A01", "A04": "ADT_A01", "A05": "ADT_A05", "A02": "ADT_A02", "A03": "ADT_A03",
+               "A06": "ADT_A06", "A07": "ADT_A06", "A11": "ADT_A09", "A12": "ADT_A12", "A13": "ADT_A01",
+               "A21": "ADT_A21", "A22": "ADT_A21", "A52": "ADT_A52", "A53": "ADT_A52", "A38": "ADT_A38"}
+# Namespace (CX-4.1) of the INS assigning authorities; the OID (CX-4.2) is what receivers check.
+_INS_NAMESPACES = {identity_rules.INS_NIR_OID: "ASIP-SANTE-INS-NIR", identity_rules.INS_NIA_OID: "ASIP-SANTE-INS-NIA",
+                   identity_rules.INS_NIR_TEST_OID: "ASIP-SANTE-INS-NIR-TEST",
+                   identity_rules.INS_NIR_DEMO_OID: "ASIP-SANTE-INS-NIR-DEMO"}
+_SEX_OUT = {"M": "M", "F": "F", "I": "U"}
+
+
+def _ts(value: datetime, zone: tzinfo) -> str:
+    return value.astimezone(zone).strftime("%Y%m%d%H%M%S%z")
+
+
+def build_adt(snapshot: dict[str, Any], *, control_id: str, sending_application: str, sending_facility: str,
+              now: datetime, authority: str | None = None, zone: tzinfo = UTC) -> str:
+    """The PAM FR message (HL7 v2.5, profile 2.11) notifying one movement of naho's.
+
+    `snapshot` is what record.service put in the outbox with the movement. Pure: no database,
+    no clock (`now` is MSH-7 and EVN-2). Conventions are the inbound side's, so a naho reads
+    what a naho sends: PID-3 IPP `ipp^^^<authority>^PI`, PV1-3 `unit^room^bed`, PV1-19 the NDA
+    under our authority. The INS goes in PID-3 and PID-32 says VALI only for a qualified
+    identity (PAM FR §6.6.1, §6.6.15); any other identity is PROV, with DOUT / FICT as attributes.
+    naho keeps one UF per movement, so it is the UF of accommodation (PV1-3), of medical
+    responsibility (ZBE-7) and of care (ZBE-8) at once; ZBE-9 says HMS, or L for a bed change
+    within the unit. Movements are always current: ZBE-5 = N (rules.py never cancels history).
+    """
+    authority = authority or sending_application
+    trigger, action = str(snapshot["trigger"]), str(snapshot["action"])
+    person: dict[str, Any] = snapshot["patient"]
+    at = datetime.fromisoformat(str(snapshot["movement_at"]))
+    msh = ["MSH", "^~\\&", escape(sending_application), escape(sending_facility), "", "", _ts(now, zone), "",
+           f"ADT^{trigger}^{_STRUCTURES.get(trigger, 'ADT_A01')}", escape(control_id), "P", "2.5^FRA^2.11",
+           "", "", "", "", "FRA", "UNICODE UTF-8"]
+    evn = ["EVN", "", _ts(now, zone), "", "", "", _ts(at, zone)]
+
+    ids = [f"{escape(person['ipp'])}^^^{escape(authority)}^PI"]
+    if person.get("ins"):
+        oid = str(person.get("ins_oid") or identity_rules.INS_NIR_OID)
+        ids.append(f"{escape(person['ins'])}^^^{_INS_NAMESPACES.get(oid, 'INS')}&{oid}&ISO^INS")
+    first_names = str(person["first_names"])
+    names = [f"{escape(person['birth_name'])}^{escape(first_names.split(' ')[0])}^{escape(first_names)}^^^^L"]
+    if person.get("used_name") or person.get("used_first_name"):
+        names.append(f"{escape(person.get('used_name') or person['birth_name'])}^"
+                     f"{escape(person.get('used_first_name') or first_names.split(' ')[0])}^^^^^D")
+    birth_place = f"^^^^^^BDL^^{escape(person['birth_place'])}" if person.get("birth_place") else ""
+    reliability = ["VALI" if person.get("ins") else "PROV"]
+    reliability += [code for flag, code in (("doubtful", "DOUT"), ("fictitious", "FICT")) if person.get(flag)]
+    pid = ["PID", "1", "", "~".join(ids), "", "~".join(names), "", date.fromisoformat(person["birth_date"])
+           .strftime("%Y%m%d"), _SEX_OUT.get(str(person["sex"]), "U"), "", "", birth_place,
+           *[""] * 20, "~".join(reliability)]
+
+    unit = escape(str(snapshot["unit_code"]))
+    location = "^".join([unit, escape(snapshot.get("room") or ""), escape(snapshot.get("bed") or "")]).rstrip("^")
+    pv1 = ["PV1", "1", rules.pv1_class(rules.EncounterClass(snapshot["encounter_class"])), location,
+           *[""] * 15, f"{escape(snapshot['nda'])}^^^{escape(authority)}^AN"]
+
+    previous = snapshot.get("previous_unit_code")
+    nature = "L" if snapshot.get("movement_kind") == str(rules.MovementKind.TRANSFER) and previous == \
+        snapshot["unit_code"] else "HMS"
+    finess = escape(snapshot.get("finess") or "")
+    ward = f"{escape(snapshot.get('unit_name') or '')}^^^^^{finess}^UF^^^{unit}" if unit else ""
+    zbe = ["ZBE", f"{escape(snapshot['movement_id'])}^{escape(sending_application)}", _ts(at, zone), "",
+           action, "N", escape(snapshot.get("original_trigger") or "") if action == "CANCEL" else "",
+           ward, ward, nature]
+    segments = ["|".join(msh), "|".join(evn).rstrip("|"), "|".join(pid), "|".join(pv1), "|".join(zbe)]
     return "\r".join(segments) + "\r"

@@ -9,15 +9,17 @@ cannot both succeed.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from naho.identity import service as identity
-from naho.platform import audit
+from naho.platform import audit, outbox
 from naho.platform.access import Purpose, access_patient
 from naho.platform.counters import next_number
 from naho.platform.errors import Forbidden
@@ -50,6 +52,8 @@ from naho.staff import service as staff
 
 #: A stay that ended less than this long ago still opens the chart to its unit's care team.
 RECENT_STAY = timedelta(days=30)
+#: Outbox topic of naho's own ADT messages (IHE PAM FR); interop.hl7_sender delivers it.
+ADT_TOPIC = "hl7.adt"
 
 
 # --- events (past tense, published after commit) -------------------------------------------------
@@ -235,16 +239,77 @@ def admit_patient(uow: UnitOfWork, actor: Actor, data: AdmissionCreate) -> Encou
         s.add(encounter)
         s.flush()
         added = _save(s, actor, encounter, [], stay, now)
-        _emit(uow, encounter, added)
+        _emit(uow, actor, encounter, added)
         result = _public(s, encounter)
         uow.commit()
         return result
 
 
-def _emit(uow: UnitOfWork, encounter: Encounter, added: list[Movement]) -> None:
+def _emit(uow: UnitOfWork, actor: Actor, encounter: Encounter, added: list[Movement],
+          cancelled: Sequence[Movement] = (), *, previous_unit: str | None = None) -> None:
+    """Events after commit, and the ADT messages to send, in the movement's transaction (R3)."""
     for m in added:
         uow.emit(PatientMoved(encounter.id, encounter.patient_id, m.kind,
                               rules.trigger_event(rules.MovementKind(m.kind)), m.unit_code, m.bed_code, m.at))
+    for m in cancelled:
+        uow.emit(MovementCancelled(encounter.id, encounter.patient_id, m.kind,
+                                   rules.cancel_trigger(rules.MovementKind(m.kind))))
+    # A movement an interface sent us (HL7 listener, Role.INTERFACE) is not echoed back: the
+    # sending system knows it already, and a receiver that is also a sender would loop.
+    if ADT_TOPIC not in uow.channels or actor.has_any(Role.INTERFACE):
+        return
+    now = uow.clock.now()
+    for m in cancelled:
+        outbox.enqueue(uow.session, ADT_TOPIC, _adt_snapshot(uow.session, encounter, m, cancel=True), now=now)
+    for m in added:
+        snapshot = _adt_snapshot(uow.session, encounter, m, cancel=False, previous_unit=previous_unit)
+        outbox.enqueue(uow.session, ADT_TOPIC, snapshot, now=now)
+
+
+def _adt_snapshot(session: Session, encounter: Encounter, movement: Movement, *, cancel: bool,
+                  previous_unit: str | None = None) -> dict[str, Any]:
+    """Everything an ADT message about `movement` needs, as JSON values: the outbox sends it
+    later, after the patient may have moved again, so it is read now (record.hl7.build_adt)."""
+    kind = rules.MovementKind(movement.kind)
+    if cancel:
+        # The location the cancellation leaves (A12: back to the previous bed), else the movement's.
+        unit_code, bed_code = encounter.unit_code or movement.unit_code, encounter.bed_code
+    else:
+        unit_code, bed_code = movement.unit_code, movement.bed_code
+    room = bed = ""
+    if unit_code and bed_code:
+        found = next((b for b in sites.list_beds(session, unit_code) if b.code == bed_code), None)
+        room = found.room if found else ""
+        bed = bed_code.removeprefix(f"{unit_code}-{room}-") if room else bed_code
+    units = {u.code: u.name for u in sites.unit_choices(session, encounter.establishment_code)}
+    establishment = sites.get_establishment(session, encounter.establishment_code)
+    person = identity.summaries(session, [encounter.patient_id])[encounter.patient_id]
+    return {
+        "trigger": rules.cancel_trigger(kind) if cancel else rules.trigger_event(kind),
+        "action": "CANCEL" if cancel else "INSERT",
+        "original_trigger": rules.trigger_event(kind) if cancel else None,
+        "movement_id": str(movement.id),
+        "movement_at": movement.at.isoformat(),
+        "movement_kind": str(kind),
+        "encounter_class": encounter.encounter_class,
+        "establishment_code": encounter.establishment_code,
+        "finess": establishment.finess,
+        "unit_code": unit_code or "",
+        "unit_name": units.get(unit_code or "", ""),
+        "previous_unit_code": previous_unit,
+        "room": room,
+        "bed": bed,
+        "bed_code": bed_code,
+        "nda": encounter.nda,
+        "patient": {
+            "ipp": person.ipp, "birth_name": person.birth_name, "used_name": person.used_name,
+            "first_names": person.first_names, "used_first_name": person.used_first_name, "sex": person.sex,
+            "birth_date": person.birth_date.isoformat(), "birth_place": person.birth_place,
+            "status": person.status, "doubtful": person.doubtful, "fictitious": person.fictitious,
+            # PatientPublic shows the INS only once the identity is qualified (RNIV, PAM FR §6.6.1).
+            "ins": person.ins, "ins_oid": person.ins_oid if person.ins else None,
+        },
+    }
 
 
 def _move(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID, action: str, apply) -> EncounterPublic:  # type: ignore[no-untyped-def]
@@ -261,8 +326,11 @@ def _move(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID, action: str, a
             changed = apply(s, encounter, stay, now)
         except rules.StayRuleError as exc:
             raise _refused(exc) from exc
+        before = rules.current_location(stay)
+        active = {r.id for r in rows if not r.cancelled}
         added = _save(s, actor, encounter, rows, changed, now)
-        _emit(uow, encounter, added)
+        cancelled = [r for r in rows if r.cancelled and r.id in active]
+        _emit(uow, actor, encounter, added, cancelled, previous_unit=before[0] if before else None)
         result = _public(s, encounter)
         uow.commit()
         return result

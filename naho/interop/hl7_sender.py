@@ -1,0 +1,84 @@
+"""naho's own ADT messages out over MLLP: outbox envelope (topic "hl7.adt") → PAM FR → receiver.
+
+record.service puts a snapshot of each movement in the outbox, in the movement's transaction;
+the outbox worker calls the handler made here outside any transaction. MSH-10 is the envelope
+id, the same on every attempt, so a receiver that dedupes on (sender, MSH-10), as naho's own
+listener does, takes a redelivered message once. The handler returns only on an AA (or CA)
+naming our MSH-10 in MSA-2; an AE, an AR, a timeout or a lost connection raises, and the
+outbox tries again with backoff, then marks the message dead (page /admin/outbox).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import hl7 as python_hl7
+
+from naho.config import Settings
+from naho.interop.mllp import send
+from naho.platform.clock import Clock, SystemClock
+from naho.platform.outbox import Envelope, Handler
+from naho.record import hl7 as adt
+from naho.record.service import ADT_TOPIC
+
+TOPIC = ADT_TOPIC
+ACCEPTED = frozenset({"AA", "CA"})
+
+
+class AdtNotAccepted(RuntimeError):
+    """The receiver answered, but not with an acceptance of this message."""
+
+
+def destination(value: str) -> tuple[str, int]:
+    """"host:port" (or "[v6 address]:port") → (host, port)."""
+    host, _, port = value.strip().rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"hl7_adt_destination {value!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
+def check_ack(reply: bytes, control_id: str) -> None:
+    """Return if `reply` accepts message `control_id`; raise AdtNotAccepted otherwise."""
+    text, _codec = adt.decode(reply)
+    try:
+        message = python_hl7.parse(text.replace("\r\n", "\r").replace("\n", "\r").strip())
+        msa = message.segment("MSA")
+    except Exception as exc:  # python-hl7 raises ParseException, KeyError…
+        raise AdtNotAccepted(f"the reply is not an HL7 acknowledgement ({type(exc).__name__})") from exc
+    code, acked = _field(msa, 1), _field(msa, 2)
+    if code not in ACCEPTED:
+        try:
+            reason = _field(message.segment("ERR"), 8)
+        except KeyError:
+            reason = ""
+        reason = reason or _field(msa, 3)  # MSA-3, deprecated, still what many engines fill
+        raise AdtNotAccepted(f"{code or 'no MSA-1'}: {reason or 'no reason given'}")
+    if acked != control_id:
+        raise AdtNotAccepted(f"the acknowledgement names message {acked!r}, not {control_id!r}")
+
+
+def _field(segment: Any, field: int) -> str:
+    try:
+        return str(segment.extract_field(1, field, 1, 1, 1)).strip()
+    except (IndexError, KeyError):
+        return ""
+
+
+def make_adt_handler(settings: Settings, *, clock: Clock | None = None, timeout: float = 10.0) -> Handler:
+    """The outbox handler of topic "hl7.adt", sending to `settings.hl7_adt_destination`."""
+    host, port = destination(settings.hl7_adt_destination)
+    zone = ZoneInfo(settings.timezone)
+    clock = clock or SystemClock()
+
+    def deliver(envelope: Envelope) -> None:
+        control_id = envelope.id.hex
+        message = adt.build_adt(envelope.payload, control_id=control_id,
+                                sending_application=settings.hl7_application,
+                                sending_facility=settings.hl7_facility, now=clock.now(), zone=zone)
+        # The worker runs in a thread of its own: one short event loop per message.
+        reply = asyncio.run(send(host, port, message, timeout))
+        check_ack(reply, control_id)
+
+    return deliver
