@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, String, Text, or_, select, update
+from sqlalchemy import JSON, Index, Integer, String, Text, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from naho.platform.clock import Clock
@@ -34,7 +34,10 @@ MAX_BACKOFF = timedelta(hours=1)
 
 class OutboxMessage(Base):
     __tablename__ = "outbox_message"
-    __table_args__ = (Index("ix_outbox_message_status_available", "status", "available_at"),)
+    __table_args__ = (
+        Index("ix_outbox_message_status_available", "status", "available_at"),
+        Index("ix_outbox_message_ordering", "ordering_key", "ordering_seq"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     topic: Mapped[str] = mapped_column(String(80))
@@ -46,6 +49,10 @@ class OutboxMessage(Base):
     leased_until: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: Messages sharing a key are delivered one after the other, in `ordering_seq` order: a
+    #: later one waits while an earlier one is pending or dead (e.g. a patient's ADT messages).
+    ordering_key: Mapped[str | None] = mapped_column(String(120))
+    ordering_seq: Mapped[int | None] = mapped_column(Integer)
 
 
 @dataclass(frozen=True)
@@ -65,12 +72,22 @@ class UnknownTopicError(LookupError):
     """No handler is registered for a message's topic."""
 
 
-def enqueue(session: Session, topic: str, payload: dict[str, Any], *, now: datetime) -> uuid.UUID:
+def enqueue(session: Session, topic: str, payload: dict[str, Any], *, now: datetime,
+            ordering_key: str | None = None) -> uuid.UUID:
+    """Add a message in the caller's transaction. With an `ordering_key`, the message is
+    delivered only after every earlier message of that key (FIFO per key, e.g. per patient)."""
+    seq = None
+    if ordering_key is not None:
+        session.flush()
+        last = session.execute(select(func.max(OutboxMessage.ordering_seq))
+                               .where(OutboxMessage.ordering_key == ordering_key)).scalar_one()
+        seq = (last or 0) + 1
     message = OutboxMessage(
         id=new_id(), topic=topic, payload=payload, status=PENDING, attempts=0,
-        created_at=now, available_at=now,
+        created_at=now, available_at=now, ordering_key=ordering_key, ordering_seq=seq,
     )
     session.add(message)
+    session.flush()
     return message.id
 
 
@@ -112,16 +129,30 @@ class OutboxWorker:
             )
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
-            rows = session.execute(query).scalars().all()
+            rows = [row for row in session.execute(query).scalars().all() if not _blocked(session, row)]
+            rows = _first_per_key(rows)
             for row in rows:
                 row.leased_until = now + LEASE
                 row.attempts += 1
             return [Envelope(r.id, r.topic, dict(r.payload), r.attempts) for r in rows]
 
-    def run_once(self) -> int:
-        """Deliver every due message once; return how many were handled successfully."""
+    def run_once(self, *, max_batches: int = 100) -> int:
+        """Deliver every due message; return how many were handled successfully.
+
+        Claims again after each batch, so the next message of an ordered key goes out as soon as
+        the one before it is delivered (a failed one is not due again before its backoff).
+        """
         delivered = 0
-        for envelope in self.claim():
+        for _ in range(max_batches):
+            batch = self.claim()
+            if not batch:
+                break
+            delivered += self._deliver(batch)
+        return delivered
+
+    def _deliver(self, batch: list[Envelope]) -> int:
+        delivered = 0
+        for envelope in batch:
             error: str | None = None
             try:
                 handler = self.handlers.get(envelope.topic)
@@ -151,6 +182,30 @@ class OutboxWorker:
                 row.available_at = now + backoff(row.attempts, self.backoff_seconds)
 
 
+def _blocked(session: Session, row: OutboxMessage) -> bool:
+    """An earlier message of the same key is not delivered yet (pending, leased or dead)."""
+    if row.ordering_key is None:
+        return False
+    earlier = session.execute(select(OutboxMessage.id).where(
+        OutboxMessage.ordering_key == row.ordering_key, OutboxMessage.ordering_seq < row.ordering_seq,
+        OutboxMessage.status != DELIVERED,
+    ).limit(1)).first()
+    return earlier is not None
+
+
+def _first_per_key(rows: list[OutboxMessage]) -> list[OutboxMessage]:
+    """At most one message per key in a batch: the next is claimed once this one is delivered."""
+    seen: set[str] = set()
+    kept = []
+    for row in sorted(rows, key=lambda r: (r.created_at, r.ordering_seq or 0)):
+        if row.ordering_key is not None:
+            if row.ordering_key in seen:
+                continue
+            seen.add(row.ordering_key)
+        kept.append(row)
+    return kept
+
+
 def retry_dead(session: Session, message_id: uuid.UUID, *, now: datetime) -> bool:
     """Give a dead message a fresh set of attempts. Returns False if it was not dead."""
     result = session.execute(
@@ -162,8 +217,6 @@ def retry_dead(session: Session, message_id: uuid.UUID, *, now: datetime) -> boo
 
 
 def counts(session: Session) -> dict[str, int]:
-    from sqlalchemy import func
-
     rows = session.execute(
         select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
     ).all()

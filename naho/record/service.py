@@ -260,10 +260,11 @@ def _emit(uow: UnitOfWork, actor: Actor, encounter: Encounter, added: list[Movem
         return
     now = uow.clock.now()
     for m in cancelled:
-        outbox.enqueue(uow.session, ADT_TOPIC, _adt_snapshot(uow.session, encounter, m, cancel=True), now=now)
+        outbox.enqueue(uow.session, ADT_TOPIC, _adt_snapshot(uow.session, encounter, m, cancel=True), now=now,
+                       ordering_key=f"{ADT_TOPIC}:{encounter.patient_id}")
     for m in added:
         snapshot = _adt_snapshot(uow.session, encounter, m, cancel=False, previous_unit=previous_unit)
-        outbox.enqueue(uow.session, ADT_TOPIC, snapshot, now=now)
+        outbox.enqueue(uow.session, ADT_TOPIC, snapshot, now=now, ordering_key=f"{ADT_TOPIC}:{encounter.patient_id}")
 
 
 def _adt_snapshot(session: Session, encounter: Encounter, movement: Movement, *, cancel: bool,

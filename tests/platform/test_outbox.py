@@ -105,3 +105,37 @@ def test_a_crash_after_delivery_redelivers_with_the_same_id(uow_factory, clock) 
 def test_backoff_grows_and_is_capped() -> None:
     assert [outbox.backoff(n, 2).total_seconds() for n in (1, 2, 3, 4)] == [2, 4, 8, 16]
     assert outbox.backoff(40, 2).total_seconds() == 3600
+
+
+def test_messages_of_one_key_are_delivered_in_order_even_after_a_failure(uow_factory, clock) -> None:  # type: ignore[no-untyped-def]
+    uow = uow_factory()
+    with uow:
+        first = outbox.enqueue(uow.session, "hl7.adt", {"n": 1}, now=clock.now(), ordering_key="patient-1")
+        second = outbox.enqueue(uow.session, "hl7.adt", {"n": 2}, now=clock.now(), ordering_key="patient-1")
+        other = outbox.enqueue(uow.session, "hl7.adt", {"n": 9}, now=clock.now(), ordering_key="patient-2")
+        uow.commit()
+    sent: list[int] = []
+    failing = {"on": True}
+
+    def receiver(envelope: Envelope) -> None:
+        if envelope.payload["n"] == 1 and failing["on"]:
+            raise ConnectionError("receiver down")
+        sent.append(envelope.payload["n"])
+
+    worker = OutboxWorker(uow._factory, clock, {"hl7.adt": receiver}, max_attempts=2, backoff_seconds=10)
+    worker.run_once()
+    assert sent == [9]  # the other patient is not held up; the second waits for the first
+    clock.advance(seconds=11)
+    worker.run_once()  # second attempt fails too: the first is dead, the second still waits
+    assert sent == [9] and _status(uow, first).status == DEAD and _status(uow, second).status == PENDING
+    clock.advance(hours=2)
+    worker.run_once()
+    assert sent == [9]
+    failing["on"] = False
+    with uow:
+        outbox.retry_dead(uow.session, first, now=clock.now())
+        uow.commit()
+    worker.run_once()
+    worker.run_once()
+    assert sent == [9, 1, 2]
+    assert _status(uow, other).status == DELIVERED
