@@ -47,8 +47,8 @@ from pydantic import ValidationError
 
 from naho.identity import rules as identity_rules
 from naho.identity import service as identity
-from naho.identity.errors import PossibleDuplicates
-from naho.identity.schemas import PatientCreate, PatientPublic
+from naho.identity.errors import InvalidIdentity, PossibleDuplicates
+from naho.identity.schemas import PatientCreate, PatientPublic, TraitsUpdate
 from naho.platform.access import Purpose
 from naho.platform.errors import DomainError, NotFound
 from naho.platform.security.actor import Actor
@@ -694,12 +694,28 @@ def _create_identity(uow: UnitOfWork, actor: Actor, command: AdtCommand, authori
 
 
 def _update_identity(uow: UnitOfWork, actor: Actor, command: AdtCommand, authority: str) -> Applied:
+    """A31: apply the changed traits through identity.update_traits (the RNIV rules: strict traits
+    of an identity whose INS was retrieved are refused above; a validated identity whose strict
+    traits change goes back to provisional)."""
     patient_id = _require_patient(uow, command.patient, authority)
     changes = _check_traits(uow, actor, patient_id, command.patient)
-    if changes:
-        raise IdentityUpdateUnavailable(f"changes to {', '.join(changes)} need a person: naho cannot update "
-                                        "an identity from a message yet")
-    return Applied("identity unchanged", patient_id)
+    if not changes:
+        return Applied("identity unchanged", patient_id)
+    sent = command.patient
+    fields = {name: getattr(sent, name) for name in (
+        "birth_name", "used_name", "first_names", "used_first_name", "sex", "birth_date", "birth_place",
+        "phone", "email", "address", "postcode", "city") if getattr(sent, name) is not None}
+    for name in ("used_name", "used_first_name"):
+        if fields.get(name) == "":
+            fields[name] = None  # HL7 "" clears the value
+    try:
+        update = TraitsUpdate(reason=f"A31 from {actor.display_name}", **fields)
+        identity.update_traits(uow, actor, patient_id, update, record.CARE)
+    except ValidationError as exc:
+        raise IdentityUpdateUnavailable(f"the traits sent are not valid: {exc.errors()[0]['msg']}") from exc
+    except InvalidIdentity as exc:
+        raise IdentityUpdateUnavailable(str(exc)) from exc
+    return Applied(f"identity updated: {', '.join(changes)}", patient_id)
 
 
 def _need_visit(command: AdtCommand) -> VisitData:

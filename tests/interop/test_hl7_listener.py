@@ -272,11 +272,16 @@ def test_a_qualified_identity_keeps_its_strict_traits(container: Container, gam:
         assert identity.summaries(uow.session, [patient_id])[patient_id].birth_name == "FONTAINE"
 
 
-def test_a_change_of_a_provisional_identity_waits_for_a_person(container: Container, gam: ServerThread) -> None:
+def test_an_a31_corrects_a_provisional_identity(container: Container, gam: ServerThread) -> None:
     ipp = registered(container, gam, "DUBOIS^MARC", "I1")
     change = adt("A31", "I2", ipp=ipp, name="DUBOIS^MARC", sex="M", birth="19700101")
-    assert answer(gam.send(change)) == ("AE", "I2", "IdentityUpdateUnavailable")
-    assert next(r for r in inbound(container) if r.control_id == "I2").status == REFUSED
+    assert answer(gam.send(change)) == ("AA", "I2", "")
+    with container.uow() as uow:
+        patient_id = identity.id_by_ipp(uow.session, ipp)
+        assert patient_id is not None
+        assert identity.summaries(uow.session, [patient_id])[patient_id].birth_date == date(1970, 1, 1)
+    # The same A31 again: nothing changes, still accepted.
+    assert answer(gam.send(adt("A31", "I3", ipp=ipp, name="DUBOIS^MARC", sex="M", birth="19700101")))[0] == "AA"
 
 
 def test_the_ipp_of_a_merged_record_leads_to_the_survivor(container: Container, gam: ServerThread) -> None:
