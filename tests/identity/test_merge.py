@@ -100,3 +100,15 @@ def test_a_merge_needs_a_reason_and_identity_vigilance(client: TestClient, app) 
     login(client, VIGILANCE)
     assert _merge(client, first, second, reason="").status_code == 409
     assert client.get(f"/patients/{second}", follow_redirects=False).status_code == 200
+
+
+def test_the_worklist_offers_to_keep_either_record(client: TestClient) -> None:
+    first, second, _stay = _two_records_of_paul(client)
+    login(client, VIGILANCE)
+    page = client.get("/identitovigilance").text
+    offers = set(re.findall(r'name="survivor" value="([0-9a-f-]{36})"><input type="hidden" name="merged" '
+                            r'value="([0-9a-f-]{36})"', page))
+    assert {(first, second), (second, first)} <= offers
+    assert _merge(client, second, first).status_code == 303  # keep the record that holds the stay
+    login(client, CLERK)
+    assert client.get(f"/patients/{first}", follow_redirects=False).headers["location"] == f"/patients/{second}"
