@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from naho.identity import service
 from naho.identity.schemas import PatientCreate, PatientPublic, TraitsUpdate
-from naho.platform.access import Purpose
+from naho.platform.access import reading_purpose
 from naho.platform.deps import ActorDep, ContainerDep
 from naho.platform.security.policy import STAFF, requires
 from naho.platform.security.rules import Role
@@ -45,9 +45,7 @@ def register(data: Registration, container: ContainerDep, actor: ActorDep) -> Pa
 
 @router.get("/{patient_id}", dependencies=[Depends(STAFF)])
 def read(patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep) -> PatientPublic:
-    purpose = Purpose.ADMINISTRATION if actor.has_any(Role.ADMISSION_CLERK, Role.IDENTITY_VIGILANCE) \
-        else Purpose.CARE
-    return service.get_patient(container.uow(), actor, patient_id, purpose, container.ports["care"])
+    return service.get_patient(container.uow(), actor, patient_id, reading_purpose(actor), container.ports["care"])
 
 
 @router.post("/{patient_id}/validation", dependencies=[Depends(REGISTRARS)])

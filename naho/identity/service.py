@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from naho.identity import rules
@@ -380,8 +380,6 @@ def import_identity(session: Session, traits: rules.Traits, *, status: rules.Ide
 
 
 def count_patients(session: Session) -> int:
-    from sqlalchemy import func
-
     return session.execute(select(func.count()).select_from(Patient)).scalar_one()
 
 

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from naho.identity import fhir as identity_fhir
 from naho.identity import service as identity
 from naho.interop import fhir
-from naho.platform.access import PatientNotFound, Purpose, access_patient
+from naho.platform.access import PatientNotFound, Purpose, access_patient, reading_purpose
 from naho.platform.deps import ActorDep, ContainerDep
 from naho.platform.security.actor import Actor
 from naho.platform.security.policy import PUBLIC, Policy
@@ -73,8 +73,7 @@ SUPPORTED = {r.type: r for r in (PATIENT, ENCOUNTER, ORGANIZATION, LOCATION, PRA
 
 def _purpose(actor: Actor) -> Purpose:
     # As the JSON API and the pages; a system acts for administration (ADT, orders), never care.
-    admin = actor.has_any(Role.ADMISSION_CLERK, Role.IDENTITY_VIGILANCE, Role.INTERFACE)
-    return Purpose.ADMINISTRATION if admin else Purpose.CARE
+    return reading_purpose(actor)
 
 
 def _read_id(value: str, kind: str) -> uuid.UUID:

@@ -59,6 +59,15 @@ ROLE_PURPOSES: dict[Role, frozenset[Purpose]] = {
 }
 
 
+#: Who opens a record to administer it (identity, stays) rather than to care for the patient.
+ADMINISTRATIVE_READERS = frozenset({Role.ADMISSION_CLERK, Role.IDENTITY_VIGILANCE, Role.INTERFACE})
+
+
+def reading_purpose(actor: Actor) -> Purpose:
+    """The purpose for which this person opens a patient's record: pages, JSON API and FHIR alike."""
+    return Purpose.ADMINISTRATION if actor.roles & ADMINISTRATIVE_READERS else Purpose.CARE
+
+
 class PatientNotFound(NotFound):
     """No such patient, or not one this person may open: the same answer for both."""
 

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from naho.identity import service as identity
 from naho.identity.pages import PROOF_LABELS, REFUSAL_LABELS
 from naho.platform import access, i18n
-from naho.platform.access import Purpose
+from naho.platform.access import Purpose, reading_purpose
 from naho.platform.deps import ActorDep, ContainerDep
 from naho.platform.errors import DomainError
 from naho.platform.security.policy import STAFF, requires
@@ -116,8 +116,7 @@ def patient_file(request: Request, patient_id: uuid.UUID, container: ContainerDe
         survivor = identity.merged_into(s, patient_id)
     if survivor is not None:  # a merged record only redirects (its data followed the survivor)
         return RedirectResponse(f"/patients/{survivor}", status_code=303)
-    purpose = Purpose.ADMINISTRATION if actor.has_any(Role.ADMISSION_CLERK, Role.IDENTITY_VIGILANCE) \
-        else Purpose.CARE
+    purpose = reading_purpose(actor)
     patient = identity.get_patient(container.uow(), actor, patient_id, purpose, care)
     with container.session_factory() as s:
         # The door above granted this purpose: clinical content only for the care purpose.
