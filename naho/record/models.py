@@ -5,7 +5,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String, Text, Uuid, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from naho.platform.db import Base, new_id
@@ -68,6 +79,36 @@ class BedOccupancy(Base):
     patient_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+
+
+class ForeignIdentifier(Base):
+    """An identifier another system gave to one of our patients (PI: its IPP) or stays (AN:
+    account number, VN: visit number), so that its later HL7 messages naming them find them.
+
+    One (assigning authority, type, value) names one thing: a foreign IPP points to a patient,
+    an AN or VN to a stay. A merge or an A44 keeps the row and moves what it points to.
+    """
+
+    __tablename__ = "foreign_identifier"
+    __table_args__ = (
+        UniqueConstraint("authority", "kind", "value"),
+        CheckConstraint(
+            "(kind = 'PI' AND patient_id IS NOT NULL AND encounter_id IS NULL)"
+            " OR (kind IN ('AN', 'VN') AND encounter_id IS NOT NULL AND patient_id IS NULL)",
+            name="points_to_one",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    #: HD of the assigning authority (CX-4), namespace id or OID as the sender writes it.
+    authority: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(2))  # PI | AN | VN
+    value: Mapped[str] = mapped_column(String(100))
+    patient_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("patient.id"), index=True)
+    encounter_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("encounter.id"), index=True)
+    recorded_at: Mapped[datetime]
+    #: The inbound message that taught it (sender application and control id), for the audit.
+    source: Mapped[str] = mapped_column(String(300))
 
 
 class CareTeamMember(Base):
