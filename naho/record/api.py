@@ -11,7 +11,16 @@ from naho.platform.deps import ActorDep, ContainerDep
 from naho.platform.security.policy import STAFF, requires
 from naho.platform.security.rules import Role
 from naho.record import service
-from naho.record.schemas import AdmissionCreate, BedBoard, EncounterPublic, MovementAt, TransferCreate
+from naho.record.schemas import (
+    AdmissionCreate,
+    ArrivalCreate,
+    BedBoard,
+    ClassChange,
+    EncounterPublic,
+    MovementAt,
+    PreAdmissionCreate,
+    TransferCreate,
+)
 
 router = APIRouter(prefix="/api", tags=["stays"])
 ADMITTERS = requires(Role.ADMISSION_CLERK, Role.IDENTITY_VIGILANCE, Role.INTERFACE)
@@ -25,6 +34,28 @@ class Cancellation(BaseModel):
 @router.post("/encounters", status_code=201, dependencies=[Depends(ADMITTERS)])
 def admit(data: AdmissionCreate, container: ContainerDep, actor: ActorDep) -> EncounterPublic:
     return service.admit_patient(container.uow(), actor, data)
+
+
+@router.post("/pre-admissions", status_code=201, dependencies=[Depends(ADMITTERS)])
+def pre_admit(data: PreAdmissionCreate, container: ContainerDep, actor: ActorDep) -> EncounterPublic:
+    return service.pre_admit_patient(container.uow(), actor, data)
+
+
+@router.post("/encounters/{encounter_id}/arrival", dependencies=[Depends(ADMITTERS)])
+def arrival(encounter_id: uuid.UUID, data: ArrivalCreate, container: ContainerDep,
+            actor: ActorDep) -> EncounterPublic:
+    return service.admit_planned_patient(container.uow(), actor, encounter_id, data)
+
+
+@router.post("/encounters/{encounter_id}/cancel-pre-admission", dependencies=[Depends(ADMITTERS)])
+def cancel_pre_admission(encounter_id: uuid.UUID, container: ContainerDep, actor: ActorDep) -> EncounterPublic:
+    return service.cancel_pre_admission(container.uow(), actor, encounter_id)
+
+
+@router.post("/encounters/{encounter_id}/class", dependencies=[Depends(MOVERS)])
+def change_class(encounter_id: uuid.UUID, data: ClassChange, container: ContainerDep,
+                 actor: ActorDep) -> EncounterPublic:
+    return service.change_encounter_class(container.uow(), actor, encounter_id, data)
 
 
 @router.post("/encounters/{encounter_id}/transfer", dependencies=[Depends(MOVERS)])

@@ -26,8 +26,11 @@ from naho.record.errors import BedAlreadyOccupied, EncounterNotFound, LocationNo
 from naho.record.schemas import (
     AdmissionCreate,
     AllergyCreate,
+    ArrivalCreate,
+    ClassChange,
     ConditionCreate,
     NoteCreate,
+    PreAdmissionCreate,
     TransferCreate,
     VitalsCreate,
 )
@@ -81,6 +84,13 @@ MOVEMENT_REFUSALS = {
     "ImplausibleMeasure": i18n.N_("A measure is outside the possible range: check the value typed."),
     "UnknownVitalSign": i18n.N_("Enter at least one measure."),
     "DocumentRefused": i18n.N_("Only PDF and text documents of at most 10 MB are accepted."),
+    "EmergencyIsNeverPlanned": i18n.N_("An emergency visit cannot be pre-admitted."),
+    "StayAlreadyStarted": i18n.N_("This patient has already arrived."),
+    "StayNotStarted": i18n.N_("This stay is only planned: record the arrival first."),
+    "StayCancelled": i18n.N_("This stay is cancelled."),
+    "ClassUnchanged": i18n.N_("The stay already has this kind (same patient class)."),
+    "PlannedDateRequired": i18n.N_("Give the planned date of arrival."),
+    "LocationNotFound": i18n.N_("This unit does not belong to the establishment."),
     "BadCode": i18n.N_("The code does not have the expected form (ICD-10 such as I21.4; substance such as ATC:J01C)."),
 }
 VITAL_LABELS = {
@@ -127,10 +137,12 @@ def patient_file(request: Request, patient_id: uuid.UUID, container: ContainerDe
         establishments = sites.establishment_choices(s)
         units = {e.code: sites.unit_choices(s, e.code) for e in establishments}
     current = next((st for st in stays if st.status in ("in_progress", "on_leave")), None)
+    planned = [st for st in stays if st.status == "planned"]
     labels = {**REFUSAL_LABELS, **MOVEMENT_REFUSALS}
     error = i18n._(labels[erreur]) if erreur in labels else (i18n._("The action was refused.") if erreur else None)
     return render(request, "record/patient.html", {
-        "patient": patient, "stays": stays, "current": current, "history": history, "chart": clinical,
+        "patient": patient, "stays": stays, "current": current, "planned": planned, "history": history,
+        "chart": clinical,
         "documents": files,
         "can_write_chart": actor.has_any(Role.NURSE, Role.PHYSICIAN),
         "can_diagnose": actor.has_any(Role.PHYSICIAN),
@@ -144,7 +156,8 @@ def patient_file(request: Request, patient_id: uuid.UUID, container: ContainerDe
 def _after(patient_id: uuid.UUID, exc: DomainError | None = None) -> Response:
     if exc is None:
         return RedirectResponse(f"/patients/{patient_id}", status_code=303)
-    code = "BedAlreadyOccupied" if isinstance(exc, BedAlreadyOccupied) else str(exc.extra.get("rule", "movement"))
+    code = ("BedAlreadyOccupied" if isinstance(exc, BedAlreadyOccupied) else "LocationNotFound"
+            if isinstance(exc, LocationNotFound) else str(exc.extra.get("rule", "movement")))
     return RedirectResponse(f"/patients/{patient_id}?erreur={code}", status_code=303)
 
 
@@ -174,6 +187,62 @@ def transfer(encounter_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
     try:
         stay = service.transfer_patient(container.uow(), actor, encounter_id,
                                         TransferCreate(unit_code=unit, bed_code=bed or None, at=_local(at)))
+    except (MovementRefused, BedAlreadyOccupied, LocationNotFound) as exc:
+        return _after(_patient_of(container, encounter_id), exc)
+    return _after(stay.patient_id)
+
+
+@router.post("/patients/{patient_id}/preadmission", dependencies=[Depends(ADMITTERS)])
+def pre_admit(patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
+              establishment: Annotated[str, Form(max_length=40)], unit: Annotated[str, Form(max_length=40)],
+              encounter_class: Annotated[str, Form(max_length=20)],
+              planned_at: Annotated[str, Form(max_length=20)] = "",
+              bed: Annotated[str, Form(max_length=80)] = "") -> Response:
+    try:
+        planned = _local(planned_at)
+    except ValueError:
+        planned = None
+    if planned is None:
+        return RedirectResponse(f"/patients/{patient_id}?erreur=PlannedDateRequired", status_code=303)
+    data = PreAdmissionCreate(patient_id=patient_id, establishment_code=establishment, unit_code=unit,
+                              encounter_class=encounter_class if encounter_class in CLASS_LABELS else "inpatient",
+                              bed_code=bed or None, planned_at=planned)
+    try:
+        service.pre_admit_patient(container.uow(), actor, data)
+    except (MovementRefused, LocationNotFound) as exc:
+        return _after(patient_id, exc)
+    return _after(patient_id)
+
+
+@router.post("/sejours/{encounter_id}/arrivee", dependencies=[Depends(ADMITTERS)])
+def arrival(encounter_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
+            bed: Annotated[str, Form(max_length=80)] = "", at: Annotated[str, Form(max_length=20)] = "") -> Response:
+    try:
+        stay = service.admit_planned_patient(container.uow(), actor, encounter_id,
+                                             ArrivalCreate(bed_code=bed or None, at=_local(at)))
+    except (MovementRefused, BedAlreadyOccupied, LocationNotFound) as exc:
+        return _after(_patient_of(container, encounter_id), exc)
+    return _after(stay.patient_id)
+
+
+@router.post("/sejours/{encounter_id}/annulation-preadmission", dependencies=[Depends(ADMITTERS)])
+def cancel_pre_admission(encounter_id: uuid.UUID, container: ContainerDep, actor: ActorDep) -> Response:
+    try:
+        stay = service.cancel_pre_admission(container.uow(), actor, encounter_id)
+    except MovementRefused as exc:
+        return _after(_patient_of(container, encounter_id), exc)
+    return _after(stay.patient_id)
+
+
+@router.post("/sejours/{encounter_id}/bascule", dependencies=[Depends(MOVERS)])
+def change_class(encounter_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
+                 encounter_class: Annotated[str, Form(max_length=20)], unit: Annotated[str, Form(max_length=40)] = "",
+                 bed: Annotated[str, Form(max_length=80)] = "") -> Response:
+    if encounter_class not in CLASS_LABELS:
+        return _after(_patient_of(container, encounter_id), MovementRefused("unknown class", rule="ClassUnchanged"))
+    data = ClassChange(encounter_class=encounter_class, unit_code=unit or None, bed_code=bed or None)
+    try:
+        stay = service.change_encounter_class(container.uow(), actor, encounter_id, data)
     except (MovementRefused, BedAlreadyOccupied, LocationNotFound) as exc:
         return _after(_patient_of(container, encounter_id), exc)
     return _after(stay.patient_id)

@@ -24,6 +24,36 @@ class TransferCreate(BaseModel):
     at: datetime | None = None
 
 
+class PreAdmissionCreate(BaseModel):
+    """A planned stay (A05): the class the patient will have, where and when they are expected."""
+
+    patient_id: uuid.UUID
+    establishment_code: str
+    #: Emergency is accepted here and refused by the rule (EmergencyIsNeverPlanned), by name.
+    encounter_class: str = Field(pattern=r"^(emergency|inpatient|day_hospital|session|outpatient)$")
+    unit_code: str
+    bed_code: str | None = None
+    planned_at: datetime
+    expected_end_at: datetime | None = None
+
+
+class ArrivalCreate(BaseModel):
+    """The arrival of a pre-admitted patient (A01/A04): the planned unit unless another is given."""
+
+    unit_code: str | None = None
+    bed_code: str | None = None
+    at: datetime | None = None
+
+
+class ClassChange(BaseModel):
+    """A class change (bascule A06/A07), optionally into another unit and bed."""
+
+    encounter_class: str = Field(pattern=r"^(emergency|inpatient|day_hospital|session|outpatient)$")
+    unit_code: str | None = None
+    bed_code: str | None = None
+    at: datetime | None = None
+
+
 class MovementAt(BaseModel):
     at: datetime | None = None
 
@@ -77,6 +107,8 @@ class BedBoard(BaseModel):
     beds: list[BedLine]
     #: Patients of the unit without a bed (emergency boxes, chairs, waiting a bed).
     without_bed: list[BedLine]
+    #: Pre-admitted stays planned in the unit (A05), soonest first: `since` is the planned date.
+    expected: list[BedLine] = []
 
     @property
     def free(self) -> int:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,10 +41,13 @@ from naho.record.models import (
 )
 from naho.record.schemas import (
     AdmissionCreate,
+    ArrivalCreate,
     BedBoard,
     BedLine,
+    ClassChange,
     EncounterPublic,
     MovementPublic,
+    PreAdmissionCreate,
     TransferCreate,
 )
 from naho.sites import service as sites
@@ -52,6 +55,9 @@ from naho.staff import service as staff
 
 #: A stay that ended less than this long ago still opens the chart to its unit's care team.
 RECENT_STAY = timedelta(days=30)
+#: The bed board lists pre-admitted stays planned up to this far ahead, and those a day overdue.
+EXPECTED_AHEAD = timedelta(days=7)
+EXPECTED_OVERDUE = timedelta(days=1)
 #: Outbox topic of naho's own ADT messages (IHE PAM FR); interop.hl7_sender delivers it.
 ADT_TOPIC = "hl7.adt"
 
@@ -117,6 +123,11 @@ CARE = RecordCareRelationship()
 
 # --- loading and saving a stay ---------------------------------------------------------------------
 
+#: The order movements were recorded in. A pre-admission comes first even when its arrival is
+#: recorded in the same instant (one message, a fast clerk) and dated before the planned date.
+MOVEMENT_ORDER = (Movement.recorded_at,
+                  case((Movement.kind == str(rules.MovementKind.PRE_ADMISSION), 0), else_=1), Movement.at)
+
 def _to_rule(row: Movement) -> rules.Movement:
     return rules.Movement(id=str(row.id), kind=rules.MovementKind(row.kind), at=row.at,
                           unit_code=row.unit_code or "", bed_code=row.bed_code, cancelled=row.cancelled,
@@ -128,7 +139,7 @@ def _load(session: Session, encounter_id: uuid.UUID) -> tuple[Encounter, list[Mo
     if encounter is None:
         raise EncounterNotFound("no such stay")
     rows = list(session.scalars(select(Movement).where(Movement.encounter_id == encounter_id)
-                                .order_by(Movement.recorded_at, Movement.at)))
+                                .order_by(*MOVEMENT_ORDER)))
     stay = rules.rebuild_stay(str(encounter.id), encounter.establishment_code, [_to_rule(r) for r in rows])
     return encounter, rows, stay
 
@@ -196,7 +207,7 @@ def _public(session: Session, encounter: Encounter, rows: list[Movement] | None 
             unit_names = {u.code: u.name for u in sites.unit_choices(session, encounter.establishment_code)}
         name = unit_names.get(encounter.unit_code)
     movements = rows if rows is not None else list(session.scalars(
-        select(Movement).where(Movement.encounter_id == encounter.id).order_by(Movement.recorded_at, Movement.at)))
+        select(Movement).where(Movement.encounter_id == encounter.id).order_by(*MOVEMENT_ORDER)))
     return EncounterPublic(
         id=encounter.id, patient_id=encounter.patient_id, nda=encounter.nda,
         establishment_code=encounter.establishment_code, encounter_class=encounter.encounter_class,
@@ -234,6 +245,38 @@ def admit_patient(uow: UnitOfWork, actor: Actor, data: AdmissionCreate) -> Encou
             id=encounter_id, patient_id=data.patient_id, nda=f"{next_number(s, 'nda', start=26000001):09d}",
             establishment_code=data.establishment_code, encounter_class=data.encounter_class,
             status=str(stay.status), unit_code=data.unit_code, bed_code=data.bed_code, started_at=data.at or now,
+            ended_at=None, expected_end_at=data.expected_end_at, created_at=now,
+        )
+        s.add(encounter)
+        s.flush()
+        added = _save(s, actor, encounter, [], stay, now)
+        _emit(uow, actor, encounter, added)
+        result = _public(s, encounter)
+        uow.commit()
+        return result
+
+
+def pre_admit_patient(uow: UnitOfWork, actor: Actor, data: PreAdmissionCreate) -> EncounterPublic:
+    """Plan a stay (A05 "pre-admit", PAM FR §5.3.2): the NDA is given now and kept at arrival;
+    the planned bed, if any, is a wish, not an occupancy. An emergency is never planned."""
+    with uow:
+        s = uow.session
+        now = uow.clock.now()
+        access_patient(s, actor, data.patient_id, Purpose.ADMINISTRATION, now=now, port=CARE,
+                       action="patient:stay:pre-admit", target=data.unit_code)
+        beds = _unit_beds(s, data.establishment_code, data.unit_code)
+        encounter_id = uuid.uuid4()
+        try:
+            stay = rules.pre_admit(str(encounter_id), data.establishment_code,
+                                   rules.EncounterClass(data.encounter_class), movement_id=str(uuid.uuid4()),
+                                   at=data.planned_at, unit_code=data.unit_code, bed_code=data.bed_code,
+                                   unit_beds=beds, now=now)
+        except rules.StayRuleError as exc:
+            raise _refused(exc) from exc
+        encounter = Encounter(
+            id=encounter_id, patient_id=data.patient_id, nda=f"{next_number(s, 'nda', start=26000001):09d}",
+            establishment_code=data.establishment_code, encounter_class=data.encounter_class,
+            status=str(stay.status), unit_code=data.unit_code, bed_code=None, started_at=data.planned_at,
             ended_at=None, expected_end_at=data.expected_end_at, created_at=now,
         )
         s.add(encounter)
@@ -379,13 +422,46 @@ def cancel_last_movement(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID,
     return _move(uow, actor, encounter_id, "patient:stay:cancel", apply)
 
 
+def admit_planned_patient(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID,
+                          data: ArrivalCreate) -> EncounterPublic:
+    """The pre-admitted patient arrives (A01, or A04 for an outpatient venue, PAM FR §5.4.1):
+    same stay and NDA, the class planned; into the planned unit and bed unless others are given."""
+    def apply(s: Session, encounter: Encounter, stay: rules.Stay, now: datetime) -> rules.Stay:
+        planned = stay.active_movements[0] if stay.active_movements else None
+        unit_code = data.unit_code or (planned.unit_code if planned else encounter.unit_code or "")
+        bed_code = data.bed_code if data.unit_code or data.bed_code else (planned.bed_code if planned else None)
+        beds = _unit_beds(s, encounter.establishment_code, unit_code)
+        return rules.admit_planned(stay, movement_id=str(uuid.uuid4()), at=data.at or now, unit_code=unit_code,
+                                   bed_code=bed_code, unit_beds=beds, now=now)
+    return _move(uow, actor, encounter_id, "patient:stay:admit", apply)
+
+
+def cancel_pre_admission(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID) -> EncounterPublic:
+    """The planned stay will not happen (A38): it is cancelled, its NDA never reused (§5.4.1).
+    Refused once the patient arrived: cancel the admission (A11) first, which keeps the plan."""
+    return cancel_last_movement(uow, actor, encounter_id, str(rules.MovementKind.PRE_ADMISSION))
+
+
+def change_encounter_class(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID,
+                           data: ClassChange) -> EncounterPublic:
+    """Switch an open stay's class (bascule A06 towards heavier care, A07 towards lighter,
+    PAM FR §5.3.5), e.g. an emergency visit becoming a full hospitalisation, optionally into
+    another unit and bed of the establishment. Cancelled by the opposite message."""
+    def apply(s: Session, encounter: Encounter, stay: rules.Stay, now: datetime) -> rules.Stay:
+        beds = _unit_beds(s, encounter.establishment_code, data.unit_code) if data.unit_code else []
+        return rules.change_class(stay, rules.EncounterClass(data.encounter_class), movement_id=str(uuid.uuid4()),
+                                  at=data.at or now, unit_code=data.unit_code, bed_code=data.bed_code,
+                                  unit_beds=beds, now=now)
+    return _move(uow, actor, encounter_id, "patient:stay:class", apply)
+
+
 def stays_of(session: Session, patient_id: uuid.UUID) -> list[EncounterPublic]:
     """Every stay of a patient across the group, newest first (caller checked access)."""
     encounters = list(session.scalars(select(Encounter).where(Encounter.patient_id == patient_id)
                                       .order_by(Encounter.started_at.desc())))
     movements: dict[uuid.UUID, list[Movement]] = {e.id: [] for e in encounters}
     for m in session.scalars(select(Movement).where(Movement.patient_id == patient_id)
-                             .order_by(Movement.recorded_at, Movement.at)):
+                             .order_by(*MOVEMENT_ORDER)):
         movements.setdefault(m.encounter_id, []).append(m)
     names: dict[str, str] = {}
     for code in {e.establishment_code for e in encounters}:
@@ -401,7 +477,8 @@ def get_encounter(session: Session, encounter_id: uuid.UUID) -> EncounterPublic:
 
 
 def bed_board(session: Session, unit_code: str, now: datetime) -> BedBoard:
-    """Who is in which bed of a unit now, expected discharges, free beds; patients without bed."""
+    """Who is in which bed of a unit now, expected discharges, free beds; patients without bed;
+    expected arrivals (stays pre-admitted in the unit, from a day overdue to a week ahead)."""
     unit = sites.get_unit(session, unit_code)
     beds = sites.list_beds(session, unit_code)
     held = {o.bed_code: o for o in session.scalars(select(BedOccupancy).where(
@@ -412,7 +489,11 @@ def bed_board(session: Session, unit_code: str, now: datetime) -> BedBoard:
                                                                  str(rules.EncounterStatus.ON_LEAVE)])))}
     stays.update({e.id: e for e in session.scalars(select(Encounter).where(
         Encounter.id.in_([o.encounter_id for o in held.values()])))})
-    people = identity.summaries(session, [e.patient_id for e in stays.values()])
+    expected = list(session.scalars(select(Encounter).where(
+        Encounter.unit_code == unit_code, Encounter.status == str(rules.EncounterStatus.PLANNED),
+        Encounter.started_at >= now - EXPECTED_OVERDUE, Encounter.started_at <= now + EXPECTED_AHEAD)
+        .order_by(Encounter.started_at)))
+    people = identity.summaries(session, [e.patient_id for e in (*stays.values(), *expected)])
 
     def line(bed_code: str, room: str, label: str, encounter: Encounter | None, since: datetime | None) -> BedLine:
         if encounter is None:
@@ -432,7 +513,8 @@ def bed_board(session: Session, unit_code: str, now: datetime) -> BedBoard:
     in_beds = {o.encounter_id for o in held.values()}
     without = [line("", "", "", e, e.started_at) for e in stays.values() if e.id not in in_beds]
     return BedBoard(unit_code=unit.code, unit_name=unit.name, establishment_code=unit.establishment_code,
-                    beds=lines, without_bed=without)
+                    beds=lines, without_bed=without,
+                    expected=[line(e.bed_code or "", "", "", e, e.started_at) for e in expected])
 
 
 class NotYourUnit(Forbidden):
@@ -449,7 +531,8 @@ def view_bed_board(uow: UnitOfWork, actor: Actor, unit_code: str) -> BedBoard:
             raise NotYourUnit("the bed board is open to the unit's staff")
         board = bed_board(s, unit_code, uow.clock.now())
         audit.record(s, actor, "patient:bedboard:view", at=uow.clock.now(), target=unit_code,
-                     details={"patients": [str(b.patient_id) for b in board.beds + board.without_bed if b.patient_id]})
+                     details={"patients": [str(b.patient_id) for b in board.beds + board.without_bed + board.expected
+                                           if b.patient_id]})
         uow.commit()
         return board
 

@@ -60,13 +60,15 @@ def test_staff_without_relationship_are_refused_everywhere(client: TestClient, a
                     response = outsider.get(url, follow_redirects=False)
                 elif path.startswith("/api/"):
                     response = outsider.request(method, url, headers={"x-csrf-token": token}, json={
-                        "unit_code": "LENS-MED-MIN", "kind": "admission", "proof": "passport"})
+                        "unit_code": "LENS-MED-MIN", "kind": "admission", "proof": "passport",
+                        "encounter_class": "outpatient"})
                 else:
                     # a complete, valid form: the refusal must come from access, not from validation
                     response = outsider.request(method, url, data={
                         "csrf_token": token, "unit": "LENS-MED-MIN", "reason": "curiosité mal placée",
                         "substance_code": "ATC:J01C", "substance_label": "Pénicillines", "icd10": "I10",
-                        "label": "HTA", "text": "note", "heart_rate": "80", "proof": "passport"},
+                        "label": "HTA", "text": "note", "heart_rate": "80", "proof": "passport",
+                        "establishment": "LENS", "encounter_class": "outpatient", "planned_at": "2026-11-27T10:00"},
                         files={"file": ("note.txt", b"texte", "text/plain")}, follow_redirects=False)
                 assert response.status_code in {403, 404}, f"{who}: {method} {path} answered {response.status_code}"
                 assert "HENNEBELLE" not in response.text
