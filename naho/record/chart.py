@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -193,13 +194,28 @@ def add_note(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: NoteCre
 
 
 def import_history(session: Session, patient_id: uuid.UUID, *, observations: list[tuple[str, float, datetime]],
-                   notes: list[tuple[str, str, datetime]], author: str, now: datetime) -> None:
-    """Bulk-load past chart data (synthetic data, migration); callers audit the batch."""
-    session.add_all(Observation(patient_id=patient_id, encounter_id=None, loinc=rules.VITAL_SIGNS[key].loinc,
-                                value=value, unit=rules.VITAL_SIGNS[key].unit, effective_at=at, recorded_at=now,
-                                recorded_by=author) for key, value, at in observations)
-    session.add_all(ClinicalNote(patient_id=patient_id, encounter_id=None, kind=kind, text=text, written_at=at,
-                                 author=author) for kind, text, at in notes)
+                   notes: list[tuple[str, str, datetime]], author: str, now: datetime,
+                   conditions: Sequence[tuple[str, str, datetime | None]] = (),
+                   allergies: Sequence[tuple[str, str, str, str, str | None]] = (),
+                   encounter_id: uuid.UUID | None = None) -> None:
+    """Bulk-load past chart data (synthetic data, migration); callers audit the batch.
+
+    Conditions are (ICD-10, label, onset), allergies (substance code, label, kind, criticality,
+    reaction): their codes pass the same rules as a typed entry (BadCode otherwise). Vital signs
+    and notes belong to `encounter_id` when given.
+    """
+    session.add_all(Observation(patient_id=patient_id, encounter_id=encounter_id,
+                                loinc=rules.VITAL_SIGNS[key].loinc, value=value, unit=rules.VITAL_SIGNS[key].unit,
+                                effective_at=at, recorded_at=now, recorded_by=author)
+                    for key, value, at in observations)
+    session.add_all(ClinicalNote(patient_id=patient_id, encounter_id=encounter_id, kind=kind, text=text,
+                                 written_at=at, author=author) for kind, text, at in notes)
+    session.add_all(Condition(patient_id=patient_id, encounter_id=None, icd10=rules.check_icd10(code), label=label,
+                              status="active", onset=onset, recorded_at=now, recorded_by=author)
+                    for code, label, onset in conditions)
+    session.add_all(Allergy(patient_id=patient_id, substance_code=rules.check_substance(code), substance_label=label,
+                            kind=kind, criticality=criticality, reaction=reaction, status="active", recorded_at=now,
+                            recorded_by=author) for code, label, kind, criticality, reaction in allergies)
 
 
 
