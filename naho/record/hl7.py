@@ -16,6 +16,15 @@ Choices, in one place:
   the patient's open stay (in progress or on leave), or for A13 the last finished one. The
   sender's own visit and account numbers have no column yet: they are logged (and the raw
   message is kept by the listener).
+* A pre-admission (A05) is dated by PV2-8 (expected admit date), else ZBE-2. An A01/A04 that
+  names a pre-admitted stay (our NDA in PV1-19 or PID-18) is its arrival, in the same stay;
+  one that names no stay opens a new one: a planned stay is never guessed for an arrival (the
+  patient may come through the emergency room before the planned date). An A38 without a name
+  cancels the patient's only planned stay (of the PV1-3 establishment when there are several).
+* A06 and A07 each insert a class change (ZBE-4 INSERT) or cancel the opposite one (ZBE-4
+  CANCEL, §5.3.5). An insert must be the trigger the §5.3.5 matrix gives for PV1-2's new class
+  (E → I is an A06), else AE ClassChangeDirection; PV1-3 moves the patient only if it names
+  another unit or another bed.
 * PV1-3 = UF ^ room ^ bed (§6.10.2); our bed code is "<unit>-<room>-<bed>", as sites builds it.
 * PV1-2 I is an inpatient stay: table 0004 puts day hospital under I too (§6.10.1), and telling
   them apart needs the unit's activity type, which sites does not hold yet.
@@ -57,7 +66,14 @@ from naho.platform.uow import UnitOfWork
 from naho.record import rules
 from naho.record import service as record
 from naho.record.errors import EncounterNotFound, LocationNotFound
-from naho.record.schemas import AdmissionCreate, EncounterPublic, TransferCreate
+from naho.record.schemas import (
+    AdmissionCreate,
+    ArrivalCreate,
+    ClassChange,
+    EncounterPublic,
+    PreAdmissionCreate,
+    TransferCreate,
+)
 from naho.sites import service as sites
 from naho.sites.errors import UnitNotFound
 
@@ -179,6 +195,7 @@ class VisitData:
     at: datetime | None  # when the movement happened
     movement_id: str  # ZBE-1 (the sender's; logged, no column)
     action: str  # ZBE-4: INSERT, CANCEL, UPDATE
+    expected_at: datetime | None = None  # PV2-8, expected admit date (A05)
 
 
 @dataclass(frozen=True)
@@ -197,7 +214,16 @@ class UpdateIdentity(AdtCommand):
 
 
 class Admit(AdtCommand):
-    """A01 or A04: a stay opens (the class decides admission or registration)."""
+    """A01 or A04: a stay opens (the class decides admission or registration), or the stay a
+    pre-admission planned (named in PV1-19 or PID-18) begins."""
+
+
+class PreAdmit(AdtCommand):
+    """A05: a stay is planned (PV2-8, else ZBE-2, is the planned date)."""
+
+
+class ChangeClass(AdtCommand):
+    """A06 or A07 (ZBE-4 INSERT): the open stay takes the class of PV1-2, in PV1-3."""
 
 
 class Transfer(AdtCommand):
@@ -226,6 +252,9 @@ class CancelMovement(AdtCommand):
 # Trigger strings come from record.rules, the one place that names them (STYLE.md R8).
 _K = rules.MovementKind
 _INSERTS: dict[str, type[AdtCommand]] = {
+    rules.trigger_event(_K.PRE_ADMISSION): PreAdmit,
+    rules.trigger_event(_K.CLASS_TO_INPATIENT): ChangeClass,
+    rules.trigger_event(_K.CLASS_TO_OUTPATIENT): ChangeClass,
     rules.trigger_event(_K.ADMISSION): Admit,
     rules.trigger_event(_K.REGISTRATION): Admit,
     rules.trigger_event(_K.TRANSFER): Transfer,
@@ -234,7 +263,8 @@ _INSERTS: dict[str, type[AdtCommand]] = {
     rules.trigger_event(_K.LEAVE_END): EndLeave,
 }
 _CANCELS: dict[str, tuple[rules.MovementKind, ...]] = {}
-for _kind in (_K.ADMISSION, _K.REGISTRATION, _K.TRANSFER, _K.DISCHARGE, _K.LEAVE_START, _K.LEAVE_END):
+for _kind in (_K.PRE_ADMISSION, _K.ADMISSION, _K.REGISTRATION, _K.TRANSFER, _K.DISCHARGE, _K.LEAVE_START,
+              _K.LEAVE_END, _K.CLASS_TO_INPATIENT, _K.CLASS_TO_OUTPATIENT):
     _CANCELS[rules.cancel_trigger(_kind)] = (*_CANCELS.get(rules.cancel_trigger(_kind), ()), _kind)
 #: Every trigger this module accepts.
 SUPPORTED_TRIGGERS = frozenset({CREATE_IDENTITY, UPDATE_IDENTITY, *_INSERTS, *_CANCELS})
@@ -462,7 +492,8 @@ def _command(message: Any, header: Header, zone: tzinfo) -> AdtCommand:
         kind: type[AdtCommand] = CreateIdentity if header.trigger == CREATE_IDENTITY else UpdateIdentity
         return kind(header, patient, None)
     visit = _visit(message, header.trigger, zone)
-    if header.trigger in _CANCELS:
+    # A06 and A07 each insert a class change or cancel the opposite one: ZBE-4 tells (§5.3.5).
+    if header.trigger in _CANCELS and (header.trigger not in _INSERTS or visit.action == "CANCEL"):
         return CancelMovement(header, patient, visit, _CANCELS[header.trigger])
     return _INSERTS[header.trigger](header, patient, visit)
 
@@ -540,12 +571,17 @@ def _visit(message: Any, trigger: str, zone: tzinfo) -> VisitData:
     if at is None and _INSERTS.get(trigger) is Discharge:
         at = parse_time(_text_of(pv1, 45), zone, "PV1^1^45")
     action = _text_of(zbe, 4).upper() if zbe is not None else ""
-    expected = "CANCEL" if trigger in _CANCELS else "INSERT"
-    if action and action != expected:
-        raise MessageInvalid(f"ZBE-4 is {action} but {trigger} means {expected} (Z99 carries UPDATE)",
+    allowed = {"CANCEL"} if trigger in _CANCELS else set()
+    allowed |= {"INSERT"} if trigger in _INSERTS else set()
+    if action and action not in allowed:
+        raise MessageInvalid(f"ZBE-4 is {action} but {trigger} means {' or '.join(sorted(allowed))} "
+                             "(Z99 carries UPDATE)",
                              code=TABLE_VALUE_NOT_FOUND, location="ZBE^1^4", rule="MovementActionMismatch")
+    pv2 = _segment(message, "PV2")
+    expected_at = parse_time(_text_of(pv2, 8), zone, "PV2^1^8") if pv2 is not None else None
     return VisitData(patient_class=_text_of(pv1, 2), location=location, visit_number=_identifier(pv1, 19),
-                     at=at, movement_id=_text_of(zbe, 1) if zbe is not None else "", action=action)
+                     at=at, movement_id=_text_of(zbe, 1) if zbe is not None else "", action=action,
+                     expected_at=expected_at)
 
 
 # --- command → use cases ---------------------------------------------------------------------------
@@ -731,7 +767,7 @@ def _need_location(visit: VisitData) -> Location:
 
 
 def _open_stay(uow: UnitOfWork, patient_id: uuid.UUID, command: AdtCommand, authority: str, *,
-               finished: bool = False) -> EncounterPublic:
+               finished: bool = False, planned: bool = False) -> EncounterPublic:
     visit = _need_visit(command)
     with uow:
         stays = record.stays_of(uow.session, patient_id)
@@ -751,15 +787,19 @@ def _open_stay(uow: UnitOfWork, patient_id: uuid.UUID, command: AdtCommand, auth
         done = [s for s in stays if s.status == rules.EncounterStatus.FINISHED and s.ended_at]
         done.sort(key=lambda s: s.ended_at or s.started_at, reverse=True)
         candidates = done[:1]
+    elif planned:
+        candidates = [s for s in stays if s.status == rules.EncounterStatus.PLANNED]
     else:
         open_ = (rules.EncounterStatus.IN_PROGRESS, rules.EncounterStatus.ON_LEAVE)
         candidates = [s for s in stays if s.status in open_]
     if len(candidates) > 1 and establishment is not None:
         candidates = [s for s in candidates if s.establishment_code == establishment]
     if not candidates:
-        raise EncounterNotFound("the patient has no finished stay" if finished else "the patient has no open stay")
+        raise EncounterNotFound("the patient has no finished stay" if finished else "the patient has no planned stay"
+                                if planned else "the patient has no open stay")
     if len(candidates) > 1:
-        raise AmbiguousStay(f"the patient has {len(candidates)} open stays: name ours in PV1-19")
+        kind = "planned" if planned else "open"
+        raise AmbiguousStay(f"the patient has {len(candidates)} {kind} stays: name ours in PV1-19")
     return candidates[0]
 
 
@@ -789,12 +829,78 @@ def _admit(uow: UnitOfWork, actor: Actor, command: AdtCommand, authority: str) -
     patient_id = _find_patient(uow, command.patient, authority)
     if patient_id is None:
         patient_id = identity.register_patient(uow, actor, _patient_create(command.patient)).id
+    planned = _named_stay(uow, patient_id, command, authority)
+    if planned is not None:
+        arrived = record.admit_planned_patient(uow, actor, planned.id, ArrivalCreate(
+            unit_code=location.unit_code, bed_code=location.bed_code, at=visit.at))
+        return Applied(f"pre-admitted stay {arrived.id} begins, NDA {arrived.nda}", patient_id, arrived.id)
     with uow:
         establishment = sites.get_unit(uow.session, location.unit_code).establishment_code
     stay = record.admit_patient(uow, actor, AdmissionCreate(
         patient_id=patient_id, establishment_code=establishment, encounter_class=str(encounter_class),
         unit_code=location.unit_code, bed_code=location.bed_code, at=visit.at))
     return Applied(f"admitted into stay {stay.id}, NDA {stay.nda}", patient_id, stay.id)
+
+
+def _named_stay(uow: UnitOfWork, patient_id: uuid.UUID, command: AdtCommand,
+                authority: str) -> EncounterPublic | None:
+    """The stay of this patient the message names by our NDA (PV1-19, else PID-18), if any."""
+    visit = _need_visit(command)
+    for named in (visit.visit_number, command.patient.account_number):
+        if named is not None and _is_ours(named, authority):
+            with uow:
+                stays = record.stays_of(uow.session, patient_id)
+            for stay in stays:
+                if stay.nda == named.value:
+                    return stay
+            raise EncounterNotFound(f"no stay of this patient has NDA {named.value}")
+    return None
+
+
+def _pre_admit(uow: UnitOfWork, actor: Actor, command: AdtCommand, authority: str) -> Applied:
+    visit = _need_visit(command)
+    location = _need_location(visit)
+    encounter_class = _encounter_class(visit)
+    planned_at = visit.expected_at or visit.at
+    if planned_at is None:
+        raise MessageInvalid("a pre-admission needs its planned date (PV2-8, or ZBE-2)", code=REQUIRED_FIELD_MISSING,
+                             location="PV2^1^8", rule="PlannedDateRequired")
+    patient_id = _find_patient(uow, command.patient, authority)
+    if patient_id is None:
+        patient_id = identity.register_patient(uow, actor, _patient_create(command.patient)).id
+    with uow:
+        establishment = sites.get_unit(uow.session, location.unit_code).establishment_code
+    stay = record.pre_admit_patient(uow, actor, PreAdmissionCreate(
+        patient_id=patient_id, establishment_code=establishment, encounter_class=str(encounter_class),
+        unit_code=location.unit_code, bed_code=location.bed_code, planned_at=planned_at))
+    return Applied(f"pre-admitted for {planned_at:%Y-%m-%d %H:%M} into stay {stay.id}, NDA {stay.nda}",
+                   patient_id, stay.id)
+
+
+def _change_class(uow: UnitOfWork, actor: Actor, command: AdtCommand, authority: str) -> Applied:
+    """A06/A07: the open stay takes PV1-2's class, in PV1-3 when it names another place. The
+    trigger must be the one the §5.3.5 matrix gives for that change."""
+    visit = _need_visit(command)
+    new_class = _encounter_class(visit)
+    patient_id = _require_patient(uow, command.patient, authority)
+    stay = _open_stay(uow, patient_id, command, authority)
+    old_class = rules.EncounterClass(stay.encounter_class)
+    if rules.pv1_class(old_class) != rules.pv1_class(new_class):
+        expected = rules.trigger_event(rules.class_change_kind(old_class, new_class))
+        if expected != command.header.trigger:
+            raise MessageInvalid(f"{rules.pv1_class(old_class)} → {visit.patient_class} is an {expected}, "
+                                 f"not an {command.header.trigger} (PAM FR §5.3.5)", code=UNSUPPORTED_EVENT_CODE,
+                                 location="MSH^1^9", rule="ClassChangeDirection")
+    if new_class is rules.EncounterClass.INPATIENT and old_class is rules.EncounterClass.DAY_HOSPITAL:
+        new_class = old_class  # PV1-2 I covers both (§6.10.1): the unit, not the message, tells them apart
+    location = visit.location
+    # PV1-3 repeats the place (§5.1.1); only another unit, or another bed named, moves the patient.
+    moved = location is not None and (location.unit_code != stay.unit_code
+                                      or (location.bed_code is not None and location.bed_code != stay.bed_code))
+    changed = record.change_encounter_class(uow, actor, stay.id, ClassChange(
+        encounter_class=str(new_class), unit_code=location.unit_code if location and moved else None,
+        bed_code=location.bed_code if location and moved else None, at=visit.at))
+    return Applied(f"class changed to {changed.encounter_class}, NDA {changed.nda}", patient_id, stay.id)
 
 
 def _transfer(uow: UnitOfWork, actor: Actor, command: AdtCommand, authority: str) -> Applied:
@@ -819,7 +925,8 @@ def _cancel(uow: UnitOfWork, actor: Actor, command: AdtCommand, authority: str) 
     assert isinstance(command, CancelMovement)
     patient_id = _require_patient(uow, command.patient, authority)
     reopening = rules.MovementKind.DISCHARGE in command.kinds
-    stay = _open_stay(uow, patient_id, command, authority, finished=reopening)
+    planned = rules.MovementKind.PRE_ADMISSION in command.kinds
+    stay = _open_stay(uow, patient_id, command, authority, finished=reopening, planned=planned)
     active = [m for m in stay.movements if not m.cancelled]
     last = rules.MovementKind(active[-1].kind) if active else None
     # A11 cancels an admission or a registration: the stay's last movement says which.
@@ -831,6 +938,8 @@ def _cancel(uow: UnitOfWork, actor: Actor, command: AdtCommand, authority: str) 
 _HANDLERS: dict[type[AdtCommand], Callable[[UnitOfWork, Actor, AdtCommand, str], Applied]] = {
     CreateIdentity: _create_identity,
     UpdateIdentity: _update_identity,
+    PreAdmit: _pre_admit,
+    ChangeClass: _change_class,
     Admit: _admit,
     Transfer: _transfer,
     Discharge: _movement(record.discharge_patient, "discharged"),
@@ -948,4 +1057,6 @@ def build_adt(snapshot: dict[str, Any], *, control_id: str, sending_application:
            action, "N", escape(snapshot.get("original_trigger") or "") if action == "CANCEL" else "",
            ward, ward, nature]
     segments = ["|".join(msh), "|".join(evn).rstrip("|"), "|".join(pid), "|".join(pv1), "|".join(zbe)]
+    if trigger == rules.trigger_event(rules.MovementKind.PRE_ADMISSION):
+        segments.insert(4, "|".join(["PV2", *[""] * 7, _ts(at, zone)]))  # PV2-8: expected admit date
     return "\r".join(segments) + "\r"

@@ -514,9 +514,14 @@ def change_class(stay: Stay, new_class: EncounterClass, *, movement_id: str, at:
     if unit_code is not None:
         _check_location(unit_code, bed_code, unit_beds)
         location = (unit_code, bed_code)
-    heavier = _CARE_LEVEL[new_class] >= _CARE_LEVEL[stay.encounter_class]
-    kind = MovementKind.CLASS_TO_INPATIENT if heavier else MovementKind.CLASS_TO_OUTPATIENT
-    return _append(stay, movement_id, kind, at, now, location, new_class)
+    return _append(stay, movement_id, class_change_kind(stay.encounter_class, new_class), at, now, location,
+                   new_class)
+
+
+def class_change_kind(old_class: EncounterClass, new_class: EncounterClass) -> MovementKind:
+    """A06 (towards the same or heavier care) or A07 (lighter), the matrix of PAM FR §5.3.5."""
+    heavier = _CARE_LEVEL[new_class] >= _CARE_LEVEL[old_class]
+    return MovementKind.CLASS_TO_INPATIENT if heavier else MovementKind.CLASS_TO_OUTPATIENT
 
 
 def cancel_last(stay: Stay, kind: MovementKind, *, now: datetime, movement_id: str | None = None) -> Stay:

@@ -164,7 +164,7 @@ def test_the_same_message_on_two_connections_at_once_is_applied_once(container: 
 
 
 def test_a_refused_message_sent_again_gets_the_same_refusal(container: Container, gam: ServerThread) -> None:
-    message = adt("A05", "P1", foreign="GAM9")  # pre-admission: not handled yet
+    message = adt("A14", "P1", foreign="GAM9")  # pending admission: an option naho does not take
     first = gam.send(message)
     assert answer(first)[0] == "AR" and gam.send(message) == first
     assert [(r.control_id, r.status) for r in inbound(container)] == [("P1", REFUSED)]
@@ -312,7 +312,7 @@ def test_serve_starts_the_mllp_listener_when_a_port_is_set(db_url: str) -> None:
 
     port = _free_port()
     app = _create_app(_Settings(mode="test", database_url=db_url, workers=False, mllp_port=port))
-    message = ("MSH|^~\\&|GAM|LENS|NAHO|GHT|20261125093000||ADT^A05^ADT_A05|WIRE-1|P|2.5^FRA^2.11\r"
+    message = ("MSH|^~\\&|GAM|LENS|NAHO|GHT|20261125093000||ADT^A14^ADT_A05|WIRE-1|P|2.5^FRA^2.11\r"
                "EVN||20261125093000\rPID|1||123^^^GAM^PI||DUPONT^JEAN\r")
     with _Client(app), _socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(b"\x0b" + message.encode() + b"\x1c\r")
@@ -321,4 +321,4 @@ def test_serve_starts_the_mllp_listener_when_a_port_is_set(db_url: str) -> None:
             chunk = sock.recv(4096)
             assert chunk, "the listener closed the connection without an ACK"
             reply += chunk
-    assert b"MSA|AR|WIRE-1" in reply  # A05 is not handled yet: refused, with a reason
+    assert b"MSA|AR|WIRE-1" in reply  # A14 is not handled: refused, with a reason

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +15,7 @@ from naho.app import create_app
 from naho.config import Settings
 from naho.platform.clock import FixedClock
 from naho.platform.outbox import OutboxMessage
+from naho.record import hl7 as adt
 from tests.personas import CLERK, NURSE, PHYSICIAN, form_token, login
 
 UNIT = "LENS-MED-MIN"  # the demo nurse and physician work here
@@ -238,3 +240,13 @@ def test_pre_admission_arrival_class_change_and_cancels_are_enqueued_as_pam_fr(
     _post(client, f"/api/encounters/{other['id']}/cancel-pre-admission", {})
     assert _sent(client) == [("A05", "INSERT", None), ("A01", "INSERT", None), ("A07", "INSERT", None),
                              ("A06", "CANCEL", "A07"), ("A05", "INSERT", None), ("A38", "CANCEL", "A05")]
+    # naho reads what naho sends: the A05 carries its planned date (PV2-8) and the planned unit.
+    with client.app.state.container.session_factory() as s:  # type: ignore[attr-defined]
+        first = s.scalars(select(OutboxMessage).order_by(OutboxMessage.ordering_seq)).first()
+        assert first is not None
+        text = adt.build_adt(first.payload, control_id="X1", sending_application="NAHO",
+                             sending_facility="GHT", now=clock.now())
+    command = adt.parse_adt(text, zone=UTC)
+    assert isinstance(command, adt.PreAdmit) and command.visit is not None
+    assert command.visit.expected_at == datetime.fromisoformat(PLANNED)
+    assert command.visit.location == adt.Location(UNIT, "521", "1")
