@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -44,6 +44,7 @@ _JSON_FORMATS = frozenset({"json", MEDIA_TYPE, "application/json", "application/
 #: Parameters every interaction accepts; the result parameters of a search.
 _ALWAYS = frozenset({"_format", "_pretty"})
 _PAGING = frozenset({"_count", "_offset"})
+_INCLUDE = "_include"
 
 #: OperationOutcome.issue.code (FHIR IssueType) for an HTTP status.
 _ISSUE_BY_STATUS = {
@@ -185,6 +186,18 @@ class SearchParam:
     name: str
     type: ParamType
     documentation: str
+    #: May be given more than once, each occurrence restricting further (AND), as a date range
+    #: `date=ge2026-11-01&date=lt2026-12-01`; the others are refused when repeated.
+    repeatable: bool = False
+
+
+@dataclass(frozen=True)
+class Operation:
+    """An operation on instances of a resource type (`GET [type]/[id]/$name`)."""
+
+    name: str
+    definition: str
+    documentation: str
 
 
 @dataclass(frozen=True)
@@ -194,6 +207,10 @@ class ResourceSupport:
     type: str
     documentation: str
     search: tuple[SearchParam, ...]
+    #: `_include` values a search accepts ("Encounter:patient"); any other is refused (400).
+    includes: tuple[str, ...] = ()
+    interactions: tuple[str, ...] = ("read", "search-type")
+    operations: tuple[Operation, ...] = ()
 
     def param(self, name: str) -> SearchParam | None:
         return next((p for p in self.search if p.name == name), None)
@@ -208,9 +225,16 @@ class Search:
     offset: int
     count: int
     pretty: bool
+    includes: frozenset[str] = frozenset()
+    #: Every occurrence of a repeatable parameter, in the order given (`values` holds the first).
+    repeated: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def get(self, name: str) -> str | None:
         return self.values.get(name)
+
+    def all(self, name: str) -> tuple[str, ...]:
+        """Every value of a parameter (AND): several only for a repeatable one."""
+        return self.repeated.get(name) or ((self.values[name],) if name in self.values else ())
 
 
 def _integer(name: str, values: list[str]) -> int | None:
@@ -236,10 +260,23 @@ def read_options(request: Request) -> bool:
     return _pretty(request)
 
 
-def parse_search(request: Request, resource: ResourceSupport) -> Search:
+def _includes(resource: ResourceSupport, wanted: list[str]) -> frozenset[str]:
+    """`_include` values, each one the resource offers; an unknown one is refused like an unknown
+    parameter, for the same reason (a client must not believe it got what it asked)."""
+    for value in wanted:
+        if value not in resource.includes:
+            offered = ", ".join(resource.includes) or "none"
+            raise InvalidRequest(f"_include={value!r} is not supported for {resource.type} (supported: {offered})")
+    return frozenset(wanted)
+
+
+def parse_search(request: Request, resource: ResourceSupport, *, default_count: int = DEFAULT_COUNT,
+                 window: int = MAX_WINDOW) -> Search:
     """Check every parameter against what the resource supports: unknown ones are refused (400)
     rather than silently ignored, so a client never mistakes a broader answer for the one it asked."""
     values: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
+    includes: list[str] = []
     paging: dict[str, list[str]] = {"_count": [], "_offset": []}
     for name, value in request.query_params.multi_items():
         if name in _ALWAYS:
@@ -248,27 +285,35 @@ def parse_search(request: Request, resource: ResourceSupport) -> Search:
             paging[name].append(value)
             continue
         base, _, modifier = name.partition(":")
-        if resource.param(base) is None:
-            supported = ", ".join(p.name for p in resource.search)
+        if base == _INCLUDE and resource.includes:
+            if modifier:
+                raise InvalidRequest(f"the modifier :{modifier} of _include is not supported")
+            includes.extend(v.strip() for v in value.split(",") if v.strip())
+            continue
+        param = resource.param(base)
+        if param is None:
+            supported = ", ".join([p.name for p in resource.search] + (["_include"] if resource.includes else []))
             raise InvalidRequest(f"unknown search parameter {base!r} for {resource.type} "
                                  f"(supported: {supported}, _count, _offset)")
         if modifier:
             raise InvalidRequest(f"the modifier :{modifier} of {base} is not supported")
-        if base in values:
+        if base in values and not param.repeatable:
             raise InvalidRequest(f"{base} is given more than once (AND is not supported; separate OR values "
                                  "with a comma)")
         if value.strip():  # FHIR: a parameter without a value is ignored
-            values[base] = value.strip()
+            values.setdefault(base, value.strip())
+            repeated.setdefault(base, []).append(value.strip())
     count = _integer("_count", paging["_count"])
     offset = _integer("_offset", paging["_offset"]) or 0
-    count = DEFAULT_COUNT if count is None else min(count, MAX_COUNT)
+    count = default_count if count is None else min(count, MAX_COUNT)
     if count < 1:
         raise InvalidRequest("_count must be at least 1")
     if offset < 0:
         raise InvalidRequest("_offset must not be negative")
-    if offset + count > MAX_WINDOW:
-        raise InvalidRequest(f"paging stops at {MAX_WINDOW} results: refine the search")
-    return Search(resource, values, offset, count, _pretty(request))
+    if offset + count > window:
+        raise InvalidRequest(f"paging stops at {window} results: refine the search")
+    return Search(resource, values, offset, count, _pretty(request), _includes(resource, includes),
+                  {name: tuple(all_values) for name, all_values in repeated.items() if len(all_values) > 1})
 
 
 def split_or(value: str) -> list[str]:
@@ -340,6 +385,12 @@ class DateRange:
             return start < self.end
         return start < self.start  # lt
 
+    def instant_bounds(self) -> tuple[datetime | None, datetime | None]:
+        """[lower, upper) an instant (a target with no duration: effectiveDateTime, recorded)
+        must lie in to match; None is unbounded. `matches` with start == end, as a query can use."""
+        return {"eq": (self.start, self.end), "ge": (self.start, None), "gt": (self.end, None),
+                "le": (None, self.end), "lt": (None, self.start)}[self.prefix]
+
     def matches_day(self, day: date, zone: tzinfo) -> bool:
         start = datetime(day.year, day.month, day.day, tzinfo=zone)
         return self.matches(start, start + timedelta(days=1))
@@ -383,16 +434,20 @@ def parse_date(value: str, zone: tzinfo, param: str) -> DateRange:
 
 # --- Bundle and CapabilityStatement ------------------------------------------------------------------------
 
-def _page_url(request: Request, base: str, resource_type: str, count: int, offset: int) -> str:
+def _page_url(request: Request, base: str, path: str, count: int, offset: int) -> str:
     kept = [(k, v) for k, v in request.query_params.multi_items() if k not in _PAGING]
-    return f"{base}/{resource_type}?" + urlencode([*kept, ("_count", str(count)), ("_offset", str(offset))])
+    return f"{base}/{path}?" + urlencode([*kept, ("_count", str(count)), ("_offset", str(offset))])
 
 
 def searchset(request: Request, search: Search, resources: Sequence[Resource], *, has_next: bool,
-              total: int | None = None) -> Bundle:
-    """A searchset Bundle with `self`, and `next` / `previous` links when there are such pages."""
+              total: int | None = None, included: Sequence[Resource] = (), path: str | None = None) -> Bundle:
+    """A searchset Bundle with `self`, and `next` / `previous` links when there are such pages.
+
+    `included` resources (from `_include`) follow the matches with search.mode "include", once
+    each; `path` is what the links page through when it is not the type (an operation).
+    """
     base = base_url(request)
-    kind = search.resource.type
+    kind = path or search.resource.type
     links = [{"relation": "self", "url": _page_url(request, base, kind, search.count, search.offset)}]
     if has_next:
         links.append({"relation": "next",
@@ -400,16 +455,21 @@ def searchset(request: Request, search: Search, resources: Sequence[Resource], *
     if search.offset > 0:
         links.append({"relation": "previous",
                       "url": _page_url(request, base, kind, search.count, max(0, search.offset - search.count))})
-    return Bundle(
-        type="searchset", total=total, link=links,
-        entry=[{"fullUrl": f"{base}/{r.get_resource_type()}/{r.id}", "resource": r, "search": {"mode": "match"}}
-               for r in resources],
-    )
+    entries = [{"fullUrl": f"{base}/{r.get_resource_type()}/{r.id}", "resource": r, "search": {"mode": "match"}}
+               for r in resources]
+    seen = {(r.get_resource_type(), r.id) for r in resources}
+    for r in included:
+        if (r.get_resource_type(), r.id) not in seen:
+            seen.add((r.get_resource_type(), r.id))
+            entries.append({"fullUrl": f"{base}/{r.get_resource_type()}/{r.id}", "resource": r,
+                            "search": {"mode": "include"}})
+    return Bundle(type="searchset", total=total, link=links, entry=entries)
 
 
 def searchset_response(request: Request, search: Search, resources: Sequence[Resource], *, has_next: bool,
-                       total: int | None = None) -> Response:
-    bundle = searchset(request, search, resources, has_next=has_next, total=total)
+                       total: int | None = None, included: Sequence[Resource] = (),
+                       path: str | None = None) -> Response:
+    bundle = searchset(request, search, resources, has_next=has_next, total=total, included=included, path=path)
     return FhirResponse(dump(bundle), pretty=search.pretty)
 
 
@@ -435,9 +495,12 @@ def capability_statement(base: str, resources: Iterable[ResourceSupport], *, sof
                                         "to the roles allowed for a stated purpose, and every access is audited."},
             "resource": [{
                 "type": r.type, "documentation": r.documentation,
-                "interaction": [{"code": "read"}, {"code": "search-type"}],
+                "interaction": [{"code": code} for code in r.interactions],
+                "searchInclude": list(r.includes) or None,
                 "searchParam": [{"name": p.name, "type": p.type, "documentation": p.documentation}
-                                for p in r.search],
+                                for p in r.search] or None,
+                "operation": [{"name": o.name, "definition": o.definition, "documentation": o.documentation}
+                              for o in r.operations] or None,
             } for r in resources],
         }],
     )
