@@ -12,15 +12,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from fhir.resources.R4B.allergyintolerance import AllergyIntolerance
+from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.encounter import Encounter
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from fhir.resources.R4B.observation import Observation
+from sqlalchemy import Select, false, func, or_, select
+from sqlalchemy.orm import Session, defer
 
 from naho.platform.i18n import PARIS
+from naho.record.models import Allergy as AllergyRow
+from naho.record.models import ClinicalDocument as DocumentRow
+from naho.record.models import Condition as ConditionRow
 from naho.record.models import Encounter as EncounterRow
-from naho.record.rules import EncounterClass, EncounterStatus
+from naho.record.models import Observation as ObservationRow
+from naho.record.rules import VITAL_BY_LOINC, BadCode, EncounterClass, EncounterStatus, check_icd10
 from naho.record.schemas import EncounterPublic
 from naho.sites import fhir as sites_fhir
 
@@ -116,3 +126,276 @@ def encounter_resources(session: Session, encounters: Sequence[EncounterPublic])
 def encounter_id_by_nda(session: Session, nda: str) -> uuid.UUID | None:
     """The stay behind an NDA (the caller then goes through the door for its patient)."""
     return session.scalars(select(EncounterRow.id).where(EncounterRow.nda == nda.strip())).first()
+
+
+# --- the clinical chart: Condition, AllergyIntolerance, Observation, DocumentReference ---------------------
+#
+# Codes go out under their official systems: ICD-10 (CIM-10) as HL7's `icd-10`, vital signs in
+# LOINC with UCUM units, drug allergies by ATC class or substance. Entries entered in error keep
+# that status (a client that stored them must learn they were wrong) and are left out of a search
+# unless it asks for that status. Clinical notes are not served: a note is a paragraph of the
+# chart's running record, not a document a client could file; they stay on the chart page.
+
+ICD10_SYSTEM = "http://hl7.org/fhir/sid/icd-10"
+LOINC_SYSTEM = "http://loinc.org"
+UCUM_SYSTEM = "http://unitsofmeasure.org"
+ATC_SYSTEM = "http://www.whocc.no/atc"
+#: Non-drug allergens (FOOD:peanut, ENV:latex, OTHER:…): naho's own codes, written as stored.
+SUBSTANCE_SYSTEM = "https://naho.ght-artois.fr/fhir/CodeSystem/substance"
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+#: The FHIR value sets of the searchable statuses and categories: a value outside them is a
+#: client's mistake (400); a value inside that naho never records simply finds nothing.
+CONDITION_CLINICAL_CODES = frozenset({"active", "recurrence", "relapse", "inactive", "remission", "resolved"})
+CONDITION_VERIFICATION_CODES = frozenset({"unconfirmed", "provisional", "differential", "confirmed", "refuted",
+                                          "entered-in-error"})
+CONDITION_CATEGORIES = frozenset({"problem-list-item", "encounter-diagnosis"})
+ALLERGY_CLINICAL_CODES = frozenset({"active", "inactive", "resolved"})
+ALLERGY_VERIFICATION_CODES = frozenset({"unconfirmed", "confirmed", "refuted", "entered-in-error"})
+ALLERGY_CATEGORIES = frozenset({"food", "medication", "environment", "biologic"})
+OBSERVATION_STATUSES = frozenset({"registered", "preliminary", "final", "amended", "corrected", "cancelled",
+                                  "entered-in-error", "unknown"})
+OBSERVATION_CATEGORIES = frozenset({"social-history", "vital-signs", "imaging", "laboratory", "procedure",
+                                    "survey", "exam", "therapy", "activity"})
+DOCUMENT_STATUSES = frozenset({"current", "superseded", "entered-in-error"})
+
+ENTERED_IN_ERROR = "entered_in_error"
+#: LOINC display names of the vital signs naho records (record.rules.VITAL_SIGNS).
+LOINC_DISPLAY = {
+    "8867-4": "Heart rate", "9279-1": "Respiratory rate",
+    "59408-5": "Oxygen saturation in Arterial blood by Pulse oximetry", "8310-5": "Body temperature",
+    "8480-6": "Systolic blood pressure", "8462-4": "Diastolic blood pressure", "29463-7": "Body weight",
+    "8302-2": "Body height",
+}
+#: Substance namespace → AllergyIntolerance.category.
+_ALLERGY_CATEGORY = {"ATC": "medication", "FOOD": "food", "ENV": "environment"}
+_CRITICALITY = {"low": "low", "high": "high", "unknown": "unable-to-assess"}
+
+
+@dataclass(frozen=True)
+class ChartCriteria:
+    """A search of one kind of chart entry of one patient, in FHIR's own values (parsed by the
+    facade): codes are (system or None, code) and any of them matches; each set is an OR."""
+
+    codes: tuple[tuple[str | None, str], ...] | None = None
+    clinical_status: frozenset[str] | None = None
+    verification_status: frozenset[str] | None = None
+    status: frozenset[str] | None = None
+    categories: frozenset[str] | None = None
+    #: [since, before): the date of the entry (Observation.effective, DocumentReference.date).
+    since: datetime | None = None
+    before: datetime | None = None
+
+
+def _ref(kind: str, value: uuid.UUID | None) -> dict[str, str] | None:
+    return {"reference": f"{kind}/{value}"} if value else None
+
+
+def _who(label: str) -> dict[str, str]:
+    # naho keeps who recorded an entry as a label ("Claire Lefebvre (medecin)"), not an id.
+    return {"display": label}
+
+
+def condition_resource(row: ConditionRow) -> Condition:
+    wrong = row.status == ENTERED_IN_ERROR
+    return Condition(
+        id=str(row.id),
+        # FHIR con-5: an entry entered in error has no clinical status.
+        clinicalStatus=None if wrong else {"coding": [{"system": CONDITION_CLINICAL, "code": row.status}]},
+        verificationStatus={"coding": [{"system": CONDITION_VERIFICATION,
+                                        "code": "entered-in-error" if wrong else "confirmed"}]},
+        category=[{"coding": [{"system": CONDITION_CATEGORY, "code": "problem-list-item",
+                               "display": "Problem List Item"}]}],
+        code={"coding": [{"system": ICD10_SYSTEM, "code": row.icd10, "display": row.label}], "text": row.label},
+        subject=_ref("Patient", row.patient_id), encounter=_ref("Encounter", row.encounter_id),
+        onsetDateTime=row.onset, recordedDate=row.recorded_at, recorder=_who(row.recorded_by),
+    )
+
+
+def _substance(code: str, label: str) -> dict[str, Any]:
+    space, _, value = code.partition(":")
+    system, value = (ATC_SYSTEM, value) if space == "ATC" else (SUBSTANCE_SYSTEM, code)
+    return {"coding": [{"system": system, "code": value, "display": label}], "text": label}
+
+
+def allergy_resource(row: AllergyRow) -> AllergyIntolerance:
+    wrong = row.status == ENTERED_IN_ERROR
+    category = _ALLERGY_CATEGORY.get(row.substance_code.partition(":")[0])
+    return AllergyIntolerance(
+        id=str(row.id),
+        clinicalStatus=None if wrong else {"coding": [{"system": ALLERGY_CLINICAL, "code": row.status}]},
+        verificationStatus={"coding": [{"system": ALLERGY_VERIFICATION,
+                                        "code": "entered-in-error" if wrong else "confirmed"}]},
+        type=row.kind if row.kind in ("allergy", "intolerance") else None,
+        category=[category] if category else None,
+        criticality=_CRITICALITY.get(row.criticality),
+        code=_substance(row.substance_code, row.substance_label),
+        patient={"reference": f"Patient/{row.patient_id}"},
+        recordedDate=row.recorded_at, recorder=_who(row.recorded_by),
+        reaction=[{"manifestation": [{"text": row.reaction}]}] if row.reaction else None,
+    )
+
+
+def observation_resource(row: ObservationRow) -> Observation:
+    vital = row.loinc in VITAL_BY_LOINC
+    display = LOINC_DISPLAY.get(row.loinc)
+    return Observation(
+        id=str(row.id), status="entered-in-error" if row.status == ENTERED_IN_ERROR else "final",
+        category=[{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs",
+                               "display": "Vital Signs"}]}] if vital else None,
+        code={"coding": [{"system": LOINC_SYSTEM, "code": row.loinc, "display": display}], "text": display},
+        subject=_ref("Patient", row.patient_id), encounter=_ref("Encounter", row.encounter_id),
+        effectiveDateTime=row.effective_at, issued=row.recorded_at, performer=[_who(row.recorded_by)],
+        valueQuantity={"value": row.value, "unit": row.unit, "system": UCUM_SYSTEM, "code": row.unit},
+    )
+
+
+def document_resource(row: DocumentRow, binary_base: str) -> DocumentReference:
+    """A chart document; its bytes are read as `Binary/{id}` (the same id), through the door."""
+    return DocumentReference(
+        id=str(row.id), status="current", subject=_ref("Patient", row.patient_id), date=row.added_at,
+        author=[_who(row.added_by)], description=row.title,
+        content=[{"attachment": {"contentType": row.media_type, "size": row.size, "title": row.title,
+                                 "url": f"{binary_base}/{row.id}", "creation": row.added_at}}],
+        context={"encounter": [_ref("Encounter", row.encounter_id)]} if row.encounter_id else None,
+    )
+
+
+def _condition_statuses(c: ChartCriteria) -> set[str]:
+    wanted = {"active", "resolved"}  # by default, not what was entered in error
+    if c.verification_status is not None:
+        wanted = ({"active", "resolved"} if "confirmed" in c.verification_status else set()) \
+            | ({ENTERED_IN_ERROR} if "entered-in-error" in c.verification_status else set())
+    if c.clinical_status is not None:
+        wanted &= set(c.clinical_status)  # naho's two clinical statuses carry FHIR's names
+    return wanted
+
+
+def _allergy_statuses(c: ChartCriteria) -> set[str]:
+    wanted = {"active", "inactive"}
+    if c.verification_status is not None:
+        wanted = ({"active", "inactive"} if "confirmed" in c.verification_status else set()) \
+            | ({ENTERED_IN_ERROR} if "entered-in-error" in c.verification_status else set())
+    if c.clinical_status is not None:
+        wanted &= set(c.clinical_status)
+    return wanted
+
+
+def _observation_statuses(c: ChartCriteria) -> set[str]:
+    if c.status is None:
+        return {"final"}
+    return ({"final"} if "final" in c.status else set()) | \
+        ({ENTERED_IN_ERROR} if "entered-in-error" in c.status else set())
+
+
+def _codes_clause(column: Any, codes: tuple[tuple[str | None, str], ...], systems: dict[str, str]) -> Any:
+    """`column` IN the stored forms of the codes; `systems` maps a FHIR system to the prefix naho
+    stores codes of that system with ("" when stored bare). A system naho does not use finds nothing."""
+    stored: set[str] = set()
+    for system, code in codes:
+        prefixes = list(systems.values()) if system is None else ([systems[system]] if system in systems else [])
+        stored.update(prefix + code.strip() for prefix in prefixes)
+    return column.in_(sorted(stored)) if stored else false()
+
+
+def _icd10_forms(codes: tuple[tuple[str | None, str], ...]) -> tuple[tuple[str | None, str], ...]:
+    normal = []
+    for system, code in codes:
+        try:
+            normal.append((system, check_icd10(code)))
+        except BadCode:
+            continue  # not an ICD-10 code: matches no condition
+    return tuple(normal)
+
+
+def _within(column: Any, c: ChartCriteria) -> list[Any]:
+    return [*([column >= c.since] if c.since else []), *([column < c.before] if c.before else [])]
+
+
+def _query(resource_type: str, patient_id: uuid.UUID, c: ChartCriteria) -> tuple[Select[Any], tuple[Any, ...]]:
+    """The rows of one patient a search designates, and the order they are shown in (newest first)."""
+    if resource_type == "Condition":
+        clauses = [ConditionRow.patient_id == patient_id, ConditionRow.status.in_(sorted(_condition_statuses(c)))]
+        if c.codes is not None:
+            clauses.append(_codes_clause(ConditionRow.icd10, _icd10_forms(c.codes), {ICD10_SYSTEM: ""}))
+        if c.categories is not None and "problem-list-item" not in c.categories:
+            clauses.append(false())
+        return select(ConditionRow).where(*clauses), (ConditionRow.recorded_at.desc(), ConditionRow.id)
+    if resource_type == "AllergyIntolerance":
+        clauses = [AllergyRow.patient_id == patient_id, AllergyRow.status.in_(sorted(_allergy_statuses(c)))]
+        if c.codes is not None:
+            clauses.append(_codes_clause(AllergyRow.substance_code, c.codes,
+                                         {ATC_SYSTEM: "ATC:", SUBSTANCE_SYSTEM: ""}))
+        if c.categories is not None:
+            spaces = [space for space, category in _ALLERGY_CATEGORY.items() if category in c.categories]
+            clauses.append(or_(*[AllergyRow.substance_code.startswith(f"{s}:") for s in spaces]) if spaces
+                           else false())
+        return select(AllergyRow).where(*clauses), (AllergyRow.recorded_at.desc(), AllergyRow.id)
+    if resource_type == "Observation":
+        clauses = [ObservationRow.patient_id == patient_id,
+                   ObservationRow.status.in_(sorted(_observation_statuses(c))),
+                   *_within(ObservationRow.effective_at, c)]
+        if c.codes is not None:
+            clauses.append(_codes_clause(ObservationRow.loinc, c.codes, {LOINC_SYSTEM: ""}))
+        if c.categories is not None:
+            clauses.append(ObservationRow.loinc.in_(sorted(VITAL_BY_LOINC)) if "vital-signs" in c.categories
+                           else false())
+        return select(ObservationRow).where(*clauses), (ObservationRow.effective_at.desc(), ObservationRow.id)
+    if resource_type == "DocumentReference":
+        clauses = [DocumentRow.patient_id == patient_id, *_within(DocumentRow.added_at, c)]
+        if c.status is not None and "current" not in c.status:
+            clauses.append(false())  # naho neither supersedes nor withdraws a document
+        # Never the bytes: a search lists, Binary reads.
+        return (select(DocumentRow).options(defer(DocumentRow.content)).where(*clauses),
+                (DocumentRow.added_at.desc(), DocumentRow.id))
+    raise ValueError(f"not a chart resource: {resource_type}")
+
+
+CHART_TYPES = ("Condition", "AllergyIntolerance", "Observation", "DocumentReference")
+_MODELS: dict[str, Any] = {"Condition": ConditionRow, "AllergyIntolerance": AllergyRow,
+                           "Observation": ObservationRow, "DocumentReference": DocumentRow}
+
+
+def chart_resource(row: Any, binary_base: str) -> Any:
+    if isinstance(row, ConditionRow):
+        return condition_resource(row)
+    if isinstance(row, AllergyRow):
+        return allergy_resource(row)
+    if isinstance(row, ObservationRow):
+        return observation_resource(row)
+    return document_resource(row, binary_base)
+
+
+def find_chart_entries(session: Session, resource_type: str, patient_id: uuid.UUID, criteria: ChartCriteria, *,
+                       offset: int, count: int, binary_base: str) -> tuple[list[Any], int]:
+    """One page of a patient's entries of this type, newest first, and how many match in all.
+    The caller went through the door for the patient; `count` 0 only counts."""
+    query, order = _query(resource_type, patient_id, criteria)
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    if count <= 0 or offset >= total:
+        return [], total
+    rows = session.scalars(query.order_by(*order).offset(offset).limit(count)).all()
+    return [chart_resource(row, binary_base) for row in rows], total
+
+
+def chart_entry_patient(session: Session, resource_type: str, entry_id: uuid.UUID) -> uuid.UUID | None:
+    """Whose entry this is (the caller then goes through the door), None when there is none."""
+    model = _MODELS[resource_type]
+    return session.scalars(select(model.patient_id).where(model.id == entry_id)).first()
+
+
+def read_chart_entry(session: Session, resource_type: str, entry_id: uuid.UUID, binary_base: str) -> Any:
+    model = _MODELS[resource_type]
+    query = select(model).where(model.id == entry_id)
+    if model is DocumentRow:
+        query = query.options(defer(DocumentRow.content))
+    return chart_resource(session.scalars(query).one(), binary_base)
+
+
+def document_patient(session: Session, document_id: uuid.UUID) -> uuid.UUID | None:
+    return chart_entry_patient(session, "DocumentReference", document_id)
