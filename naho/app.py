@@ -20,7 +20,7 @@ from naho.config import Settings
 from naho.identity import api as identity_api
 from naho.identity import pages as identity_pages
 from naho.identity.insi import SimulatedInsi
-from naho.interop import fhir, fhir_api
+from naho.interop import fhir, fhir_api, fhir_write
 from naho.interop.hl7_listener import start_listener, stop_listener
 from naho.interop.hl7_sender import make_adt_handler
 from naho.platform import i18n
@@ -136,7 +136,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
 
     for router in (web_pages.router, sso.router, web_admin.router, sites_pages.router, sites_api.router,
                    staff_pages.router, staff_pages.workspace, staff_api.router, identity_pages.router,
-                   identity_api.router, record_pages.router, record_api.router, fhir_api.router):
+                   identity_api.router, record_pages.router, record_api.router, fhir_api.router,
+                   fhir_write.router):
         # Routers carry their prefix and policy themselves: their routes are added as they are,
         # so every route the app serves is a plain APIRoute whose policy can be checked.
         app.router.routes.extend(router.routes)

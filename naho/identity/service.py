@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from naho.identity import rules
@@ -31,7 +31,7 @@ from naho.identity.models import BlockingKey, IdentityEvent, NotDuplicate, Patie
 from naho.identity.schemas import Candidate, IdentityEventPublic, PatientCreate, PatientPublic, TraitsUpdate
 from naho.platform import audit
 from naho.platform.access import CareRelationshipPort, Purpose, access_patient, decide
-from naho.platform.counters import next_number
+from naho.platform.counters import next_number, reserve
 from naho.platform.security.actor import Actor
 from naho.platform.uow import UnitOfWork
 
@@ -547,3 +547,37 @@ def update_traits(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: Tr
         result = to_public(row)
         uow.commit()
         return result
+
+
+def import_identities(session: Session, identities: Sequence[PatientCreate], *, now: datetime,
+                      actor_label: str) -> list[uuid.UUID]:
+    """Load many identities at once (a legacy record through a FHIR transaction bundle): new
+    provisional records with new IPPs, written in bulk (one IPP reservation, one multi-row insert
+    per table), in the caller's transaction.
+
+    No duplicate stop (scoring each record against the index would cost more than the load):
+    the blocking keys are written as for any registration, so `duplicate_worklist` shows identity
+    vigilance every imported record that may be somebody already known. Not a user action:
+    callers audit the batch.
+    """
+    if not identities:
+        return []
+    ipps = reserve(session, "ipp", len(identities), start=1000001)
+    patients: list[dict[str, object]] = []
+    keys: list[dict[str, object]] = []
+    events: list[dict[str, object]] = []
+    for data, number in zip(identities, ipps, strict=True):
+        data = _normalised(data)
+        patient_id = uuid.uuid4()
+        patients.append({"id": patient_id, "ipp": f"{number:08d}", "status": str(rules.IdentityStatus.PROVISIONAL),
+                         "homonym": False, "doubtful": False, "fictitious": False, "merged_into_id": None,
+                         "ins": None, "ins_oid": None, "created_at": now, "updated_at": now, **data.model_dump()})
+        keys += [{"id": uuid.uuid4(), "patient_id": patient_id, "key": key}
+                 for key in sorted(rules.blocking_keys(_traits(data)))]
+        events.append({"id": uuid.uuid4(), "patient_id": patient_id, "at": now, "actor_id": None,
+                       "actor_label": actor_label, "kind": "imported", "status_before": None,
+                       "status_after": str(rules.IdentityStatus.PROVISIONAL), "proof": None, "details": {}})
+    session.execute(insert(Patient), patients)
+    session.execute(insert(BlockingKey), keys)
+    session.execute(insert(IdentityEvent), events)
+    return [p["id"] for p in patients]  # type: ignore[misc]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from naho.platform.access import CareRelationshipPort, Purpose, access_patient
@@ -142,21 +142,25 @@ def _write(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, port: CareRelat
 
 
 def add_allergy(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: AllergyCreate,
-                port: CareRelationshipPort) -> None:
-    def write(s: Session, now: datetime) -> None:
-        s.add(Allergy(patient_id=patient_id, substance_code=rules.check_substance(data.substance_code),
+                port: CareRelationshipPort) -> uuid.UUID:
+    def write(s: Session, now: datetime) -> uuid.UUID:
+        row = Allergy(id=uuid.uuid4(), patient_id=patient_id, substance_code=rules.check_substance(data.substance_code),
                       substance_label=data.substance_label.strip(), kind=data.kind, criticality=data.criticality,
-                      reaction=data.reaction, status="active", recorded_at=now, recorded_by=actor.label))
-    _write(uow, actor, patient_id, port, "patient:allergy:create", write)
+                      reaction=data.reaction, status="active", recorded_at=now, recorded_by=actor.label)
+        s.add(row)
+        return row.id
+    return _write(uow, actor, patient_id, port, "patient:allergy:create", write)  # type: ignore[return-value]
 
 
 def add_condition(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: ConditionCreate,
-                  port: CareRelationshipPort) -> None:
-    def write(s: Session, now: datetime) -> None:
-        s.add(Condition(patient_id=patient_id, encounter_id=_current_encounter(s, patient_id),
+                  port: CareRelationshipPort) -> uuid.UUID:
+    def write(s: Session, now: datetime) -> uuid.UUID:
+        row = Condition(id=uuid.uuid4(), patient_id=patient_id, encounter_id=_current_encounter(s, patient_id),
                         icd10=rules.check_icd10(data.icd10), label=data.label.strip(), status="active",
-                        onset=data.onset, recorded_at=now, recorded_by=actor.label))
-    _write(uow, actor, patient_id, port, "patient:condition:create", write)
+                        onset=data.onset, recorded_at=now, recorded_by=actor.label)
+        s.add(row)
+        return row.id
+    return _write(uow, actor, patient_id, port, "patient:condition:create", write)  # type: ignore[return-value]
 
 
 def record_vitals(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: VitalsCreate,
@@ -258,3 +262,41 @@ def open_document(uow: UnitOfWork, actor: Actor, document_id: uuid.UUID,
         content = row.content
         uow.commit()
         return meta, content
+
+
+def import_entries(session: Session, *, author: str, now: datetime,
+                   allergies: Sequence[tuple[uuid.UUID, AllergyCreate]] = (),
+                   conditions: Sequence[tuple[uuid.UUID, ConditionCreate, str]] = (),
+                   vitals: Sequence[tuple[uuid.UUID, str, float, datetime]] = ()) -> dict[str, list[uuid.UUID]]:
+    """Bulk-load chart entries of many patients (a legacy record through a FHIR transaction
+    bundle), one multi-row insert per table, in the caller's transaction; the same code and
+    plausibility rules as a typed entry (ChartEntryRefused otherwise). Conditions carry their
+    status (active | resolved); vital signs are (patient, LOINC, value, when). Not a user
+    action: callers decide access and audit the batch. Returns the new rows' ids per table.
+    """
+    try:
+        allergy_rows = [{"id": uuid.uuid4(), "patient_id": patient_id,
+                         "substance_code": rules.check_substance(a.substance_code),
+                         "substance_label": a.substance_label.strip(), "kind": a.kind, "criticality": a.criticality,
+                         "reaction": a.reaction, "status": "active", "recorded_at": now, "recorded_by": author}
+                        for patient_id, a in allergies]
+        condition_rows = [{"id": uuid.uuid4(), "patient_id": patient_id, "encounter_id": None,
+                           "icd10": rules.check_icd10(c.icd10), "label": c.label.strip(), "status": status,
+                           "onset": c.onset, "recorded_at": now, "recorded_by": author}
+                          for patient_id, c, status in conditions]
+        observation_rows = []
+        for patient_id, loinc, value, at in vitals:
+            known = rules.VITAL_BY_LOINC.get(loinc)
+            if known is None:
+                raise rules.UnknownVitalSign(f"LOINC {loinc} is not a vital sign naho records")
+            sign = rules.check_vital(known.key, value)
+            observation_rows.append({"id": uuid.uuid4(), "patient_id": patient_id, "encounter_id": None,
+                                     "loinc": sign.loinc, "value": value, "unit": sign.unit, "effective_at": at,
+                                     "recorded_at": now, "recorded_by": author, "status": "final"})
+    except rules.StayRuleError as exc:
+        raise ChartEntryRefused(str(exc), rule=type(exc).__name__) from exc
+    for table, rows in ((Allergy, allergy_rows), (Condition, condition_rows), (Observation, observation_rows)):
+        if rows:
+            session.execute(insert(table), rows)
+    return {"allergy": [r["id"] for r in allergy_rows], "condition": [r["id"] for r in condition_rows],
+            "observation": [r["id"] for r in observation_rows]}
