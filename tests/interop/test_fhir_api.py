@@ -145,8 +145,7 @@ def test_bad_requests_are_400_operation_outcomes_that_say_why(client: TestClient
 def test_unknown_paths_and_methods_and_formats_answer_operation_outcomes(client: TestClient) -> None:
     login(client, CLERK)
     assert _issue(_get(client, f"/Patient/{uuid.uuid4()}/_history", expect=404))[0] == "not-found"
-    refused = client.post(FHIR + "/Patient", json={"resourceType": "Patient"},
-                          headers={"x-csrf-token": form_token(client)})
+    refused = client.delete(FHIR + f"/Patient/{uuid.uuid4()}", headers={"x-csrf-token": form_token(client)})
     assert refused.status_code == 405 and refused.headers["content-type"] == FHIR_JSON
     xml = client.get(FHIR + "/metadata", headers={"accept": "application/fhir+xml"})
     assert xml.status_code == 406 and _issue(xml.json())[0] == "not-supported"
