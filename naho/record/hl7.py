@@ -8,14 +8,21 @@ R4, R13). HL7 shapes stop here: services receive their own schemas.
 Choices, in one place:
 
 * The patient is named by PID-3. An identifier whose assigning authority (CX-4.1) is ours
-  (`authority`, "NAHO") with type PI is our IPP. A foreign IPP needs a cross-reference table
-  naho does not have yet: only a message that creates a patient (A28, A01, A04) accepts one,
-  by registering a new identity (duplicate search included); any other message naming the
-  patient by foreign identifiers only is rejected (AR, rule UnknownPatient).
-* The stay is the one whose NDA is in PV1-19 or PID-18 when their authority is ours; otherwise
-  the patient's open stay (in progress or on leave), or for A13 the last finished one. The
-  sender's own visit and account numbers have no column yet: they are logged (and the raw
-  message is kept by the listener).
+  (`authority`, "NAHO") with type PI is our IPP; it wins over any other. A foreign IPP (type PI
+  or none, another authority; never an INS) is looked up in the cross-reference
+  (record.crossref): a message that creates a patient (A28, A01, A04, A05) with an unknown
+  foreign IPP registers a new identity (duplicate search included) and records the foreign IPP
+  for it; every applied message teaches the foreign IPPs it names beside a patient found
+  otherwise. Any other message naming the patient only by unknown foreign identifiers is
+  rejected (AR, rule UnknownPatient). A foreign identifier already naming another record is
+  refused (AE ForeignIdentifierConflict), never moved: identity vigilance decides (after a
+  merge, A40, lookups follow the survivor). An identifier without assigning authority names
+  nobody for sure and is not recorded.
+* The stay is the one PV1-19 (visit number, kept as VN) or PID-18 (account number, kept as AN)
+  names: our NDA when their authority is ours, else the sender's number as cross-referenced,
+  which must be a stay of that patient. Otherwise the patient's open stay (in progress or on
+  leave), or for A13 the last finished one. Applied messages teach their foreign visit and
+  account numbers for the stay they touched.
 * A pre-admission (A05) is dated by PV2-8 (expected admit date), else ZBE-2. An A01/A04 that
   names a pre-admitted stay (our NDA in PV1-19 or PID-18) is its arrival, in the same stay;
   one that names no stay opens a new one: a planned stay is never guessed for an arrival (the
@@ -63,7 +70,7 @@ from naho.platform.errors import DomainError, NotFound
 from naho.platform.security.actor import Actor
 from naho.platform.security.rules import Role
 from naho.platform.uow import UnitOfWork
-from naho.record import rules
+from naho.record import crossref, rules
 from naho.record import service as record
 from naho.record.errors import EncounterNotFound, LocationNotFound
 from naho.record.schemas import (
@@ -352,6 +359,8 @@ def refusal_of(exc: BaseException) -> Refusal:
             return Refusal("AE", UNKNOWN_KEY_IDENTIFIER, rule, exc.detail, "PID^1^3")
         if isinstance(exc, NotFound):
             return Refusal("AE", UNKNOWN_KEY_IDENTIFIER, rule, exc.detail)
+        if isinstance(exc, crossref.ForeignIdentifierConflict):
+            return Refusal("AE", DUPLICATE_KEY_IDENTIFIER, rule, exc.detail, "PID^1^3")
         if isinstance(exc, PossibleDuplicates | IdentityAlreadyExists):
             return Refusal("AE", DUPLICATE_KEY_IDENTIFIER, rule, exc.detail, "PID^1^5")
         return Refusal("AE", APPLICATION_INTERNAL_ERROR, rule, exc.detail)
@@ -593,8 +602,8 @@ class Applied:
     summary: str
     patient_id: uuid.UUID | None = None
     encounter_id: uuid.UUID | None = None
-    #: The sender's own numbers (IPP, account, visit, movement), which have no column yet: the
-    #: caller logs them once the transaction committed, to keep the correspondence.
+    #: The sender's own numbers (IPP, account, visit, movement) as sent, logged by the caller
+    #: once the transaction committed (the cross-reference keeps IPPs, accounts and visits).
     sender_ids: str = ""
 
 
@@ -623,28 +632,78 @@ def apply(uow: UnitOfWork, actor: Actor, command: AdtCommand, *, authority: str)
     authority of our IPPs and NDAs (CX-4.1).
     """
     handler = _HANDLERS[type(command)]
-    return replace(handler(uow, actor, command, authority), sender_ids=_sender_ids(command))
+    applied = handler(uow, actor, command, authority)
+    _learn(uow, command, applied, authority)
+    return replace(applied, sender_ids=_sender_ids(command))
+
+
+def _learn(uow: UnitOfWork, command: AdtCommand, applied: Applied, authority: str) -> None:
+    """Record the sender's identifiers of the patient and stay the message applied to, in its
+    transaction (a refusal here undoes the message)."""
+    header = command.header
+    source = f"{header.sender} {header.trigger} {header.control_id}"
+    with uow:
+        s, now = uow.session, uow.clock.now()
+        if applied.patient_id is not None:
+            for foreign in _foreign_ipps(command.patient, authority):
+                known = crossref.patient_of(s, foreign.authority, foreign.value)
+                if known is None:
+                    crossref.remember_patient(s, foreign.authority, foreign.value, applied.patient_id, now=now,
+                                              source=source)
+                elif _follow(s, known) != _follow(s, applied.patient_id):
+                    raise crossref.ForeignIdentifierConflict(
+                        f"IPP {foreign.value} of {foreign.authority} names another patient in naho",
+                        rule="ForeignIdentifierConflict")
+        if applied.encounter_id is not None:
+            for kind, named in _stay_names(command):
+                if named is not None and not _is_ours(named, authority) and named.authority:
+                    crossref.remember_encounter(s, named.authority, kind, named.value, applied.encounter_id,
+                                                now=now, source=source)
+        uow.commit()
+
+
+def _stay_names(command: AdtCommand) -> list[tuple[str, Identifier | None]]:
+    """How the message names the stay: PV1-19 (visit number), then PID-18 (account number)."""
+    visit = command.visit.visit_number if command.visit is not None else None
+    return [(crossref.VISIT, visit), (crossref.ACCOUNT, command.patient.account_number)]
 
 
 def _is_ours(identifier: Identifier | None, authority: str) -> bool:
     return identifier is not None and identifier.authority.upper() == authority.upper()
 
 
-def _find_patient(uow: UnitOfWork, patient: PatientData, authority: str) -> uuid.UUID | None:
-    """The patient of our IPP in PID-3 (following merges), None if PID-3 has no IPP of ours."""
-    ours = [i for i in patient.identifiers if _is_ours(i, authority) and i.type_code in ("PI", "")]
-    if not ours:
-        return None
-    with uow:
-        found = identity.id_by_ipp(uow.session, ours[0].value)
-        for _hop in range(5):  # a merged record redirects to its survivor
-            survivor = identity.merged_into(uow.session, found) if found else None
-            if survivor is None:
-                break
-            found = survivor
-    if found is None:
-        raise UnknownPatient(f"no patient has IPP {ours[0].value}")
+def _foreign_ipps(patient: PatientData, authority: str) -> list[Identifier]:
+    """The sender's own patient identifiers in PID-3 (never an INS, never one without domain)."""
+    return [i for i in patient.identifiers
+            if not _is_ours(i, authority) and i.type_code in ("PI", "") and i.authority and i.value != NULL]
+
+
+def _follow(session: Any, patient_id: uuid.UUID | None) -> uuid.UUID | None:
+    """A merged record redirects to its survivor (a few hops at most)."""
+    found = patient_id
+    for _hop in range(5):
+        survivor = identity.merged_into(session, found) if found else None
+        if survivor is None:
+            break
+        found = survivor
     return found
+
+
+def _find_patient(uow: UnitOfWork, patient: PatientData, authority: str) -> uuid.UUID | None:
+    """The patient of our IPP in PID-3, else of a cross-referenced foreign IPP (following
+    merges); None if PID-3 names nobody naho knows by either."""
+    ours = [i for i in patient.identifiers if _is_ours(i, authority) and i.type_code in ("PI", "")]
+    with uow:
+        if ours:
+            found = _follow(uow.session, identity.id_by_ipp(uow.session, ours[0].value))
+            if found is None:
+                raise UnknownPatient(f"no patient has IPP {ours[0].value}")
+            return found
+        for foreign in _foreign_ipps(patient, authority):
+            found = _follow(uow.session, crossref.patient_of(uow.session, foreign.authority, foreign.value))
+            if found is not None:
+                return found
+    return None
 
 
 def _require_patient(uow: UnitOfWork, patient: PatientData, authority: str) -> uuid.UUID:
@@ -777,12 +836,9 @@ def _open_stay(uow: UnitOfWork, patient_id: uuid.UUID, command: AdtCommand, auth
                 establishment = sites.get_unit(uow.session, visit.location.unit_code).establishment_code
             except UnitNotFound:
                 establishment = None
-    for named in (visit.visit_number, command.patient.account_number):
-        if named is not None and _is_ours(named, authority):
-            for stay in stays:
-                if stay.nda == named.value:
-                    return stay
-            raise EncounterNotFound(f"no stay of this patient has NDA {named.value}")
+    named_stay = _stay_named(uow, stays, command, authority)
+    if named_stay is not None:
+        return named_stay
     if finished:
         done = [s for s in stays if s.status == rules.EncounterStatus.FINISHED and s.ended_at]
         done.sort(key=lambda s: s.ended_at or s.started_at, reverse=True)
@@ -844,16 +900,35 @@ def _admit(uow: UnitOfWork, actor: Actor, command: AdtCommand, authority: str) -
 
 def _named_stay(uow: UnitOfWork, patient_id: uuid.UUID, command: AdtCommand,
                 authority: str) -> EncounterPublic | None:
-    """The stay of this patient the message names by our NDA (PV1-19, else PID-18), if any."""
-    visit = _need_visit(command)
-    for named in (visit.visit_number, command.patient.account_number):
-        if named is not None and _is_ours(named, authority):
-            with uow:
-                stays = record.stays_of(uow.session, patient_id)
+    """The stay of this patient the message names (PV1-19, else PID-18), if it names one."""
+    with uow:
+        stays = record.stays_of(uow.session, patient_id)
+    return _stay_named(uow, stays, command, authority)
+
+
+def _stay_named(uow: UnitOfWork, stays: list[EncounterPublic], command: AdtCommand,
+                authority: str) -> EncounterPublic | None:
+    """Among the patient's `stays`, the one named by our NDA or by a cross-referenced number of
+    the sender; None if the message names none naho knows. A name naho knows for a stay that is
+    not this patient's is refused."""
+    for kind, named in _stay_names(command):
+        if named is None:
+            continue
+        if _is_ours(named, authority):
             for stay in stays:
                 if stay.nda == named.value:
                     return stay
             raise EncounterNotFound(f"no stay of this patient has NDA {named.value}")
+        if not named.authority:
+            continue
+        with uow:
+            encounter_id = crossref.encounter_of(uow.session, named.authority, kind, named.value)
+        if encounter_id is None:
+            continue
+        for stay in stays:
+            if stay.id == encounter_id:
+                return stay
+        raise EncounterNotFound(f"{kind} {named.value} of {named.authority} is a stay of another patient")
     return None
 
 

@@ -1,0 +1,117 @@
+"""The sender's own identifiers (foreign IPP, visit and account numbers) are learnt and then
+find our patients and stays; a foreign identifier never silently names someone else."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from naho.identity import service as identity
+from naho.identity.schemas import PatientCreate
+from naho.interop.hl7_listener import AdtListener
+from naho.platform.deps import Container
+from naho.platform.security.actor import Actor
+from naho.platform.security.rules import Role
+from naho.record import service as record
+from naho.record.models import ForeignIdentifier
+from tests.interop.test_hl7_listener import patient_ipp, stays
+from tests.interop.test_hl7_pam_movements import message, send
+
+BED = "LENS-MED-MIN-521-1"
+VIGILANCE = Actor(uuid.uuid4(), "iv", "Identitovigilance", frozenset({Role.IDENTITY_VIGILANCE}))
+
+
+@pytest.fixture
+def container(app) -> Container:  # type: ignore[no-untyped-def]
+    return app.state.container  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def gam(container: Container) -> AdtListener:
+    return AdtListener(container)
+
+
+def _rows(container: Container) -> list[tuple[str, str, str, bool, bool]]:
+    with container.session_factory() as s:
+        return sorted((r.authority, r.kind, r.value, r.patient_id is not None, r.encounter_id is not None)
+                      for r in s.scalars(select(ForeignIdentifier)))
+
+
+def test_a_patient_created_with_a_foreign_ipp_is_found_by_it_afterwards(container: Container,
+                                                                        gam: AdtListener) -> None:
+    assert send(gam, message("A28", "X1", foreign="G100"))[0] == "AA"
+    assert _rows(container) == [("GAM", "PI", "G100", True, False)]
+    ipp = patient_ipp(container, "MARTIN")
+    # An A31 naming the patient by the sender's IPP only: found (it was refused before 0006).
+    renamed = message("A31", "X2", foreign="G100", name="MARTIN^LUC^LUC")
+    assert send(gam, renamed) == ("AA", "X2", "", "")
+    # A stay opened by the sender's numbers only, then moved and closed by them.
+    opened = message("A01", "X3", foreign="G100", at="202611250800", visit="V100^^^GAM^VN",
+                     account="A100^^^GAM^AN")
+    assert send(gam, opened)[0] == "AA"
+    moved = message("A02", "X4", foreign="G100", at="202611250900", visit="V100^^^GAM^VN",
+                    location="LENS-MED-CARDIO^101^1")
+    assert send(gam, moved) == ("AA", "X4", "", "")
+    closed = message("A03", "X5", foreign="G100", at="202611251000", account="A100^^^GAM^AN",
+                     location="LENS-MED-CARDIO^101^1")
+    assert send(gam, closed)[0] == "AA"
+    [stay] = stays(container, ipp)
+    assert stay.status == "finished" and [m.trigger for m in stay.movements] == ["A01", "A02", "A03"]
+    assert _rows(container) == [("GAM", "AN", "A100", False, True), ("GAM", "PI", "G100", True, False),
+                                ("GAM", "VN", "V100", False, True)]
+    # A second A28 for the same foreign IPP is the same patient (no duplicate created).
+    assert send(gam, message("A28", "X6", foreign="G100"))[0] == "AA"
+    assert patient_ipp(container, "MARTIN") == ipp
+
+
+def test_the_arrival_of_a_pre_admission_is_found_by_the_senders_visit_number(container: Container,
+                                                                             gam: AdtListener) -> None:
+    planned = message("A05", "Y1", foreign="G200", expected="20261127080000", visit="V200^^^GAM^VN")
+    assert send(gam, planned)[0] == "AA"
+    ipp = patient_ipp(container, "MARTIN")
+    arrival = message("A01", "Y2", foreign="G200", at="202611251000", visit="V200^^^GAM^VN")
+    assert send(gam, arrival) == ("AA", "Y2", "", "")
+    [stay] = stays(container, ipp)
+    assert [m.trigger for m in stay.movements] == ["A05", "A01"] and stay.status == "in_progress"
+    # Another visit number opens another stay: nothing planned is guessed.
+    other = message("A38", "Y3", foreign="G200", visit="V999^^^GAM^VN", action="CANCEL")
+    refused = send(gam, other)
+    assert refused[:2] == ("AE", "Y3") and "no planned stay" in refused[3]
+
+
+def test_a_foreign_ipp_naming_another_patient_is_refused_and_nothing_moves(container: Container,
+                                                                           gam: AdtListener) -> None:
+    assert send(gam, message("A28", "Z1", foreign="G300", name="MARTIN^LUC^LUC"))[0] == "AA"
+    assert send(gam, message("A28", "Z2", foreign="G301", name="PETIT^ANNE^ANNE"))[0] == "AA"
+    anne = patient_ipp(container, "PETIT")
+    # Our IPP of Anne beside the sender's IPP of Luc: the two systems disagree; a person decides.
+    confused = message("A01", "Z3", ipp=anne, foreign="G300", name="PETIT^ANNE^ANNE", at="202611250800")
+    refused = send(gam, confused)
+    assert refused[:3] == ("AE", "Z3", "ForeignIdentifierConflict") and "G300" in refused[3]
+    assert stays(container, anne) == []  # the admission was not kept either
+    # A visit number of Luc's stay, sent for Anne: refused too.
+    assert send(gam, message("A01", "Z4", foreign="G300", at="202611250800", visit="V300^^^GAM^VN"))[0] == "AA"
+    theirs = message("A03", "Z5", foreign="G301", name="PETIT^ANNE^ANNE", at="202611250900",
+                     visit="V300^^^GAM^VN")
+    wrong = send(gam, theirs)
+    assert wrong[:2] == ("AE", "Z5") and "another patient" in wrong[3]
+
+
+def test_after_a_merge_the_senders_ipp_of_the_merged_record_leads_to_the_survivor(container: Container,
+                                                                                  gam: AdtListener) -> None:
+    assert send(gam, message("A28", "M1", foreign="G400", name="LAMBERT^ALICE^ALICE"))[0] == "AA"
+    with container.uow() as uow:
+        lambert = identity.id_by_ipp(uow.session, patient_ipp(container, "LAMBERT ALICE"))
+    assert lambert is not None
+    merged = identity.register_patient(container.uow(), VIGILANCE, PatientCreate(
+        birth_name="LAMBERT", first_names="ALICE", sex="F", birth_date=date(1980, 5, 5)))
+    identity.merge_patients(container.uow(), VIGILANCE, merged.id, lambert, "same person, typed twice",
+                            record.CARE, [record.MOVER])
+    assert send(gam, message("A01", "M2", foreign="G400", name="LAMBERT^ALICE^ALICE", at="202611250800"))[0] == "AA"
+    assert len(stays(container, merged.ipp)) == 1
+    # Naming the survivor by our IPP beside the sender's IPP of the merged record is consistent.
+    both = message("A31", "M3", ipp=merged.ipp, foreign="G400", name="LAMBERT^ALICE^ALICE")
+    assert send(gam, both)[0] == "AA"
