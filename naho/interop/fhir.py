@@ -478,6 +478,22 @@ def page(items: Sequence[Any], search: Search) -> tuple[list[Any], bool]:
     return list(items[search.offset:search.offset + search.count]), len(items) > search.offset + search.count
 
 
+@dataclass(frozen=True)
+class WriteSupport:
+    """What the write routes (interop.fhir_write) accept for one resource type."""
+
+    interactions: tuple[str, ...]
+    documentation: str
+    conditional_create: bool = False
+
+
+#: Declared by interop.fhir_write when it is imported: writes per resource type, and the
+#: whole-system interactions ("transaction", "batch") with their documentation.
+WRITES: dict[str, WriteSupport] = {}
+SYSTEM_WRITES: dict[str, str] = {}
+_NO_WRITE = WriteSupport((), "")
+
+
 def capability_statement(base: str, resources: Iterable[ResourceSupport], *, software: str, version: str,
                          now: datetime) -> CapabilityStatement:
     """What this server does (FHIR R4 capabilitystatement.html), generated from the same table
@@ -494,13 +510,17 @@ def capability_statement(base: str, resources: Iterable[ResourceSupport], *, sof
                                         "or a staff session; patient data is shown only to its care team or "
                                         "to the roles allowed for a stated purpose, and every access is audited."},
             "resource": [{
-                "type": r.type, "documentation": r.documentation,
-                "interaction": [{"code": code} for code in r.interactions],
+                "type": r.type,
+                "documentation": f"{r.documentation} {WRITES.get(r.type, _NO_WRITE).documentation}".strip(),
+                "interaction": [{"code": code}
+                                for code in (*r.interactions, *WRITES.get(r.type, _NO_WRITE).interactions)],
+                "conditionalCreate": WRITES.get(r.type, _NO_WRITE).conditional_create or None,
                 "searchInclude": list(r.includes) or None,
                 "searchParam": [{"name": p.name, "type": p.type, "documentation": p.documentation}
                                 for p in r.search] or None,
                 "operation": [{"name": o.name, "definition": o.definition, "documentation": o.documentation}
                               for o in r.operations] or None,
             } for r in resources],
+            "interaction": [{"code": code, "documentation": doc} for code, doc in SYSTEM_WRITES.items()] or None,
         }],
     )

@@ -405,3 +405,13 @@ def test_a_bundle_must_be_a_transaction_or_a_batch_of_creates(system: TestClient
         {"resource": _patient_resource(), "request": {"method": "DELETE", "url": "Patient/1"}}]}
     assert "not supported in a Bundle" in _outcome(_send(system, "POST", "", delete), 400)[1]
     assert "takes a Bundle" in _outcome(_send(system, "POST", "", _patient_resource()), 400)[1]
+
+
+def test_the_capability_statement_advertises_the_writes(client: TestClient) -> None:
+    statement = client.get(FHIR + "/metadata").json()
+    resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    codes = {kind: {i["code"] for i in resources[kind]["interaction"]} for kind in resources}
+    assert {"create", "update"} <= codes["Patient"] and resources["Patient"]["conditionalCreate"] is True
+    assert all("create" in codes[k] for k in ("Condition", "AllergyIntolerance", "Observation"))
+    assert "create" not in codes["Encounter"]
+    assert {i["code"] for i in statement["rest"][0]["interaction"]} == {"transaction", "batch"}
