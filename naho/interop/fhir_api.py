@@ -111,10 +111,13 @@ OBSERVATION = fhir.ResourceSupport("Observation", "Vital signs (LOINC, UCUM unit
     _P("category", "token", "vital-signs"),
     _P("status", "token", "final | entered-in-error (left out unless asked for)"),
 ), includes=("Observation:patient", "Observation:subject"))
-DOCUMENT = fhir.ResourceSupport("DocumentReference", "Documents of the chart (PDF, text) of the patients the "
-                                "caller cares for; the content is read as Binary.", (
+DOCUMENT = fhir.ResourceSupport("DocumentReference", "Documents of the chart (PDF, text; content read as Binary) "
+                                "and clinical notes (text inline) of the patients the caller cares for.", (
     *_SUBJECT,
-    _P("date", "date", "When the document was filed (eq, ge, gt, le, lt; repeat for a range)", repeatable=True),
+    _P("date", "date", "When the document was filed or the note written (eq, ge, gt, le, lt; repeat for a "
+                       "range)", repeatable=True),
+    _P("type", "token", f"Notes by LOINC type ({record_fhir.LOINC_SYSTEM}|11506-3 progress note, 34746-8 nurse "
+                        "note, 34109-9 other); comma: or"),
     _P("status", "token", "current"),
 ), includes=("DocumentReference:patient", "DocumentReference:subject"))
 BINARY = fhir.ResourceSupport("Binary", "The content of a DocumentReference (same id), base64 in JSON; for "
@@ -476,7 +479,8 @@ def _chart_criteria(search: fhir.Search, request: Request) -> record_fhir.ChartC
     sets = {name: _codes(search, name, allowed) for name, allowed in values.items()}
     since, before = _date_bounds(search, "date", request)
     return record_fhir.ChartCriteria(
-        codes=_code_tokens(search, "code"), clinical_status=sets.get("clinical-status"),
+        codes=_code_tokens(search, "code"), types=_code_tokens(search, "type"),
+        clinical_status=sets.get("clinical-status"),
         verification_status=sets.get("verification-status"), status=sets.get("status"),
         categories=sets.get("category"), since=since, before=before,
     )

@@ -10,6 +10,7 @@ naho's own class so the two stay distinct.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,12 +22,13 @@ from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.observation import Observation
-from sqlalchemy import Select, false, func, or_, select
+from sqlalchemy import Select, String, false, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, defer
 
 from naho.platform.i18n import PARIS
 from naho.record.models import Allergy as AllergyRow
 from naho.record.models import ClinicalDocument as DocumentRow
+from naho.record.models import ClinicalNote as NoteRow
 from naho.record.models import Condition as ConditionRow
 from naho.record.models import Encounter as EncounterRow
 from naho.record.models import Observation as ObservationRow
@@ -133,8 +135,9 @@ def encounter_id_by_nda(session: Session, nda: str) -> uuid.UUID | None:
 # Codes go out under their official systems: ICD-10 (CIM-10) as HL7's `icd-10`, vital signs in
 # LOINC with UCUM units, drug allergies by ATC class or substance. Entries entered in error keep
 # that status (a client that stored them must learn they were wrong) and are left out of a search
-# unless it asks for that status. Clinical notes are not served: a note is a paragraph of the
-# chart's running record, not a document a client could file; they stay on the chart page.
+# unless it asks for that status. Documents and clinical notes are both DocumentReferences, as
+# FR Core and IHE MHD carry any clinical text: a document's bytes are read as Binary, a note's
+# text travels inline (text/plain) with its LOINC type (progress note, nurse note).
 
 ICD10_SYSTEM = "http://hl7.org/fhir/sid/icd-10"
 LOINC_SYSTEM = "http://loinc.org"
@@ -175,6 +178,10 @@ LOINC_DISPLAY = {
 #: Substance namespace → AllergyIntolerance.category.
 _ALLERGY_CATEGORY = {"ATC": "medication", "FOOD": "food", "ENV": "environment"}
 _CRITICALITY = {"low": "low", "high": "high", "unknown": "unable-to-assess"}
+#: Note kind (record.models.ClinicalNote) → LOINC document type of a DocumentReference.
+NOTE_TYPES = {"medical": ("11506-3", "Progress note"), "nursing": ("34746-8", "Nurse Note"),
+              "other": ("34109-9", "Note")}
+TEXT_PLAIN = "text/plain; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,8 @@ class ChartCriteria:
     #: [since, before): the date of the entry (Observation.effective, DocumentReference.date).
     since: datetime | None = None
     before: datetime | None = None
+    #: DocumentReference.type (LOINC): only notes have one.
+    types: tuple[tuple[str | None, str], ...] | None = None
 
 
 def _ref(kind: str, value: uuid.UUID | None) -> dict[str, str] | None:
@@ -262,6 +271,20 @@ def document_resource(row: DocumentRow, binary_base: str) -> DocumentReference:
         author=[_who(row.added_by)], description=row.title,
         content=[{"attachment": {"contentType": row.media_type, "size": row.size, "title": row.title,
                                  "url": f"{binary_base}/{row.id}", "creation": row.added_at}}],
+        context={"encounter": [_ref("Encounter", row.encounter_id)]} if row.encounter_id else None,
+    )
+
+
+def note_resource(row: NoteRow) -> DocumentReference:
+    """A clinical note: its text inline, typed in LOINC by kind."""
+    code, display = NOTE_TYPES.get(row.kind, NOTE_TYPES["other"])
+    text = row.text.encode("utf-8")
+    return DocumentReference(
+        id=str(row.id), status="current", subject=_ref("Patient", row.patient_id), date=row.written_at,
+        type={"coding": [{"system": LOINC_SYSTEM, "code": code, "display": display}], "text": display},
+        author=[_who(row.author)],
+        content=[{"attachment": {"contentType": TEXT_PLAIN, "size": len(text), "data": base64.b64encode(text),
+                                 "creation": row.written_at}}],
         context={"encounter": [_ref("Encounter", row.encounter_id)]} if row.encounter_id else None,
     )
 
@@ -346,14 +369,45 @@ def _query(resource_type: str, patient_id: uuid.UUID, c: ChartCriteria) -> tuple
             clauses.append(ObservationRow.loinc.in_(sorted(VITAL_BY_LOINC)) if "vital-signs" in c.categories
                            else false())
         return select(ObservationRow).where(*clauses), (ObservationRow.effective_at.desc(), ObservationRow.id)
-    if resource_type == "DocumentReference":
-        clauses = [DocumentRow.patient_id == patient_id, *_within(DocumentRow.added_at, c)]
-        if c.status is not None and "current" not in c.status:
-            clauses.append(false())  # naho neither supersedes nor withdraws a document
-        # Never the bytes: a search lists, Binary reads.
-        return (select(DocumentRow).options(defer(DocumentRow.content)).where(*clauses),
-                (DocumentRow.added_at.desc(), DocumentRow.id))
     raise ValueError(f"not a chart resource: {resource_type}")
+
+
+def _documents_and_notes(patient_id: uuid.UUID, c: ChartCriteria) -> Any:
+    """(id, at, kind) of a patient's documents and notes a DocumentReference search designates."""
+    current = c.status is None or "current" in c.status  # naho neither supersedes nor withdraws one
+    doc_clauses = [DocumentRow.patient_id == patient_id, *_within(DocumentRow.added_at, c)]
+    if not current or c.types is not None:  # a document has no type
+        doc_clauses.append(false())
+    note_clauses = [NoteRow.patient_id == patient_id, *_within(NoteRow.written_at, c)]
+    if c.types is not None:
+        kinds = [kind for kind, (code, _) in NOTE_TYPES.items()
+                 if any(system in (None, LOINC_SYSTEM) and value == code for system, value in c.types)]
+        note_clauses.append(NoteRow.kind.in_(kinds) if kinds else false())
+    if not current:
+        note_clauses.append(false())
+    docs = select(DocumentRow.id.label("id"), DocumentRow.added_at.label("at"),
+                  literal("document", String).label("kind")).where(*doc_clauses)
+    notes = select(NoteRow.id.label("id"), NoteRow.written_at.label("at"),
+                   literal("note", String).label("kind")).where(*note_clauses)
+    return union_all(docs, notes).subquery()
+
+
+def _find_documents(session: Session, patient_id: uuid.UUID, c: ChartCriteria, *, offset: int, count: int,
+                    binary_base: str) -> tuple[list[Any], int]:
+    both = _documents_and_notes(patient_id, c)
+    total = session.execute(select(func.count()).select_from(both)).scalar_one()
+    if count <= 0 or offset >= total:
+        return [], total
+    keys = session.execute(select(both.c.id, both.c.kind).order_by(both.c.at.desc(), both.c.id)
+                           .offset(offset).limit(count)).all()
+    wanted = {kind: [k.id for k in keys if k.kind == kind] for kind in ("document", "note")}
+    # Never the bytes of a document: a search lists, Binary reads.
+    docs = session.scalars(select(DocumentRow).options(defer(DocumentRow.content))
+                           .where(DocumentRow.id.in_(wanted["document"]))) if wanted["document"] else []
+    notes = session.scalars(select(NoteRow).where(NoteRow.id.in_(wanted["note"]))) if wanted["note"] else []
+    found = {row.id: document_resource(row, binary_base) for row in docs}
+    found.update({row.id: note_resource(row) for row in notes})
+    return [found[k.id] for k in keys], total
 
 
 CHART_TYPES = ("Condition", "AllergyIntolerance", "Observation", "DocumentReference")
@@ -368,6 +422,8 @@ def chart_resource(row: Any, binary_base: str) -> Any:
         return allergy_resource(row)
     if isinstance(row, ObservationRow):
         return observation_resource(row)
+    if isinstance(row, NoteRow):
+        return note_resource(row)
     return document_resource(row, binary_base)
 
 
@@ -375,6 +431,8 @@ def find_chart_entries(session: Session, resource_type: str, patient_id: uuid.UU
                        offset: int, count: int, binary_base: str) -> tuple[list[Any], int]:
     """One page of a patient's entries of this type, newest first, and how many match in all.
     The caller went through the door for the patient; `count` 0 only counts."""
+    if resource_type == "DocumentReference":
+        return _find_documents(session, patient_id, criteria, offset=offset, count=count, binary_base=binary_base)
     query, order = _query(resource_type, patient_id, criteria)
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     if count <= 0 or offset >= total:
@@ -383,19 +441,24 @@ def find_chart_entries(session: Session, resource_type: str, patient_id: uuid.UU
     return [chart_resource(row, binary_base) for row in rows], total
 
 
+def _model(session: Session, resource_type: str, entry_id: uuid.UUID) -> Any:
+    """The table holding this entry: a DocumentReference is a document or a note (ids are UUIDs,
+    so at most one of them holds it)."""
+    if resource_type != "DocumentReference":
+        return _MODELS[resource_type]
+    is_note = session.scalars(select(NoteRow.id).where(NoteRow.id == entry_id)).first() is not None
+    return NoteRow if is_note else DocumentRow
+
+
 def chart_entry_patient(session: Session, resource_type: str, entry_id: uuid.UUID) -> uuid.UUID | None:
     """Whose entry this is (the caller then goes through the door), None when there is none."""
-    model = _MODELS[resource_type]
+    model = _model(session, resource_type, entry_id)
     return session.scalars(select(model.patient_id).where(model.id == entry_id)).first()
 
 
 def read_chart_entry(session: Session, resource_type: str, entry_id: uuid.UUID, binary_base: str) -> Any:
-    model = _MODELS[resource_type]
+    model = _model(session, resource_type, entry_id)
     query = select(model).where(model.id == entry_id)
     if model is DocumentRow:
         query = query.options(defer(DocumentRow.content))
     return chart_resource(session.scalars(query).one(), binary_base)
-
-
-def document_patient(session: Session, document_id: uuid.UUID) -> uuid.UUID | None:
-    return chart_entry_patient(session, "DocumentReference", document_id)

@@ -28,6 +28,7 @@ from tests.personas import ADMIN, CLERK, NURSE, PHYSICIAN, PORTER, form_token, l
 
 DIM = "dim"  # the medical information department's demo account (sandbox.seed)
 LETTER = "Lettre de sortie : patiente rentrée à domicile, traitement inchangé.\n".encode()
+NOTE = "Patiente vue ce matin : céphalées, TA 165/95. Majoration du traitement antihypertenseur."
 
 
 # --- the chart of one patient, written through the pages ---------------------------------------------------
@@ -37,8 +38,9 @@ def _form(client: TestClient, path: str, **fields: str) -> None:
     assert response.status_code == 303 and "erreur" not in response.headers["location"], response.headers
 
 
-def _write_chart(app: Any, patient_id: str) -> None:  # type: ignore[misc]
-    """A physician of the unit records a problem, two allergies, a round of vital signs and a letter."""
+def _write_chart(app: Any, clock: FixedClock, patient_id: str) -> None:  # type: ignore[misc]
+    """A physician of the unit records a problem, two allergies, a round of vital signs and a
+    letter, then five minutes later a progress note."""
     with TestClient(app) as physician:
         login(physician, PHYSICIAN)
         _form(physician, f"/patients/{patient_id}/problemes", icd10="I10", label="Hypertension essentielle")
@@ -51,15 +53,17 @@ def _write_chart(app: Any, patient_id: str) -> None:  # type: ignore[misc]
                                   data={"title": "Lettre de sortie", "csrf_token": form_token(physician)},
                                   files={"file": ("lettre.txt", LETTER, "text/plain")}, follow_redirects=False)
         assert uploaded.status_code == 303 and "erreur" not in uploaded.headers["location"]
+        clock.advance(minutes=5)
+        _form(physician, f"/patients/{patient_id}/notes", kind="medical", text=NOTE)
 
 
 @pytest.fixture
-def jeanne(client: TestClient, app: Any) -> dict[str, Any]:
+def jeanne(client: TestClient, app: Any, clock: FixedClock) -> dict[str, Any]:
     """Jeanne, admitted to the nurse's and physician's unit, with a chart; the client is the nurse."""
     login(client, CLERK)
     patient = _patient(client)
     stay = _admit(client, patient["id"])
-    _write_chart(app, patient["id"])
+    _write_chart(app, clock, patient["id"])
     login(client, NURSE)
     return {**patient, "stay": stay}
 
@@ -249,7 +253,7 @@ def test_observations_are_searched_by_date_and_paged_newest_first(client: TestCl
 
 def test_a_document_is_referenced_with_its_attachment_and_read_as_binary(client: TestClient,
                                                                          jeanne: dict[str, Any]) -> None:
-    [document] = _entries(_get(client, "/DocumentReference", patient=jeanne["id"]))
+    note, document = _entries(_get(client, "/DocumentReference", patient=jeanne["id"]))  # newest first
     assert document["status"] == "current" and document["description"] == "Lettre de sortie"
     assert document["subject"] == {"reference": f"Patient/{jeanne['id']}"}
     assert document["context"] == {"encounter": [{"reference": f"Encounter/{jeanne['stay']['id']}"}]}
@@ -262,10 +266,29 @@ def test_a_document_is_referenced_with_its_attachment_and_read_as_binary(client:
     assert binary["contentType"] == "text/plain; charset=utf-8"
     assert base64.b64decode(binary["data"]) == LETTER
     assert binary["securityContext"] == {"reference": f"DocumentReference/{document['id']}"}
-    assert _ids(client, "/DocumentReference", subject=jeanne["id"], date="2026-11-25") == [document["id"]]
+    assert _ids(client, "/DocumentReference", subject=jeanne["id"], date="2026-11-25") == [note["id"], document["id"]]
+    assert _ids(client, "/DocumentReference", patient=jeanne["id"], date="lt2026-11-25T09:35:00Z") == [document["id"]]
     assert _ids(client, "/DocumentReference", patient=jeanne["id"], date="lt2026-11-25") == []
     assert _ids(client, "/DocumentReference", patient=jeanne["id"], status="superseded") == []
     assert _issue(_get(client, "/Binary", expect=400))[1] == "Binary is read by id only: it cannot be searched"
+
+
+def test_a_clinical_note_is_a_document_reference_with_its_text_inline_and_loinc_type(
+        client: TestClient, jeanne: dict[str, Any]) -> None:
+    note, _letter = _entries(_get(client, "/DocumentReference", patient=jeanne["id"]))
+    assert note["type"] == {"coding": [{"system": LOINC_SYSTEM, "code": "11506-3", "display": "Progress note"}],
+                            "text": "Progress note"}
+    assert note["date"] == "2026-11-25T09:35:00Z" and note["author"][0]["display"].endswith("(medecin)")
+    assert note["context"] == {"encounter": [{"reference": f"Encounter/{jeanne['stay']['id']}"}]}
+    [content] = note["content"]
+    assert content["attachment"]["contentType"] == "text/plain; charset=utf-8"
+    assert base64.b64decode(content["attachment"]["data"]).decode() == NOTE
+    assert content["attachment"]["size"] == len(NOTE.encode()) and "url" not in content["attachment"]
+    assert _get(client, f"/DocumentReference/{note['id']}") == note
+    assert _ids(client, "/DocumentReference", patient=jeanne["id"], type=f"{LOINC_SYSTEM}|11506-3") == [note["id"]]
+    assert _ids(client, "/DocumentReference", patient=jeanne["id"], type="34746-8,34109-9") == []  # nurse, other
+    assert _ids(client, "/DocumentReference", patient=jeanne["id"], type="http://snomed.info/sct|11506-3") == []
+    assert _issue(_get(client, f"/Binary/{note['id']}", expect=404))[0] == "not-found"  # inline, no Binary
     assert _issue(_get(client, f"/Binary/{uuid.uuid4()}", expect=404))[0] == "not-found"
 
 
@@ -301,7 +324,7 @@ def test_a_nurse_outside_the_care_team_finds_nothing_and_every_refusal_is_traced
 def test_a_porter_a_clerk_in_the_unit_and_a_system_never_see_the_chart(client: TestClient, app: Any,
                                                                         clock: FixedClock,
                                                                         jeanne: dict[str, Any]) -> None:
-    [document] = _entries(_get(client, "/DocumentReference", patient=jeanne["id"]))
+    _note, document = _entries(_get(client, "/DocumentReference", patient=jeanne["id"]))
     [condition] = _entries(_get(client, "/Condition", patient=jeanne["id"]))
     with TestClient(app) as porter:
         login(porter, PORTER)
@@ -386,8 +409,8 @@ def test_everything_gives_the_whole_record_in_pages_through_the_door_once_per_pa
     bundle = _get(client, f"/Patient/{jeanne['id']}/$everything")
     kinds = [r["resourceType"] for r in _entries(bundle)]
     assert kinds == ["Patient", "Encounter", "Condition", "AllergyIntolerance", "AllergyIntolerance",
-                     "Observation", "Observation", "DocumentReference"]
-    assert bundle["total"] == 8 and _link(bundle, "next") is None
+                     "Observation", "Observation", "DocumentReference", "DocumentReference"]
+    assert bundle["total"] == 9 and _link(bundle, "next") is None
     assert {e["search"]["mode"] for e in bundle["entry"]} == {"match"}
     assert bundle["entry"][0]["fullUrl"] == f"http://testserver/fhir/R4/Patient/{jeanne['id']}"
     [opened] = _trail(app, jeanne["id"])[before:]
@@ -406,7 +429,7 @@ def test_everything_gives_the_whole_record_in_pages_through_the_door_once_per_pa
         page = client.get(url.removeprefix("http://testserver"), headers={"accept": FHIR_JSON}).json()
         _valid(page)
         pages += 1
-    assert pages == 3 and [k for k, _ in seen] == kinds and len(set(seen)) == 8
+    assert pages == 3 and [k for k, _ in seen] == kinds and len(set(seen)) == 9
     assert [e.action for e in _trail(app, jeanne["id"])[before + 1:]] == ["patient:record:everything"] * 3
     assert _get(client, f"/Patient/{uuid.uuid4()}/$everything", expect=404)
 
