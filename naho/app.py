@@ -41,6 +41,7 @@ from naho.platform.security.policy import (
 )
 from naho.platform.workers import Job, WorkerRunner
 from naho.record import api as record_api
+from naho.record import care_team_pages
 from naho.record import pages as record_pages
 from naho.record.service import CARE, MOVER
 from naho.sites import api as sites_api
@@ -136,7 +137,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
 
     for router in (web_pages.router, sso.router, web_admin.router, sites_pages.router, sites_api.router,
                    staff_pages.router, staff_pages.workspace, staff_api.router, identity_pages.router,
-                   identity_api.router, record_pages.router, record_api.router, fhir_api.router,
+                   identity_api.router, record_pages.router, care_team_pages.router,
+                   record_api.router, fhir_api.router,
                    fhir_write.router):
         # Routers carry their prefix and policy themselves: their routes are added as they are,
         # so every route the app serves is a plain APIRoute whose policy can be checked.
