@@ -19,6 +19,10 @@ class Patient(Base):
     __table_args__ = (
         Index("ix_patient_birth_name_birth_date", "birth_name", "birth_date"),
         Index("ix_patient_birth_date", "birth_date"),
+        # Name searches read a page in order (name, first names): an ordered range scan that stops
+        # at the page, whatever the size of the index (FHIR Patient search, bench/fhir_ingest.py).
+        Index("ix_patient_birth_name_first_names", "birth_name", "first_names", "id"),
+        Index("ix_patient_used_name_first_names", "used_name", "first_names", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
