@@ -505,7 +505,8 @@ def capability_statement(base: str, resources: Iterable[ResourceSupport], *, sof
         rest=[{
             "mode": "server",
             "documentation": f"Results are paged with _count (default {DEFAULT_COUNT}, at most {MAX_COUNT}) "
-                             f"and _offset, up to {MAX_WINDOW} results. Unknown parameters are refused (400).",
+                             f"and _offset, up to {MAX_WINDOW} results. Unknown parameters and _include "
+                             "values are refused (400), as are repeated ones except dates (a range).",
             "security": {"description": "A bearer token (Authorization: Bearer, issued by `naho token create`) "
                                         "or a staff session; patient data is shown only to its care team or "
                                         "to the roles allowed for a stated purpose, and every access is audited."},

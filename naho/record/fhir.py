@@ -1,5 +1,6 @@
-"""Stays as FHIR R4 Encounter resources (FR Core conventions), and the read-only lookups the
-FHIR facade needs. Access to a stay is decided by the caller, through the one door.
+"""Stays and the clinical chart as FHIR R4 resources (FR Core conventions): Encounter, Condition,
+AllergyIntolerance, Observation, DocumentReference; and the read-only lookups the FHIR facade
+needs. Access to a patient's data is decided by the caller, through the one door.
 
 Class (v3 ActCode, the R4 binding of Encounter.class): emergency → EMER, full hospitalisation →
 IMP, outpatient acts and consultations → AMB. Partial hospitalisation (day or night) and sessions
