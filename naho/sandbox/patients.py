@@ -6,16 +6,19 @@ has: a birth name mistyped, day and month swapped, a married name taken for the 
 a pair of twins. A duplicate record never holds an INS: it was typed at a desk that did not call
 INSi (had it, INSi would have returned the person's reference identity). A share of the patients
 are in a bed now, in a unit that fits their age and sex, others had a stay last month. Everyone
-gets the problems and allergies of their age and sex (sandbox.clinical); stays get their notes.
+gets the problems and allergies of their age and sex (sandbox.clinical); stays get their notes,
+and a stay in progress its referring physician (and often a referring nurse) from its unit.
 """
 
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from naho.identity import rules as identity_rules
@@ -25,12 +28,14 @@ from naho.identity.rules import Traits
 from naho.platform import audit
 from naho.platform.counters import reserve
 from naho.platform.security.actor import SYSTEM_ACTOR
+from naho.platform.security.models import Account
 from naho.platform.uow import UnitOfWork
-from naho.record import chart
+from naho.record import care_team, chart
 from naho.record import service as record
 from naho.sandbox import clinical
 from naho.sandbox.population import Population, generate_population
 from naho.sites import service as sites
+from naho.staff import service as staff
 
 Progress = Callable[[int, int], None]
 #: Units whose patients lie in beds (inpatient stays).
@@ -103,6 +108,16 @@ def _beds(session: Session) -> tuple[list[tuple[_Unit, str]], dict[str, list[str
                 place = _Unit(unit.code, unit.name, unit.kind, establishment.code)
                 found += [(place, bed) for bed in by_unit[unit.code]]
     return found, by_unit
+
+
+def _referents(session: Session, unit_codes: list[str]) -> dict[str, dict[str, list[uuid.UUID]]]:
+    """Account ids of each unit's physicians and nurses, in directory order (deterministic)."""
+    accounts = {name: id_ for name, id_ in session.execute(select(Account.username, Account.id))}
+    found: dict[str, dict[str, list[uuid.UUID]]] = {}
+    for code in unit_codes:
+        people, _total = staff.list_staff(session, unit_code=code, limit=500)
+        found[code] = {p: [accounts[m.username] for m in people if m.profession == p] for p in ("physician", "nurse")}
+    return found
 
 
 def _swap_letters(name: str) -> str | None:
@@ -205,7 +220,8 @@ def seed_patients(uow: UnitOfWork, *, count: int, seed: int, progress: Progress 
         # Each bed to be filled waits for the next patient who fits its unit; a bed nobody fits
         # (a neonatology cot, without newborns in the population) stays free.
         waiting = list(range(len(in_bed)))
-        admitted = finished = problems_total = allergies_total = notes_total = 0
+        admitted = finished = problems_total = allergies_total = notes_total = members = 0
+        referents = _referents(s, sorted(unit_beds))
         for index, item in enumerate(records):
             traits = item.traits
             status = _status(rng, item)
@@ -243,6 +259,12 @@ def seed_patients(uow: UnitOfWork, *, count: int, seed: int, progress: Progress 
                 chart.import_history(s, patient_id, observations=_vitals(rng, max(since, now - VITALS_SPAN), now),
                                      notes=notes, author=AUTHOR, now=now, encounter_id=stay)
                 notes_total += len(notes)
+                # The stay's referents, named by the unit when the patient came in.
+                for role, profession in (("referring_physician", "physician"), ("referring_nurse", "nurse")):
+                    candidates = referents[unit.code][profession]
+                    if candidates and (profession == "physician" or care.random() < 0.5):
+                        care_team.import_member(s, stay, care.choice(candidates), role, at=since)
+                        members += 1
                 admitted += 1
             elif rng.random() < 0.3:
                 unit = next((u for u, _bed in (rng.choice(beds) for _ in range(8)) if fits(u.kind, age, sex)), None)
@@ -263,10 +285,11 @@ def seed_patients(uow: UnitOfWork, *, count: int, seed: int, progress: Progress 
             if progress and index % 50 == 0:
                 progress(index, len(records))
         result = {"patients_created": len(records), "stays_in_progress": admitted, "past_stays": finished,
-                  "problems": problems_total, "allergies": allergies_total, "notes": notes_total}
+                  "problems": problems_total, "allergies": allergies_total, "notes": notes_total,
+                  "care_team_members": members}
         audit.record(s, SYSTEM_ACTOR, "sandbox:patients:seed", at=now, details={
             "patients": len(records), "in_bed": admitted, "past_stays": finished, "problems": problems_total,
-            "allergies": allergies_total, "notes": notes_total})
+            "allergies": allergies_total, "notes": notes_total, "care_team_members": members})
         uow.commit()
     if progress:
         progress(len(records), len(records))

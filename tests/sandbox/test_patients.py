@@ -15,9 +15,10 @@ from naho.platform.clock import FixedClock
 from naho.platform.db import make_engine, make_session_factory
 from naho.platform.events import EventBus
 from naho.platform.security.actor import SYSTEM_ACTOR
+from naho.platform.security.models import Account
 from naho.platform.uow import UnitOfWork
 from naho.record import chart, rules
-from naho.record.models import Allergy, ClinicalNote, Condition, Encounter
+from naho.record.models import Allergy, CareTeamMember, ClinicalNote, Condition, Encounter
 from naho.sandbox import clinical
 from naho.sandbox.patients import SHOWCASE_KINDS, fits, seed_patients, seed_records
 from naho.sites import service as sites
@@ -54,6 +55,10 @@ def _snapshot(uow: UnitOfWork) -> dict[str, object]:
             "allergies": sorted((ipp[p], c, k) for p, c, k in s.execute(
                 select(Allergy.patient_id, Allergy.substance_code, Allergy.criticality))),
             "notes": sorted((ipp[p], t) for p, t in s.execute(select(ClinicalNote.patient_id, ClinicalNote.text))),
+            "members": sorted((ipp[p], r, u) for p, r, u in s.execute(
+                select(Encounter.patient_id, CareTeamMember.role, Account.username)
+                .join(Encounter, Encounter.id == CareTeamMember.encounter_id)
+                .join(Account, Account.id == CareTeamMember.account_id))),
             "stays": sorted((ipp[p], u, b, st) for p, u, b, st in s.execute(
                 select(Encounter.patient_id, Encounter.unit_code, Encounter.bed_code, Encounter.status))),
         }
@@ -95,8 +100,12 @@ def test_every_patient_is_charted_as_counted(demo) -> None:  # type: ignore[no-u
         notes = Counter(s.scalars(select(ClinicalNote.encounter_id)))
         medical = set(s.scalars(select(ClinicalNote.encounter_id).where(
             ClinicalNote.kind == "medical", ClinicalNote.text.like("Observation médicale d'entrée%"))))
+        referents = Counter(s.scalars(select(CareTeamMember.encounter_id)
+                                      .where(CareTeamMember.role == "referring_physician")))
+        assert count(CareTeamMember) == result["care_team_members"] > len(in_bed)
     for stay in in_bed:  # every stay in progress has its admission notes, filed under the stay
         assert notes[stay] >= 2 and stay in medical
+        assert referents[stay] == 1  # and its referring physician
     assert sum(notes.values()) == result["notes"]
 
 
