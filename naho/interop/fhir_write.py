@@ -550,7 +550,7 @@ def _map_entry(index: int, raw: Any) -> _Entry:
 def _outcome_entry(error: DomainError) -> dict[str, Any]:
     outcome = fhir.operation_outcome(error.status, error.detail, issue=error.extra.get("issue"),
                                      errors=error.extra.get("errors") or ())
-    return {"response": {"status": _STATUS_LINE.get(error.status, str(error.status)), "outcome": outcome}}
+    return {"response": {"status": _STATUS_LINE.get(error.status, str(error.status)), "outcome": fhir.dump(outcome)}}
 
 
 def _envelope(data: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -668,6 +668,9 @@ def _at_entry(error: DomainError, index: int) -> DomainError:
 
 
 def _response_bundle(kind: str, entries: list[_Entry]) -> dict[str, Any]:
+    """The transaction-response / batch-response, in entry order. Written as JSON directly: building
+    it with the Bundle model cost as much as validating the bundle received (its shape is fixed
+    here, and tests/interop/test_fhir_write.py validates it with fhir.resources)."""
     answered = []
     for entry in entries:
         if entry.error is not None:
@@ -675,8 +678,7 @@ def _response_bundle(kind: str, entries: list[_Entry]) -> dict[str, Any]:
             continue
         line = _STATUS_LINE[entry.status]
         answered.append({"response": {"status": line, "location": f"{entry.kind}/{entry.ids[0]}"}})
-    bundle = Bundle(type=f"{kind}-response", entry=answered)
-    return fhir.dump(bundle)
+    return {"resourceType": "Bundle", "type": f"{kind}-response", "entry": answered}
 
 
 @router.post("", dependencies=[Depends(BULK)])
