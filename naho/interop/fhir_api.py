@@ -667,7 +667,8 @@ def search_audit_event(request: Request, container: ContainerDep, actor: ActorDe
     search = fhir.parse_search(request, AUDIT_EVENT)
     with container.uow() as uow:
         criteria = _audit_criteria(search, uow.session, request)
-        # Read first, then trace the reading: the page shown does not list its own viewing.
+        # Read first, then trace the reading: the page shown does not list its own viewing. A search
+        # about one patient is traced with the patient, who may ask who looked at their trail.
         found, more = fhir_audit.find_audit_events(uow.session, criteria, offset=search.offset, count=search.count)
         audit.record(uow.session, actor, audit.AuditTag.AUDIT_VIEWED, at=uow.clock.now(),
                      patient_id=criteria.patient_id, details={"via": "fhir", "query": str(request.url.query)[:500]})
