@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
@@ -29,14 +29,19 @@ from naho.identity.errors import (
 from naho.identity.insi import InsiPort
 from naho.identity.models import BlockingKey, IdentityEvent, NotDuplicate, Patient, PatientMerge
 from naho.identity.schemas import Candidate, IdentityEventPublic, PatientCreate, PatientPublic, TraitsUpdate
-from naho.platform import audit
+from naho.platform import audit, outbox
 from naho.platform.access import CareRelationshipPort, Purpose, access_patient, decide
 from naho.platform.counters import next_number, reserve
 from naho.platform.security.actor import Actor
+from naho.platform.security.rules import Role
 from naho.platform.uow import UnitOfWork
 
 #: Verdicts that stop a registration until a person decides.
 BLOCKING_VERDICTS = ("same", "probable")
+#: Outbox topic of naho's ADT messages (IHE PAM FR): identity changes (ITI-30) go in the same
+#: FIFO per patient as the movements record.service sends (ITI-31), and interop.hl7_sender
+#: builds them with record.hl7.build_adt. Repeated here: identity may not import record.
+ADT_TOPIC = "hl7.adt"
 
 
 def _attributes(row: Patient) -> frozenset[rules.IdentityAttribute]:
@@ -125,6 +130,42 @@ def _event(session: Session, actor: Actor, row: Patient, kind: str, *, before: s
     ))
 
 
+def adt_patient(patient: PatientPublic) -> dict[str, Any]:
+    """The identity as an ADT message shows it, in JSON values; the INS only once qualified
+    (PatientPublic hides it otherwise: RNIV EXI SI 08, PAM FR §6.6.1)."""
+    return {
+        "ipp": patient.ipp, "birth_name": patient.birth_name, "used_name": patient.used_name,
+        "first_names": patient.first_names, "used_first_name": patient.used_first_name, "sex": patient.sex,
+        "birth_date": patient.birth_date.isoformat(), "birth_place": patient.birth_place, "status": patient.status,
+        "doubtful": patient.doubtful, "fictitious": patient.fictitious, "ins": patient.ins,
+        "ins_oid": patient.ins_oid if patient.ins else None,
+    }
+
+
+def _notify(uow: UnitOfWork, actor: Actor, trigger: str, patient: PatientPublic, *,
+            prior: dict[str, Any] | None = None) -> None:
+    """Put the ADT identity message (A28, A31, A47, A40) in the outbox, in the change's
+    transaction, unless no receiver is configured or an interface made the change (a system
+    that told us knows already, and echoing could loop)."""
+    if ADT_TOPIC not in uow.channels or actor.has_any(Role.INTERFACE):
+        return
+    now = uow.clock.now()
+    outbox.enqueue(uow.session, ADT_TOPIC, {
+        "message": "identity", "trigger": trigger, "at": now.isoformat(), "patient": adt_patient(patient),
+        "prior": prior,
+    }, now=now, ordering_key=f"{ADT_TOPIC}:{patient.id}")
+
+
+def _notify_change(uow: UnitOfWork, actor: Actor, before: PatientPublic, after: PatientPublic) -> None:
+    """A31 for a change of traits or status; A47 when the INS receivers hold stops being the
+    patient's: replaced, or no longer shareable (qualified → lower status, PAM FR §4.4.3, §4.4.4),
+    MRG-1 naming it. An INS newly shareable is an A31 (§4.1: a new identifier)."""
+    if before.ins and before.ins != after.ins:
+        _notify(uow, actor, "A47", after, prior={"ins": before.ins, "ins_oid": before.ins_oid})
+    else:
+        _notify(uow, actor, "A31", after)
+
+
 def register_patient(uow: UnitOfWork, actor: Actor, data: PatientCreate, *,
                      confirm_reason: str | None = None) -> PatientPublic:
     """Create a provisional identity with a new IPP, unless it may already exist.
@@ -158,6 +199,7 @@ def register_patient(uow: UnitOfWork, actor: Actor, data: PatientCreate, *,
         audit.record(s, actor, "patient:identity:create", at=now, patient_id=row.id, target=row.ipp,
                      reason=(confirm_reason or None))
         result = to_public(row)
+        _notify(uow, actor, "A28", result)
         uow.commit()
         return result
 
@@ -240,6 +282,7 @@ def _transition(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, port: Care
         row = s.get(Patient, patient_id)
         assert row is not None
         before = row.status
+        shown_before = to_public(row)
         try:
             state = rules.next_status(_state(row), event=event)
         except rules.IdentityRuleError as exc:
@@ -254,6 +297,8 @@ def _transition(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, port: Care
         row.updated_at = now
         _event(s, actor, row, kind, before=before, proof=proof, **details)
         result = to_public(row)
+        if result != shown_before:
+            _notify_change(uow, actor, shown_before, result)
         uow.commit()
         return result
 
@@ -455,6 +500,9 @@ def merge_patients(uow: UnitOfWork, actor: Actor, survivor_id: uuid.UUID, merged
             audit.record(s, actor, "patient:identity:merged", at=now, patient_id=patient_id, target=str(row.id),
                          reason=reason.strip())
         uow.emit(PatientsMerged(row.id, survivor_id, merged_id))
+        # A40 (PAM FR §2.1): PID the survivor, MRG-1 the merged record's IPP. An undo has no
+        # PAM FR message: receivers are told by identity vigilance.
+        _notify(uow, actor, "A40", to_public(survivor), prior={"ipp": merged.ipp})
         uow.commit()
         return row.id
 
@@ -527,6 +575,7 @@ def update_traits(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: Tr
         changed = {k: v for k, v in changes.items() if getattr(row, k) != v}
         strict = sorted(k for k in changed if k in STRICT_TRAITS)
         before = row.status
+        shown_before = to_public(row)
         if strict and rules.IdentityStatus(row.status).ins_retrieved:
             raise StrictTraitsLocked("the strict traits of this identity come from INSi: "
                                      + ", ".join(strict) + " cannot be changed by hand", traits=strict)
@@ -545,6 +594,8 @@ def update_traits(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: Tr
         audit.record(s, actor, "patient:identity:update", at=now, patient_id=patient_id, reason=data.reason.strip(),
                      details={"traits": sorted(changed)})
         result = to_public(row)
+        if changed:
+            _notify_change(uow, actor, shown_before, result)
         uow.commit()
         return result
 

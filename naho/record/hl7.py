@@ -1068,7 +1068,8 @@ def build_ack(header: Header | None, refusal: Refusal | None, *, control_id: str
 # Message structure (MSH-9.3) of each trigger, HL7 v2.5 chapter 3 as PAM FR §2.2 uses it.
 _STRUCTURES = {"A01": "ADT_A01", "A04": "ADT_A01", "A05": "ADT_A05", "A02": "ADT_A02", "A03": "ADT_A03",
                "A06": "ADT_A06", "A07": "ADT_A06", "A11": "ADT_A09", "A12": "ADT_A12", "A13": "ADT_A01",
-               "A21": "ADT_A21", "A22": "ADT_A21", "A52": "ADT_A52", "A53": "ADT_A52", "A38": "ADT_A38"}
+               "A21": "ADT_A21", "A22": "ADT_A21", "A52": "ADT_A52", "A53": "ADT_A52", "A38": "ADT_A38",
+               "A28": "ADT_A05", "A31": "ADT_A05", "A47": "ADT_A30", "A40": "ADT_A39", "A44": "ADT_A43"}
 # Namespace (CX-4.1) of the INS assigning authorities; the OID (CX-4.2) is what receivers check.
 _INS_NAMESPACES = {identity_rules.INS_NIR_OID: "ASIP-SANTE-INS-NIR", identity_rules.INS_NIA_OID: "ASIP-SANTE-INS-NIA",
                    identity_rules.INS_NIR_TEST_OID: "ASIP-SANTE-INS-NIR-TEST",
@@ -1080,32 +1081,28 @@ def _ts(value: datetime, zone: tzinfo) -> str:
     return value.astimezone(zone).strftime("%Y%m%d%H%M%S%z")
 
 
-def build_adt(snapshot: dict[str, Any], *, control_id: str, sending_application: str, sending_facility: str,
-              now: datetime, authority: str | None = None, zone: tzinfo = UTC) -> str:
-    """The PAM FR message (HL7 v2.5, profile 2.11) notifying one movement of naho's.
+def _ins_cx(value: str, oid: str | None) -> str:
+    oid = oid or identity_rules.INS_NIR_OID
+    return f"{escape(value) if value != NULL else NULL}^^^{_INS_NAMESPACES.get(oid, 'INS')}&{oid}&ISO^INS"
 
-    `snapshot` is what record.service put in the outbox with the movement. Pure: no database,
-    no clock (`now` is MSH-7 and EVN-2). Conventions are the inbound side's, so a naho reads
-    what a naho sends: PID-3 IPP `ipp^^^<authority>^PI`, PV1-3 `unit^room^bed`, PV1-19 the NDA
-    under our authority. The INS goes in PID-3 and PID-32 says VALI only for a qualified
-    identity (PAM FR §6.6.1, §6.6.15); any other identity is PROV, with DOUT / FICT as attributes.
-    naho keeps one UF per movement, so it is the UF of accommodation (PV1-3), of medical
-    responsibility (ZBE-7) and of care (ZBE-8) at once; ZBE-9 says HMS, or L for a bed change
-    within the unit. Movements are always current: ZBE-5 = N (rules.py never cancels history).
-    """
-    authority = authority or sending_application
-    trigger, action = str(snapshot["trigger"]), str(snapshot["action"])
-    person: dict[str, Any] = snapshot["patient"]
-    at = datetime.fromisoformat(str(snapshot["movement_at"]))
-    msh = ["MSH", "^~\\&", escape(sending_application), escape(sending_facility), "", "", _ts(now, zone), "",
-           f"ADT^{trigger}^{_STRUCTURES.get(trigger, 'ADT_A01')}", escape(control_id), "P", "2.5^FRA^2.11",
-           "", "", "", "", "FRA", "UNICODE UTF-8"]
-    evn = ["EVN", "", _ts(now, zone), "", "", "", _ts(at, zone)]
 
+def _msh(trigger: str, control_id: str, now: datetime, zone: tzinfo, sending_application: str,
+         sending_facility: str, receiving_application: str, receiving_facility: str) -> str:
+    return "|".join(["MSH", "^~\\&", escape(sending_application), escape(sending_facility),
+                     escape(receiving_application), escape(receiving_facility), _ts(now, zone), "",
+                     f"ADT^{trigger}^{_STRUCTURES.get(trigger, 'ADT_A01')}", escape(control_id), "P", "2.5^FRA^2.11",
+                     "", "", "", "", "FRA", "UNICODE UTF-8"])
+
+
+def _pid(person: dict[str, Any], authority: str, *, removed_ins: dict[str, Any] | None = None) -> str:
+    """PID of a snapshot's patient: IPP and, once qualified, INS in PID-3 (§6.6.1); PID-32 VALI
+    only with the INS, else PROV, with DOUT / FICT. `removed_ins`: an INS receivers must drop,
+    written "" under its authority (A47, §4.4.3)."""
     ids = [f"{escape(person['ipp'])}^^^{escape(authority)}^PI"]
     if person.get("ins"):
-        oid = str(person.get("ins_oid") or identity_rules.INS_NIR_OID)
-        ids.append(f"{escape(person['ins'])}^^^{_INS_NAMESPACES.get(oid, 'INS')}&{oid}&ISO^INS")
+        ids.append(_ins_cx(str(person["ins"]), person.get("ins_oid")))
+    elif removed_ins is not None:
+        ids.append(_ins_cx(NULL, removed_ins.get("ins_oid")))
     first_names = str(person["first_names"])
     names = [f"{escape(person['birth_name'])}^{escape(first_names.split(' ')[0])}^{escape(first_names)}^^^^L"]
     if person.get("used_name") or person.get("used_first_name"):
@@ -1117,6 +1114,35 @@ def build_adt(snapshot: dict[str, Any], *, control_id: str, sending_application:
     pid = ["PID", "1", "", "~".join(ids), "", "~".join(names), "", date.fromisoformat(person["birth_date"])
            .strftime("%Y%m%d"), _SEX_OUT.get(str(person["sex"]), "U"), "", "", birth_place,
            *[""] * 20, "~".join(reliability)]
+    return "|".join(pid)
+
+
+def build_adt(snapshot: dict[str, Any], *, control_id: str, sending_application: str, sending_facility: str,
+              now: datetime, authority: str | None = None, zone: tzinfo = UTC, receiving_application: str = "",
+              receiving_facility: str = "") -> str:
+    """The PAM FR message (HL7 v2.5, profile 2.11) notifying one movement or identity change of
+    naho's: `snapshot` is what record.service (movements, ITI-31) or identity.service
+    (identities, ITI-30: "message": "identity") put in the outbox.
+
+    Pure: no database, no clock (`now` is MSH-7 and EVN-2). Conventions are the inbound side's,
+    so a naho reads what a naho sends: PID-3 IPP `ipp^^^<authority>^PI`, PV1-3 `unit^room^bed`,
+    PV1-19 the NDA under our authority. The INS goes in PID-3 and PID-32 says VALI only for a
+    qualified identity (PAM FR §6.6.1, §6.6.15); any other identity is PROV, with DOUT / FICT as
+    attributes. naho keeps one UF per movement, so it is the UF of accommodation (PV1-3), of
+    medical responsibility (ZBE-7) and of care (ZBE-8) at once; ZBE-9 says HMS, or L for a bed
+    change within the unit. Movements are always current: ZBE-5 = N (rules.py never cancels
+    history). MSH-5/MSH-6 name the receiver when the settings do.
+    """
+    authority = authority or sending_application
+    trigger = str(snapshot["trigger"])
+    msh = _msh(trigger, control_id, now, zone, sending_application, sending_facility, receiving_application,
+               receiving_facility)
+    if snapshot.get("message") == "identity":
+        return _identity_message(snapshot, msh, authority=authority, now=now, zone=zone)
+    action = str(snapshot["action"])
+    person: dict[str, Any] = snapshot["patient"]
+    at = datetime.fromisoformat(str(snapshot["movement_at"]))
+    evn = ["EVN", "", _ts(now, zone), "", "", "", _ts(at, zone)]
 
     unit = escape(str(snapshot["unit_code"]))
     location = "^".join([unit, escape(snapshot.get("room") or ""), escape(snapshot.get("bed") or "")]).rstrip("^")
@@ -1131,7 +1157,24 @@ def build_adt(snapshot: dict[str, Any], *, control_id: str, sending_application:
     zbe = ["ZBE", f"{escape(snapshot['movement_id'])}^{escape(sending_application)}", _ts(at, zone), "",
            action, "N", escape(snapshot.get("original_trigger") or "") if action == "CANCEL" else "",
            ward, ward, nature]
-    segments = ["|".join(msh), "|".join(evn).rstrip("|"), "|".join(pid), "|".join(pv1), "|".join(zbe)]
+    segments = [msh, "|".join(evn).rstrip("|"), _pid(person, authority), "|".join(pv1), "|".join(zbe)]
     if trigger == rules.trigger_event(rules.MovementKind.PRE_ADMISSION):
         segments.insert(4, "|".join(["PV2", *[""] * 7, _ts(at, zone)]))  # PV2-8: expected admit date
+    return "\r".join(segments) + "\r"
+
+
+def _identity_message(snapshot: dict[str, Any], msh: str, *, authority: str, now: datetime, zone: tzinfo) -> str:
+    """A28, A31 (PID, PV1 class N), A47 (MRG-1 the INS receivers drop or replace, §4.4) and A40
+    (MRG-1 the merged record's IPP, §2.1): ITI-30 in PAM FR."""
+    trigger = str(snapshot["trigger"])
+    person: dict[str, Any] = snapshot["patient"]
+    prior: dict[str, Any] = snapshot.get("prior") or {}
+    at = datetime.fromisoformat(str(snapshot["at"]))
+    removed = prior if trigger == "A47" and prior.get("ins") else None
+    segments = [msh, "|".join(["EVN", "", _ts(now, zone), "", "", "", _ts(at, zone)]),
+                _pid(person, authority, removed_ins=removed), "PV1|1|N"]
+    if trigger == "A47" and prior.get("ins"):
+        segments.insert(3, f"MRG|{_ins_cx(str(prior['ins']), prior.get('ins_oid'))}")
+    elif trigger == "A40":
+        segments.insert(3, f"MRG|{escape(str(prior['ipp']))}^^^{escape(authority)}^PI")
     return "\r".join(segments) + "\r"

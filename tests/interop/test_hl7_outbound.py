@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import hl7
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from naho.app import create_app
 from naho.config import Settings
@@ -104,7 +104,7 @@ def _later(client: TestClient, clock: FixedClock, **delta: float) -> None:
 
 def _outbox(client: TestClient) -> list[OutboxMessage]:
     with _container(client).session_factory() as s:
-        return list(s.scalars(select(OutboxMessage).order_by(OutboxMessage.created_at)))
+        return list(s.scalars(select(OutboxMessage).order_by(OutboxMessage.created_at, OutboxMessage.ordering_seq)))
 
 
 def test_admission_transfer_discharge_and_cancel_reach_the_receiver_in_order(
@@ -121,15 +121,16 @@ def test_admission_transfer_discharge_and_cancel_reach_the_receiver_in_order(
     _later(client, clock, minutes=10)
     back = _post(client, f"/api/encounters/{stay['id']}/cancel", {"kind": "discharge"})
     assert back.status_code == 200, back.text
-    assert _worker(client).run_once() == 4
-    assert [m.status for m in _outbox(client)] == [DELIVERED] * 4
+    assert _worker(client).run_once() == 5  # the registration's A28 first (ITI-30), then the movements
+    assert [m.status for m in _outbox(client)] == [DELIVERED] * 5
 
-    a01, a02, a03, a13 = receiver.parsed()
+    a28, a01, a02, a03, a13 = receiver.parsed()
+    assert isinstance(a28, adt.CreateIdentity) and a28.header.structure == "ADT_A05"
     assert [c.header.trigger for c in (a01, a02, a03, a13)] == ["A01", "A02", "A03", "A13"]
     assert [c.header.structure for c in (a01, a02, a03, a13)] == ["ADT_A01", "ADT_A02", "ADT_A03", "ADT_A01"]
     assert isinstance(a01, adt.Admit) and isinstance(a02, adt.Transfer) and isinstance(a03, adt.Discharge)
     assert isinstance(a13, adt.CancelMovement)
-    ids = {c.header.control_id for c in (a01, a02, a03, a13)}
+    ids = {c.header.control_id for c in (a28, a01, a02, a03, a13)}
     assert ids == {m.id.hex for m in _outbox(client)}  # MSH-10 = the outbox id: the receiver dedupes on it
     for command in (a01, a02, a03, a13):
         assert command.header.version == "2.5" and command.header.charset == "UNICODE UTF-8"
@@ -149,7 +150,7 @@ def test_admission_transfer_discharge_and_cancel_reach_the_receiver_in_order(
     assert a03.visit and a03.visit.movement_id == moves["A03"]["id"]
     assert a13.visit and a13.visit.action == "CANCEL" and a13.visit.movement_id == moves["A03"]["id"]
     assert a13.visit.location and a13.visit.location.bed_code == "LENS-MED-MIN-523-1"  # back in the bed
-    zbe = [hl7.parse(m.strip()).segment("ZBE") for m in receiver.messages]
+    zbe = [hl7.parse(m.strip()).segment("ZBE") for m in receiver.messages[1:]]
     assert [str(z(5)) for z in zbe] == ["N"] * 4
     assert [str(z(6)) for z in zbe] == ["", "", "", "A03"]  # ZBE-6: the cancelled movement's trigger
     assert [str(z(9)) for z in zbe] == ["HMS", "L", "HMS", "HMS"]  # A02 within the unit: a bed change
@@ -164,16 +165,17 @@ def test_a_refused_message_stays_pending_and_a_later_run_delivers_it_with_the_sa
     _admit(client, _patient(client)["id"])
     worker = _worker(client)
     assert worker.run_once() == 0
-    [message] = _outbox(client)
+    [message, admission] = _outbox(client)  # the A28, then the A01 waiting behind it (FIFO per patient)
     assert message.status == PENDING and message.attempts == 1
     assert message.last_error and "AE" in message.last_error and "no such IPP" in message.last_error
+    assert admission.status == PENDING and admission.attempts == 0
     assert worker.run_once() == 0  # waiting for its backoff
     clock.advance(minutes=2)
-    assert worker.run_once() == 1
-    [message] = _outbox(client)
-    assert message.status == DELIVERED and message.last_error is None
-    assert len(receiver.messages) == 2
-    assert {c.header.control_id for c in receiver.parsed()} == {message.id.hex}
+    assert worker.run_once() == 2
+    [message, admission] = _outbox(client)
+    assert message.status == DELIVERED and message.last_error is None and admission.status == DELIVERED
+    assert [c.header.trigger for c in receiver.parsed()] == ["A28", "A28", "A01"]
+    assert [c.header.control_id for c in receiver.parsed()] == [message.id.hex, message.id.hex, admission.id.hex]
 
 
 def test_an_unreachable_receiver_leaves_the_message_pending(db_url: str, clock: FixedClock) -> None:
@@ -184,8 +186,8 @@ def test_an_unreachable_receiver_leaves_the_message_pending(db_url: str, clock: 
         login(client, CLERK)
         _admit(client, _patient(client)["id"])
         assert _worker(client).run_once() == 0
-        [message] = _outbox(client)
-        assert message.status == PENDING and message.last_error
+        first, second = _outbox(client)
+        assert first.status == PENDING and first.last_error and second.status == PENDING
     app.state.container.engine.dispose()
 
 
@@ -207,8 +209,8 @@ def test_a_movement_received_from_an_interface_is_not_echoed_back(sending_client
     record.admit_patient(uow, adt.interface_actor("GAM/LENS"), AdmissionCreate(
         patient_id=uuid.UUID(patient["id"]), establishment_code="LENS", encounter_class="inpatient",
         unit_code=UNIT, bed_code=BED))
-    with container.session_factory() as s:
-        assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+    with container.session_factory() as s:  # only the clerk's registration (A28) goes out
+        assert [m.payload["trigger"] for m in s.scalars(select(OutboxMessage))] == ["A28"]
 
 
 def test_a_qualified_identity_carries_its_ins_and_vali(sending_client: TestClient, receiver: Receiver) -> None:
@@ -221,12 +223,17 @@ def test_a_qualified_identity_carries_its_ins_and_vali(sending_client: TestClien
     qualified = _post(client, f"/api/patients/{patient['id']}/validation", {"proof": "national_id_card"}).json()
     assert qualified["status"] == "qualified" and qualified["ins"]
     _admit(client, patient["id"])
-    assert _worker(client).run_once() == 1
-    [command] = receiver.parsed()
+    assert _worker(client).run_once() == 4
+    # A28; A31 when the INS is retrieved (a status change, the INS not shared yet); A31 again
+    # once qualified (a new identifier in PID-3, PAM FR §4.1); then the admission.
+    triggers = [c.header.trigger for c in receiver.parsed()]
+    assert triggers == ["A28", "A31", "A31", "A01"]
+    assert receiver.parsed()[1].patient.identifiers == (adt.Identifier(patient["ipp"], "NAHO", "PI"),)
+    command = receiver.parsed()[3]
     assert command.patient.identifiers == (adt.Identifier(patient["ipp"], "NAHO", "PI"),
                                            adt.Identifier(qualified["ins"], "ASIP-SANTE-INS-NIR-DEMO", "INS"))
     assert command.patient.reliability == ("VALI",)
-    pid = hl7.parse(receiver.messages[0].strip()).segment("PID")
+    pid = hl7.parse(receiver.messages[3].strip()).segment("PID")
     assert str(pid(3)(2)(4)) == f"ASIP-SANTE-INS-NIR-DEMO&{qualified['ins_oid']}&ISO"
 
 

@@ -222,7 +222,7 @@ def sending_client(db_url: str, clock: FixedClock) -> Iterator[TestClient]:
 def _sent(client: TestClient) -> list[tuple[str, str, str | None]]:
     with client.app.state.container.session_factory() as s:  # type: ignore[attr-defined]
         rows = s.scalars(select(OutboxMessage).order_by(OutboxMessage.ordering_seq)).all()
-        return [(r.payload["trigger"], r.payload["action"], r.payload["original_trigger"]) for r in rows]
+        return [(r.payload["trigger"], r.payload.get("action"), r.payload.get("original_trigger")) for r in rows]
 
 
 def test_pre_admission_arrival_class_change_and_cancels_are_enqueued_as_pam_fr(
@@ -238,12 +238,12 @@ def test_pre_admission_arrival_class_change_and_cancels_are_enqueued_as_pam_fr(
     _post(client, f"/api/encounters/{stay['id']}/cancel", {"kind": "class_to_outpatient"})
     other = _pre_admit(client, patient, bed=None).json()
     _post(client, f"/api/encounters/{other['id']}/cancel-pre-admission", {})
-    assert _sent(client) == [("A05", "INSERT", None), ("A01", "INSERT", None), ("A07", "INSERT", None),
-                             ("A06", "CANCEL", "A07"), ("A05", "INSERT", None), ("A38", "CANCEL", "A05")]
+    assert _sent(client) == [("A28", None, None), ("A05", "INSERT", None), ("A01", "INSERT", None),
+                             ("A07", "INSERT", None), ("A06", "CANCEL", "A07"), ("A05", "INSERT", None),
+                             ("A38", "CANCEL", "A05")]
     # naho reads what naho sends: the A05 carries its planned date (PV2-8) and the planned unit.
     with client.app.state.container.session_factory() as s:  # type: ignore[attr-defined]
-        first = s.scalars(select(OutboxMessage).order_by(OutboxMessage.ordering_seq)).first()
-        assert first is not None
+        first = s.scalars(select(OutboxMessage).order_by(OutboxMessage.ordering_seq)).all()[1]
         text = adt.build_adt(first.payload, control_id="X1", sending_application="NAHO",
                              sending_facility="GHT", now=clock.now())
     command = adt.parse_adt(text, zone=UTC)
