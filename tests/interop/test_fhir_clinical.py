@@ -514,3 +514,32 @@ def test_refusals_show_as_failed_events_and_only_trail_readers_read_the_trail(cl
     assert denied["outcome"] == "4" and denied["action"] == "R"
     assert denied["agent"][0]["who"]["display"].endswith("(brancardier)")
     assert {"type": "action", "valueString": "patient:condition:list"} in denied["entity"][0]["detail"]
+
+
+def test_break_the_glass_opens_the_chart_and_the_trail_shows_an_emergency_purpose(client: TestClient, app: Any,
+                                                                                    clock: FixedClock) -> None:
+    login(client, CLERK)
+    patient = _patient(client)
+    _admit(client, patient["id"], unit="LENS-MED-CARDIO", bed=None)  # not the nurse's unit
+    login(client, NURSE)
+    assert _get(client, f"/Patient/{patient['id']}/$everything", expect=404)
+    reason = "Malaise dans le couloir, patiente inconsciente"
+    opened = client.post("/bris-de-glace", data={"ipp": patient["ipp"], "reason": reason,
+                                                 "csrf_token": form_token(client, "/bris-de-glace")},
+                         follow_redirects=False)
+    assert opened.status_code == 303
+    everything = _get(client, f"/Patient/{patient['id']}/$everything")
+    assert [r["resourceType"] for r in _entries(everything)] == ["Patient", "Encounter"]
+    assert _trail(app, patient["id"])[-1].details == {"purpose": "care", "basis": "break_the_glass"}
+    with TestClient(app) as dim:
+        login(dim, DIM)
+        broken, = _entries(_get(dim, "/AuditEvent", patient=patient["id"], subtype="patient:record:break-the-glass"))
+        assert broken["purposeOfEvent"] == [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                                                         "code": "ETREAT", "display": "Emergency Treatment"}],
+                                             "text": reason}]
+        assert broken["action"] == "E" and broken["outcome"] == "0"
+        read, = _entries(_get(dim, "/AuditEvent", patient=patient["id"], subtype="patient:record:everything",
+                              date="ge2026-11-25T09:30:00Z"))
+        assert [e["outcome"] for e in _entries(_get(dim, "/AuditEvent", patient=patient["id"],
+                                                     subtype="patient:record:denied"))] == ["4"]
+        assert read["purposeOfEvent"][0]["coding"][0]["code"] == "ETREAT"
