@@ -222,6 +222,9 @@ def seed_patients(uow: UnitOfWork, *, count: int, seed: int, progress: Progress 
         waiting = list(range(len(in_bed)))
         admitted = finished = problems_total = allergies_total = notes_total = members = 0
         referents = _referents(s, sorted(unit_beds))
+        # Chart rows are added after the identities and stays (which flush one by one): then one
+        # flush inserts them in batches, instead of a few rows riding along with every flush.
+        later: list[Callable[[], None]] = []
         for index, item in enumerate(records):
             traits = item.traits
             status = _status(rng, item)
@@ -239,8 +242,8 @@ def seed_patients(uow: UnitOfWork, *, count: int, seed: int, progress: Progress 
             sex = traits.sex
             problems = clinical.draw_problems(care, traits.birth_date, sex, now)
             allergies = clinical.draw_allergies(care, traits.birth_date, now)
-            chart.import_history(s, patient_id, observations=[], notes=[], conditions=problems, allergies=allergies,
-                                 author=AUTHOR, now=now)
+            later.append(lambda p=patient_id, c=problems, a=allergies: chart.import_history(
+                s, p, observations=[], notes=[], conditions=c, allergies=a, author=AUTHOR, now=now))
             problems_total += len(problems)
             allergies_total += len(allergies)
             slot = next((w for w in waiting[:400] if fits(in_bed[w][0].kind, age, sex)), None)
@@ -256,14 +259,16 @@ def seed_patients(uow: UnitOfWork, *, count: int, seed: int, progress: Progress 
                 notes = [("nursing", ADMISSION_NOTE, since),
                          *clinical.stay_notes(care, unit_kind=unit.kind, unit_name=unit.name, age=age, sex=sex,
                                               problems=problems, admitted_at=since, now=now)]
-                chart.import_history(s, patient_id, observations=_vitals(rng, max(since, now - VITALS_SPAN), now),
-                                     notes=notes, author=AUTHOR, now=now, encounter_id=stay)
+                vitals = _vitals(rng, max(since, now - VITALS_SPAN), now)
+                later.append(lambda p=patient_id, v=vitals, n=notes, e=stay: chart.import_history(
+                    s, p, observations=v, notes=n, author=AUTHOR, now=now, encounter_id=e))
                 notes_total += len(notes)
                 # The stay's referents, named by the unit when the patient came in.
                 for role, profession in (("referring_physician", "physician"), ("referring_nurse", "nurse")):
                     candidates = referents[unit.code][profession]
                     if candidates and (profession == "physician" or care.random() < 0.5):
-                        care_team.import_member(s, stay, care.choice(candidates), role, at=since)
+                        later.append(lambda e=stay, a=care.choice(candidates), r=role, t=since: care_team.import_member(
+                            s, e, a, r, at=t))
                         members += 1
                 admitted += 1
             elif rng.random() < 0.3:
@@ -278,12 +283,14 @@ def seed_patients(uow: UnitOfWork, *, count: int, seed: int, progress: Progress 
                                               discharged_at=end)
                     notes = clinical.stay_notes(care, unit_kind=unit.kind, unit_name=unit.name, age=age, sex=sex,
                                                 problems=problems, admitted_at=start, now=now, discharged_at=end)
-                    chart.import_history(s, patient_id, observations=[], notes=notes, author=AUTHOR, now=now,
-                                         encounter_id=stay)
+                    later.append(lambda p=patient_id, n=notes, e=stay: chart.import_history(
+                        s, p, observations=[], notes=n, author=AUTHOR, now=now, encounter_id=e))
                     notes_total += len(notes)
                     finished += 1
             if progress and index % 50 == 0:
                 progress(index, len(records))
+        for add in later:
+            add()
         result = {"patients_created": len(records), "stays_in_progress": admitted, "past_stays": finished,
                   "problems": problems_total, "allergies": allergies_total, "notes": notes_total,
                   "care_team_members": members}
