@@ -33,6 +33,7 @@ from _common import (
     Server,
     common_params,
     fresh_database,
+    install_sigterm_handler,
     latency_summary,
     load_average,
     naho_env,
@@ -118,17 +119,23 @@ def legacy_bundle(rng: random.Random, serial: int) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
-def post_bundles(base_url: str, token: str, bodies: list[bytes]) -> tuple[float, list[float]]:
+def post_bundles(base_url: str, token: str, bodies: list[bytes], clients: int) -> tuple[float, list[float]]:
+    """Post the bundles from `clients` concurrent clients (each its own connection); wall time."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import httpx
 
     headers = {"authorization": f"Bearer {token}", "content-type": "application/fhir+json",
                "accept": "application/fhir+json"}
     each: list[float] = []
-    with httpx.Client(base_url=base_url, headers=headers, timeout=120) as client:
-        warm = client.get("/fhir/R4/metadata")  # connection and first-request costs out of the timing
-        assert warm.status_code == 200, warm.text
-        started = time.perf_counter()
-        for body in bodies:
+    pool = [httpx.Client(base_url=base_url, headers=headers, timeout=300) for _ in range(clients)]
+    for client in pool:  # connection and first-request costs out of the timing
+        for _ in range(3):
+            warm = client.get("/fhir/R4/metadata")
+            assert warm.status_code == 200, warm.text
+
+    def post(client: httpx.Client, share: list[bytes]) -> None:
+        for body in share:
             t0 = time.perf_counter()
             response = client.post("/fhir/R4", content=body)
             each.append(time.perf_counter() - t0)
@@ -137,7 +144,15 @@ def post_bundles(base_url: str, token: str, bodies: list[bytes]) -> tuple[float,
             statuses = {e["response"]["status"] for e in response.json()["entry"]}
             if statuses != {"201 Created"}:
                 raise SystemExit(f"unexpected entry statuses {statuses}")
-        return time.perf_counter() - started, each
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as executor:
+        for done in [executor.submit(post, client, bodies[n::clients]) for n, client in enumerate(pool)]:
+            done.result()
+    elapsed = time.perf_counter() - started
+    for client in pool:
+        client.close()
+    return elapsed, each
 
 
 # --- 2. the same rows, raw -------------------------------------------------------------------------------
@@ -269,7 +284,10 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--patients", type=int, default=None, help="size of the searched index (full: 1,000,000)")
     p.add_argument("--bundles", type=int, default=None, help="transaction bundles posted (800 resources each)")
+    p.add_argument("--clients", type=int, default=1, help="clients posting bundles at the same time")
+    p.add_argument("--processes", type=int, default=1, help="web processes of `naho serve`")
     args = p.parse_args()
+    install_sigterm_handler()
     bundles = args.bundles or (4 if args.quick else 25)
     patients = args.patients or (20_000 if args.quick else 1_000_000)
     requests = 90 if args.quick else 600
@@ -286,7 +304,8 @@ def main() -> None:
     from naho.sandbox.seed import seed
 
     params = {**common_params(args.quick), "bundles": bundles, "patients_per_bundle": PATIENTS_PER_BUNDLE,
-              "resources_per_bundle": PATIENTS_PER_BUNDLE * 8, "patients": patients, "search_requests": requests}
+              "resources_per_bundle": PATIENTS_PER_BUNDLE * 8, "patients": patients, "search_requests": requests,
+              "clients": args.clients, "serve_processes": args.processes}
     rng = random.Random(20261125)
     bodies = [json.dumps(legacy_bundle(rng, b)).encode() for b in range(bundles)]
     resources = bundles * PATIENTS_PER_BUNDLE * 8
@@ -305,9 +324,10 @@ def main() -> None:
         token = create_api_token(uow, SYSTEM_ACTOR, username="reprise-dpi", name="bench")
         engine.dispose()
         print(f"{backend}: {bundles} bundles of {PATIENTS_PER_BUNDLE * 8} resources", flush=True)
-        with Server(["serve"], naho_env(url, NAHO_WORKERS="false"), scratch / "serve.log") as server:
+        with Server(["serve", "--processes", str(args.processes)], naho_env(url, NAHO_WORKERS="false"),
+                    scratch / "serve.log") as server:
             server.wait_ready("/connexion", timeout=90)
-            naho_s, each = post_bundles(server.base_url, token, bodies)
+            naho_s, each = post_bundles(server.base_url, token, bodies, args.clients)
             print(f"  naho: {resources} resources in {naho_s:.2f} s ({resources / naho_s:.0f}/s)", flush=True)
             rows = rows_written(url)
             raw_s = raw_insert(raw_url, rows, bundles)
