@@ -92,6 +92,25 @@ def _remember(session: Session, authority: str, kind: str, value: str, *, now: d
     return True
 
 
+def rename_patient_identifier(session: Session, authority: str, old: str, new: str) -> uuid.UUID | None:
+    """The sender changed its IPP `old` into `new` (A47, PAM FR §4.1): the row follows, so both
+    systems keep naming one record. Returns the patient, None if `old` was never learnt.
+    Refused if `new` already names another record (that is a merge, A40)."""
+    row = _row(session, authority, PATIENT, old)
+    if row is None:
+        return None
+    taken = _row(session, authority, PATIENT, new)
+    if taken is not None and taken.id != row.id:
+        if taken.patient_id != row.patient_id:
+            raise ForeignIdentifierConflict(f"PI {new} of {authority} already names another patient in naho: "
+                                            "send a merge (A40)", rule="ForeignIdentifierConflict")
+        session.delete(row)  # both learnt for the same record: the obsolete one goes
+    else:
+        row.value = _key(authority, new)[1]
+    session.flush()
+    return row.patient_id
+
+
 def identifiers_of_patient(session: Session, patient_id: uuid.UUID) -> list[tuple[str, str]]:
     """(authority, value) of the sender IPPs learnt for a patient, for display."""
     return [(r.authority, r.value) for r in session.scalars(select(ForeignIdentifier).where(

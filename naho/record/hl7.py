@@ -37,6 +37,13 @@ Choices, in one place:
   them apart needs the unit's activity type, which sites does not hold yet.
 * A movement's time is ZBE-2, else EVN-6, else PV1-44 (arrival) or PV1-45 (discharge), else
   now. A time without an offset is local time (`zone`).
+* A40 merges two records naho knows (PID-3 the survivor, MRG-1 the merged one, by our IPP or
+  a cross-referenced one) through identity.merge_patients: traced, undoable, refused for two
+  different INS or a pair declared distinct; an A40 already applied is accepted as is. A47
+  renames the sender's own IPP in the cross-reference (MRG-1 old, PID-3 new, same authority);
+  it never changes naho's IPP (AE IppNotChangedByMessage: merge instead, as IHE France advises)
+  nor an INS (AE InsManagedByInsi: naho takes the INS from INSi only; the message waits in the
+  dead letters for identity vigilance).
 * Identity: A28 and A31 never write strict traits over an identity whose INS was retrieved
   (retrieved or qualified): those are INSi's (RNIV EXI SI 12), refused with AE. An INS received
   in PID-3 is not taken (naho retrieves INS itself through INSi). Any other change of traits
@@ -89,6 +96,8 @@ log = logging.getLogger(__name__)
 #: ITI-30 triggers (PAM FR §2.1); movement triggers come from `record.rules`.
 CREATE_IDENTITY = "A28"
 UPDATE_IDENTITY = "A31"
+CHANGE_IDENTIFIERS = "A47"
+MERGE_IDENTITIES = "A40"
 NULL = '""'  # HL7 "delete this value" (v2.5 §2.5.3), e.g. a used name given up (PAM FR §6.6.2)
 
 # HL7 table 0357, the error codes of ERR-3.
@@ -250,6 +259,20 @@ class EndLeave(AdtCommand):
 
 
 @dataclass(frozen=True)
+class MergeIdentities(AdtCommand):
+    """A40: the record named in MRG-1 (`prior`) is the patient of PID-3, merged into it."""
+
+    prior: tuple[Identifier, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChangeIdentifiers(AdtCommand):
+    """A47: the identifiers of MRG-1 (`prior`) are replaced by those of PID-3."""
+
+    prior: tuple[Identifier, ...] = ()
+
+
+@dataclass(frozen=True)
 class CancelMovement(AdtCommand):
     """A11, A12, A13, A52, A53: the last movement, of one of `kinds`, is cancelled."""
 
@@ -274,7 +297,8 @@ for _kind in (_K.PRE_ADMISSION, _K.ADMISSION, _K.REGISTRATION, _K.TRANSFER, _K.D
               _K.LEAVE_END, _K.CLASS_TO_INPATIENT, _K.CLASS_TO_OUTPATIENT):
     _CANCELS[rules.cancel_trigger(_kind)] = (*_CANCELS.get(rules.cancel_trigger(_kind), ()), _kind)
 #: Every trigger this module accepts.
-SUPPORTED_TRIGGERS = frozenset({CREATE_IDENTITY, UPDATE_IDENTITY, *_INSERTS, *_CANCELS})
+SUPPORTED_TRIGGERS = frozenset({CREATE_IDENTITY, UPDATE_IDENTITY, CHANGE_IDENTIFIERS, MERGE_IDENTITIES, *_INSERTS,
+                                *_CANCELS})
 
 # PV1-2 → class: the first class having that letter, so I is inpatient (not day hospital).
 _CLASS_OF_PV1: dict[str, rules.EncounterClass] = {}
@@ -500,6 +524,16 @@ def _command(message: Any, header: Header, zone: tzinfo) -> AdtCommand:
     if header.trigger in (CREATE_IDENTITY, UPDATE_IDENTITY):
         kind: type[AdtCommand] = CreateIdentity if header.trigger == CREATE_IDENTITY else UpdateIdentity
         return kind(header, patient, None)
+    if header.trigger in (CHANGE_IDENTIFIERS, MERGE_IDENTITIES):
+        mrg = _segment(message, "MRG")
+        prior = tuple(i for rep in range(1, _repetitions(mrg, 1) + 1) if (i := _identifier(mrg, 1, rep))) \
+            if mrg is not None else ()
+        if not prior:
+            raise MessageInvalid(f"{header.trigger} needs the prior identifier in MRG-1", code=REQUIRED_FIELD_MISSING,
+                                 location="MRG^1^1", rule="PriorIdentifierMissing")
+        if header.trigger == MERGE_IDENTITIES:
+            return MergeIdentities(header, patient, None, prior)
+        return ChangeIdentifiers(header, patient, None, prior)
     visit = _visit(message, header.trigger, zone)
     # A06 and A07 each insert a class change or cancel the opposite one: ZBE-4 tells (§5.3.5).
     if header.trigger in _CANCELS and (header.trigger not in _INSERTS or visit.action == "CANCEL"):
@@ -813,6 +847,84 @@ def _update_identity(uow: UnitOfWork, actor: Actor, command: AdtCommand, authori
     return Applied(f"identity updated: {', '.join(changes)}", patient_id)
 
 
+class InsManagedByInsi(DomainError):
+    """naho takes an INS only from the INSi teleservice (RNIV): a change of INS sent by another
+    system waits for identity vigilance, who queries INSi."""
+
+    status = 409
+
+
+class IppNotChangedByMessage(DomainError):
+    """naho's IPP is never changed by a message (IHE France advises a merge, A40, instead)."""
+
+    status = 409
+
+
+def _prior_patient(uow: UnitOfWork, prior: Identifier, authority: str) -> uuid.UUID:
+    """The record MRG-1 names: by our IPP, else by a cross-referenced foreign IPP."""
+    with uow:
+        if _is_ours(prior, authority):
+            found = identity.id_by_ipp(uow.session, prior.value)
+        else:
+            found = crossref.patient_of(uow.session, prior.authority, prior.value) if prior.authority else None
+    if found is None:
+        raise MessageInvalid(f"MRG-1 {prior.value} of {prior.authority or '?'} names no patient naho knows",
+                             code=UNKNOWN_KEY_IDENTIFIER, location="MRG^1^1", rule="UnknownPatient")
+    return found
+
+
+def _merge(uow: UnitOfWork, actor: Actor, command: AdtCommand, authority: str) -> Applied:
+    """A40: merge the MRG-1 record into the PID-3 one through identity.merge_patients (traced,
+    undoable; refused for two different INS or a pair declared distinct). Both must be known."""
+    assert isinstance(command, MergeIdentities)
+    survivor = _require_patient(uow, command.patient, authority)
+    merged = _prior_patient(uow, command.prior[0], authority)
+    with uow:
+        already = _follow(uow.session, merged) == survivor
+    if already:
+        return Applied("already merged into this patient", survivor)
+    header = command.header
+    identity.merge_patients(uow, actor, survivor, merged, f"A40 from {header.sender} ({header.control_id})",
+                            record.CARE, [record.MOVER])
+    return Applied(f"merged {command.prior[0].value} into this patient", survivor)
+
+
+def _change_identifiers(uow: UnitOfWork, actor: Actor, command: AdtCommand, authority: str) -> Applied:
+    """A47: the sender renamed its IPP (MRG-1 the old one, PID-3 the new one of the same
+    authority): the cross-reference follows. naho's IPP and the INS are not changed this way."""
+    assert isinstance(command, ChangeIdentifiers)
+    patient_id: uuid.UUID | None = None
+    for prior in command.prior:
+        if prior.type_code == "INS":
+            raise InsManagedByInsi(f"A47 on INS {prior.value}: naho takes the INS only from INSi; identity "
+                                   "vigilance checks this change")
+        if _is_ours(prior, authority):
+            raise IppNotChangedByMessage(f"IPP {prior.value} is naho's and is not changed by a message: "
+                                         "send a merge (A40)")
+        new = [i for i in _foreign_ipps(command.patient, authority)
+               if i.authority.upper() == prior.authority.upper() and i.value != prior.value]
+        if len(new) != 1:
+            raise MessageInvalid(f"PID-3 must carry the new identifier of {prior.authority or '?'} replacing "
+                                 f"{prior.value}", code=REQUIRED_FIELD_MISSING, location="PID^1^3",
+                                 rule="NewIdentifierMissing")
+        with uow:
+            renamed = crossref.rename_patient_identifier(uow.session, prior.authority, prior.value, new[0].value)
+            renamed = _follow(uow.session, renamed)
+        if renamed is None:
+            raise MessageInvalid(f"MRG-1 {prior.value} of {prior.authority or '?'} names no patient naho knows",
+                                 code=UNKNOWN_KEY_IDENTIFIER, location="MRG^1^1", rule="UnknownPatient")
+        if patient_id is not None and renamed != patient_id:
+            raise crossref.ForeignIdentifierConflict("MRG-1 names two different patients",
+                                                     rule="ForeignIdentifierConflict")
+        patient_id = renamed
+    ours = _find_patient(uow, replace(command.patient, identifiers=tuple(
+        i for i in command.patient.identifiers if _is_ours(i, authority))), authority)
+    if ours is not None and ours != patient_id:
+        raise crossref.ForeignIdentifierConflict("PID-3 names our IPP of another patient",
+                                                 rule="ForeignIdentifierConflict")
+    return Applied(f"identifiers changed: {', '.join(p.value for p in command.prior)}", patient_id)
+
+
 def _need_visit(command: AdtCommand) -> VisitData:
     assert command.visit is not None  # parse_adt reads PV1 for every movement
     return command.visit
@@ -1013,6 +1125,8 @@ def _cancel(uow: UnitOfWork, actor: Actor, command: AdtCommand, authority: str) 
 _HANDLERS: dict[type[AdtCommand], Callable[[UnitOfWork, Actor, AdtCommand, str], Applied]] = {
     CreateIdentity: _create_identity,
     UpdateIdentity: _update_identity,
+    MergeIdentities: _merge,
+    ChangeIdentifiers: _change_identifiers,
     PreAdmit: _pre_admit,
     ChangeClass: _change_class,
     Admit: _admit,

@@ -115,3 +115,55 @@ def test_after_a_merge_the_senders_ipp_of_the_merged_record_leads_to_the_survivo
     # Naming the survivor by our IPP beside the sender's IPP of the merged record is consistent.
     both = message("A31", "M3", ipp=merged.ipp, foreign="G400", name="LAMBERT^ALICE^ALICE")
     assert send(gam, both)[0] == "AA"
+
+
+# --- A40 and A47 in ----------------------------------------------------------------------------------
+
+def test_an_a40_merges_two_records_known_by_the_senders_ipps(container: Container, gam: AdtListener) -> None:
+    assert send(gam, message("A28", "F1", foreign="G500", name="MARTIN^LUC^LUC"))[0] == "AA"
+    assert send(gam, message("A01", "F2", foreign="G500", at="202611250800"))[0] == "AA"
+    # The same man registered again under another IPP by the sender (a typing error on the name).
+    duplicate = message("A28", "F3", foreign="G501", name="MARTINN^LUC^LUC")
+    assert send(gam, duplicate)[2] == "PossibleDuplicates"  # waits for identity vigilance...
+    identity.register_patient(container.uow(), VIGILANCE, PatientCreate(
+        birth_name="MARTINN", first_names="LUC", sex="M", birth_date=date(1970, 1, 1)),
+        confirm_reason="typed at the front desk")
+    with container.session_factory() as s:
+        martinn = identity.search_patients(container.uow(), VIGILANCE, "MARTINN", record.CARE)[0]
+        s.add(ForeignIdentifier(authority="GAM", kind="PI", value="G501", patient_id=martinn.id,
+                                recorded_at=martinn.created_at, source="test"))
+        s.commit()
+    merge = message("A40", "F4", foreign="G500", name="MARTIN^LUC^LUC", mrg="G501^^^GAM^PI",
+                    structure="ADT_A39")
+    assert send(gam, merge) == ("AA", "F4", "", "")
+    survivor = patient_ipp(container, "MARTIN LUC")
+    assert identity.search_patients(container.uow(), VIGILANCE, "MARTINN", record.CARE) == []  # redirects now
+    with container.session_factory() as s:
+        assert identity.merges(s)[0][2] is not None and identity.merges(s)[0][0].reason.startswith("A40 from GAM")
+    # The sender's IPP of the merged record now leads to the survivor; an A40 sent twice is harmless.
+    assert send(gam, message("A31", "F5", foreign="G501", name="MARTIN^LUC^LUC"))[0] == "AA"
+    assert send(gam, message("A40", "F6", foreign="G500", name="MARTIN^LUC^LUC", mrg="G501^^^GAM^PI"))[0] == "AA"
+    assert len(stays(container, survivor)) == 1
+    unknown = send(gam, message("A40", "F7", foreign="G500", mrg="G999^^^GAM^PI"))
+    assert unknown[:3] == ("AE", "F7", "UnknownPatient") and "MRG-1" in unknown[3]
+    missing = send(gam, message("A40", "F8", foreign="G500"))
+    assert missing[:3] == ("AE", "F8", "PriorIdentifierMissing")
+
+
+def test_an_a47_renames_the_senders_ipp_and_never_ours_nor_an_ins(container: Container, gam: AdtListener) -> None:
+    assert send(gam, message("A28", "H1", foreign="G600"))[0] == "AA"
+    ipp = patient_ipp(container, "MARTIN")
+    renamed = message("A47", "H2", foreign="G601", mrg="G600^^^GAM^PI", structure="ADT_A30")
+    assert send(gam, renamed) == ("AA", "H2", "", "")
+    assert ("GAM", "PI", "G601", True, False) in _rows(container)
+    assert ("GAM", "PI", "G600", True, False) not in _rows(container)
+    assert send(gam, message("A01", "H3", foreign="G601", at="202611250800"))[0] == "AA"
+    assert len(stays(container, ipp)) == 1
+    ours = send(gam, message("A47", "H4", foreign="G601", mrg=f"{ipp}^^^NAHO^PI"))
+    assert ours[:3] == ("AE", "H4", "IppNotChangedByMessage")
+    ins = send(gam, message("A47", "H5", foreign="G601",
+                            mrg="260058815400233^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS"))
+    assert ins[:3] == ("AE", "H5", "InsManagedByInsi")
+    assert send(gam, message("A28", "H6", foreign="G700", name="PETIT^ANNE^ANNE"))[0] == "AA"
+    taken = send(gam, message("A47", "H7", foreign="G700", mrg="G601^^^GAM^PI", name="PETIT^ANNE^ANNE"))
+    assert taken[:3] == ("AE", "H7", "ForeignIdentifierConflict")
