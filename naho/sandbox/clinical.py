@@ -213,8 +213,9 @@ def draw_allergies(rng: random.Random, birth_date: date, now: datetime) -> list[
         # Pénicillines and amoxicilline together would say the same thing twice.
         if substance not in chosen and not {substance.code, *(c.code for c in chosen)} >= {"ATC:J01C", "ATC:J01CA04"}:
             chosen.append(substance)
-    result = []
+    result: list[tuple[str, str, str, str, str | None]] = []
     for substance in chosen:
+        reaction: str | None
         reaction, criticality = rng.choice(substance.reactions)
         if rng.random() < 0.15:
             reaction, criticality = None, "unknown"  # "allergic, says the patient": reaction not known

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -242,8 +243,8 @@ def seed_patients(uow: UnitOfWork, *, count: int, seed: int, progress: Progress 
             sex = traits.sex
             problems = clinical.draw_problems(care, traits.birth_date, sex, now)
             allergies = clinical.draw_allergies(care, traits.birth_date, now)
-            later.append(lambda p=patient_id, c=problems, a=allergies: chart.import_history(
-                s, p, observations=[], notes=[], conditions=c, allergies=a, author=AUTHOR, now=now))
+            later.append(partial(chart.import_history, s, patient_id, observations=[], notes=[], conditions=problems,
+                                 allergies=allergies, author=AUTHOR, now=now))
             problems_total += len(problems)
             allergies_total += len(allergies)
             slot = next((w for w in waiting[:400] if fits(in_bed[w][0].kind, age, sex)), None)
@@ -260,31 +261,31 @@ def seed_patients(uow: UnitOfWork, *, count: int, seed: int, progress: Progress 
                          *clinical.stay_notes(care, unit_kind=unit.kind, unit_name=unit.name, age=age, sex=sex,
                                               problems=problems, admitted_at=since, now=now)]
                 vitals = _vitals(rng, max(since, now - VITALS_SPAN), now)
-                later.append(lambda p=patient_id, v=vitals, n=notes, e=stay: chart.import_history(
-                    s, p, observations=v, notes=n, author=AUTHOR, now=now, encounter_id=e))
+                later.append(partial(chart.import_history, s, patient_id, observations=vitals, notes=notes,
+                                     author=AUTHOR, now=now, encounter_id=stay))
                 notes_total += len(notes)
                 # The stay's referents, named by the unit when the patient came in.
                 for role, profession in (("referring_physician", "physician"), ("referring_nurse", "nurse")):
                     candidates = referents[unit.code][profession]
                     if candidates and (profession == "physician" or care.random() < 0.5):
-                        later.append(lambda e=stay, a=care.choice(candidates), r=role, t=since: care_team.import_member(
-                            s, e, a, r, at=t))
+                        later.append(partial(care_team.import_member, s, stay, care.choice(candidates), role,
+                                             at=since))
                         members += 1
                 admitted += 1
             elif rng.random() < 0.3:
-                unit = next((u for u, _bed in (rng.choice(beds) for _ in range(8)) if fits(u.kind, age, sex)), None)
-                if unit is not None:
+                past = next((u for u, _bed in (rng.choice(beds) for _ in range(8)) if fits(u.kind, age, sex)), None)
+                if past is not None:
                     start = now - timedelta(days=rng.randint(20, 60))
                     end = start + timedelta(days=rng.randint(1, 9))
-                    stay = record.import_stay(s, patient_id, establishment_code=unit.establishment,
-                                              encounter_class="inpatient", unit_code=unit.code, bed_code=None,
+                    stay = record.import_stay(s, patient_id, establishment_code=past.establishment,
+                                              encounter_class="inpatient", unit_code=past.code, bed_code=None,
                                               admitted_at=start, now=now, actor_label=AUTHOR,
-                                              unit_beds=unit_beds[unit.code], nda_number=next(ndas),
+                                              unit_beds=unit_beds[past.code], nda_number=next(ndas),
                                               discharged_at=end)
-                    notes = clinical.stay_notes(care, unit_kind=unit.kind, unit_name=unit.name, age=age, sex=sex,
+                    notes = clinical.stay_notes(care, unit_kind=past.kind, unit_name=past.name, age=age, sex=sex,
                                                 problems=problems, admitted_at=start, now=now, discharged_at=end)
-                    later.append(lambda p=patient_id, n=notes, e=stay: chart.import_history(
-                        s, p, observations=[], notes=n, author=AUTHOR, now=now, encounter_id=e))
+                    later.append(partial(chart.import_history, s, patient_id, observations=[], notes=notes,
+                                         author=AUTHOR, now=now, encounter_id=stay))
                     notes_total += len(notes)
                     finished += 1
             if progress and index % 50 == 0:
