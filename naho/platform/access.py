@@ -23,7 +23,7 @@ from naho.platform import audit
 from naho.platform.db import Base, new_id
 from naho.platform.errors import DomainError, NotFound
 from naho.platform.security.actor import Actor
-from naho.platform.security.rules import Role
+from naho.platform.security.rules import CARE_ROLES, Role
 
 #: How long a break-the-glass access lasts.
 BREAK_THE_GLASS_DURATION = timedelta(hours=4)
@@ -64,8 +64,13 @@ ADMINISTRATIVE_READERS = frozenset({Role.ADMISSION_CLERK, Role.IDENTITY_VIGILANC
 
 
 def reading_purpose(actor: Actor) -> Purpose:
-    """The purpose for which this person opens a patient's record: pages, JSON API and FHIR alike."""
-    return Purpose.ADMINISTRATION if actor.roles & ADMINISTRATIVE_READERS else Purpose.CARE
+    """The purpose for which this person opens a patient's record: pages, JSON API and FHIR alike.
+
+    Clinical content is for the clinical roles (CARE_ROLES); anyone else — a porter of the unit,
+    an admission clerk, a system — reads identities and stays only, even in the care team."""
+    if actor.roles & ADMINISTRATIVE_READERS or not actor.roles & CARE_ROLES:
+        return Purpose.ADMINISTRATION
+    return Purpose.CARE
 
 
 class PatientNotFound(NotFound):
@@ -135,6 +140,8 @@ def decide(session: Session, actor: Actor, patient_id: uuid.UUID, purpose: Purpo
         return Basis.SELF if own and purpose is Purpose.SELF else None
     if purpose is Purpose.SELF:
         return None
+    if purpose is Purpose.CARE and reading_purpose(actor) is not Purpose.CARE:
+        return None  # clinical content is for clinicians, whatever their relationship to the patient
     if any(purpose in ROLE_PURPOSES.get(role, frozenset()) for role in actor.roles):
         return Basis.ROLE
     if port.in_care_team(session, actor, patient_id, now):

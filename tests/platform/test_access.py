@@ -91,6 +91,26 @@ def test_an_admission_clerk_sees_identity_but_not_the_clinical_chart(uow, port) 
         _open(uow, clerk, port, Purpose.CARE)
 
 
+def test_the_care_team_opens_the_chart_to_clinicians_only(uow, port) -> None:  # type: ignore[no-untyped-def]
+    # A porter or a clerk working in the patient's unit is part of the team for where the patient
+    # is, never for what they have: the door refuses them clinical content, and says so.
+    for role in (Role.PORTER, Role.ADMISSION_CLERK, Role.PHARMACY_TECHNICIAN):
+        member = actor(role)
+        port.team.add(member.account_id)
+        assert access.reading_purpose(member) is Purpose.ADMINISTRATION
+        with pytest.raises(PatientNotFound):
+            _open(uow, member, port, Purpose.CARE)
+        assert _last_audit(uow).action == "patient:record:denied"
+    porter = actor(Role.PORTER)
+    port.team.add(porter.account_id)
+    assert _open(uow, porter, port, Purpose.ADMINISTRATION).basis is Basis.CARE_TEAM
+    # The legitimate twin: a physician of the same team reads the chart.
+    physician = actor(Role.PHYSICIAN)
+    port.team.add(physician.account_id)
+    assert access.reading_purpose(physician) is Purpose.CARE
+    assert _open(uow, physician, port, Purpose.CARE).basis is Basis.CARE_TEAM
+
+
 def test_an_it_administrator_never_reads_clinical_data(uow, port) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(PatientNotFound):
         _open(uow, actor(Role.IT_ADMIN), port, Purpose.CARE)
