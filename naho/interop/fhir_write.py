@@ -553,8 +553,17 @@ def _outcome_entry(error: DomainError) -> dict[str, Any]:
     return {"response": {"status": _STATUS_LINE.get(error.status, str(error.status)), "outcome": fhir.dump(outcome)}}
 
 
+#: What an entry of a transaction or batch may hold besides its resource (Bundle.entry, R4).
+_ENTRY_ELEMENTS = frozenset({"id", "extension", "modifierExtension", "link", "fullUrl", "resource", "search",
+                             "request", "response"})
+_REQUEST_ELEMENTS = frozenset({"id", "extension", "modifierExtension", "method", "url", "ifNoneMatch",
+                               "ifModifiedSince", "ifMatch", "ifNoneExist"})
+
+
 def _envelope(data: dict[str, Any]) -> tuple[str, list[Any]]:
-    """The Bundle's own elements, validated by the R4B model (resources are validated one by one)."""
+    """The Bundle's own elements validated by the R4B model, its entries' envelopes checked here
+    (validating 800 entry envelopes with the model cost a fifth of a whole bundle's ingest); each
+    resource is then validated by its own model."""
     kind = data.get("type")
     if kind not in ("transaction", "batch"):
         raise fhir.InvalidRequest(f"POST {fhir.BASE_PATH} takes a Bundle of type transaction or batch, "
@@ -564,13 +573,21 @@ def _envelope(data: dict[str, Any]) -> tuple[str, list[Any]]:
         raise InvalidResource("Bundle.entry must be a list")
     if len(entries) > MAX_ENTRIES:
         raise fhir.InvalidRequest(f"a Bundle holds at most {MAX_ENTRIES} entries; split the load")
-    shell = {**data, "entry": [{k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
-                               for e in entries]}
     try:
-        Bundle.model_validate(shell)
+        Bundle.model_validate({**data, "entry": None})
     except ValidationError as exc:
         errors = [{"loc": ["Bundle", *e.get("loc", ())], "msg": e.get("msg", "")} for e in exc.errors()]
         raise InvalidResource("invalid Bundle", errors) from None
+    for index, entry in enumerate(entries):
+        request = entry.get("request") if isinstance(entry, dict) else None
+        where = f"Bundle.entry[{index}]"
+        if not isinstance(entry, dict) or set(entry) - _ENTRY_ELEMENTS:
+            raise InvalidResource(f"{where} is not a Bundle entry")
+        if not isinstance(request, dict) or set(request) - _REQUEST_ELEMENTS or not all(
+                isinstance(request.get(k), str) for k in ("method", "url")):
+            raise InvalidResource(f"{where}.request needs a method and a url (and nothing unknown)")
+        if not isinstance(entry.get("fullUrl", ""), str):
+            raise InvalidResource(f"{where}.fullUrl must be a string")
     return kind, entries
 
 

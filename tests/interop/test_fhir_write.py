@@ -160,7 +160,8 @@ def test_a_conditional_create_finds_the_patient_by_its_ipp(client: TestClient) -
     login(client, CLERK)
     first = _create(client)
     ipp = first["identifier"][0]["value"]
-    again = _send(client, "POST", "/Patient", _patient_resource(), **{"if-none-exist": f"identifier={IPP_SYSTEM}|{ipp}"})
+    again = _send(client, "POST", "/Patient", _patient_resource(),
+                  **{"if-none-exist": f"identifier={IPP_SYSTEM}|{ipp}"})
     assert again.status_code == 200 and again.json()["id"] == first["id"]
     assert again.headers["location"].endswith(f"/Patient/{first['id']}")
     new = _send(client, "POST", "/Patient", _patient_resource(family="Nouveau", given=("Marc",), gender="male"),
@@ -335,10 +336,9 @@ def test_imported_identities_that_may_be_known_patients_reach_the_duplicate_work
 def test_a_transaction_whose_third_entry_is_invalid_writes_nothing(system: TestClient, app) -> None:  # type: ignore[no-untyped-def]
     counts = [_count(app, t) for t in (Patient, Condition, Allergy, Observation, AuditEvent)]
     bundle = _legacy_bundle()
-    bundle["entry"][2]["resource"]["code"]["coding"][0]["code"] = "12345678"  # not an ATC class of ours
-    del bundle["entry"][2]["resource"]["patient"]
+    del bundle["entry"][2]["resource"]["patient"]  # the third entry: AllergyIntolerance.patient is required
     code, why = _outcome(_send(system, "POST", "", bundle), 400)
-    assert why.startswith("Bundle.entry[2]: invalid AllergyIntolerance resource")
+    assert code == "invalid" and why.startswith("Bundle.entry[2]: invalid AllergyIntolerance resource")
     bundle = _legacy_bundle()
     bundle["entry"][5]["resource"]["subject"]["reference"] = f"urn:uuid:{uuid.uuid4()}"
     assert "names no Patient of this Bundle" in _outcome(_send(system, "POST", "", bundle), 400)[1]
@@ -415,3 +415,8 @@ def test_the_capability_statement_advertises_the_writes(client: TestClient) -> N
     assert all("create" in codes[k] for k in ("Condition", "AllergyIntolerance", "Observation"))
     assert "create" not in codes["Encounter"]
     assert {i["code"] for i in statement["rest"][0]["interaction"]} == {"transaction", "batch"}
+    no_url = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": _patient_resource(), "request": {"method": "POST"}}]}
+    assert "Bundle.entry[0].request needs a method and a url" in _outcome(_send(system, "POST", "", no_url), 400)[1]
+    bad_type = {"resourceType": "Bundle", "type": "transaction", "timestamp": "yesterday", "entry": []}
+    assert _outcome(_send(system, "POST", "", bad_type), 400)[1] == "invalid Bundle"
