@@ -20,6 +20,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from naho.identity import service as identity
+from naho.identity.schemas import PatientPublic
 from naho.platform import audit
 from naho.platform.access import CareRelationshipPort, Purpose, access_patient
 from naho.platform.errors import Conflict, DomainError, Forbidden, NotFound
@@ -115,6 +117,12 @@ def may_change(roles: frozenset[Role], in_team: bool) -> bool:
     return bool(roles & DESK) or (bool(roles & CARERS) and in_team)
 
 
+def roles_for(profession: str) -> list[str]:
+    """Team roles a professional of this profession may hold, in TEAM_ROLES order."""
+    return [code for code, r in TEAM_ROLES.items()
+            if (profession not in NOT_CARERS if r.professions is None else profession in r.professions)]
+
+
 def check_new_member(role: str, profession: str, stay_status: str, named: bool) -> TeamRole:
     """The team role to give, if this professional may be named on this stay in it."""
     team_role = TEAM_ROLES.get(role)
@@ -124,8 +132,7 @@ def check_new_member(role: str, profession: str, stay_status: str, named: bool) 
         raise StayClosed(f"the stay is {stay_status}: no new member", rule="StayClosed")
     if named:
         raise AlreadyInCareTeam("this professional is already named on the stay", rule="AlreadyInCareTeam")
-    fits = profession not in NOT_CARERS if team_role.professions is None else profession in team_role.professions
-    if not fits:
+    if team_role.code not in roles_for(profession):
         raise ProfessionDoesNotFitRole(f"a {profession} cannot be {role}", rule="ProfessionDoesNotFitRole")
     return team_role
 
@@ -164,6 +171,7 @@ class FormerMember:
 
 @dataclass(frozen=True)
 class CareTeamView:
+    patient: PatientPublic
     stay: EncounterPublic
     named: list[NamedMember]
     units: list[UnitTeam]
@@ -256,7 +264,8 @@ def view_care_team(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID, port:
             taken = {m.username for m in named}
             found = [p for p in staff.list_staff(s, search=query, limit=SEARCH_LIMIT)[0]
                      if p.username not in taken and p.active]
-        view = CareTeamView(stay=stay, named=named, units=units, former=_former(s, encounter),
+        patient = identity.summaries(s, [encounter.patient_id])[encounter.patient_id]
+        view = CareTeamView(patient=patient, stay=stay, named=named, units=units, former=_former(s, encounter),
                             can_change=can_change, search=query, found=found)
         uow.commit()
         return view

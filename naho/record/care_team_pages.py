@@ -46,7 +46,8 @@ def team(request: Request, encounter_id: uuid.UUID, container: ContainerDep, act
     view = care_team.view_care_team(container.uow(), actor, encounter_id, container.ports["care"], search=q)
     error = i18n._(REFUSALS[erreur]) if erreur in REFUSALS else None
     roles = {code: i18n._(r.label) for code, r in care_team.TEAM_ROLES.items()}
-    return render(request, "record/care_team.html", {"view": view, "roles": roles, "error": error})
+    return render(request, "record/care_team.html", {"view": view, "roles": roles, "error": error,
+                                                     "role_choices": care_team.roles_for})
 
 
 @router.post("/sejours/{encounter_id}/equipe/membres", dependencies=[Depends(CHANGERS)])

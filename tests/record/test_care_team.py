@@ -92,6 +92,9 @@ def test_a_role_wants_the_right_profession_an_open_stay_and_a_new_member() -> No
         care_team.check_new_member("intern", "physician", "finished", False)
     with pytest.raises(care_team.AlreadyInCareTeam):
         care_team.check_new_member("intern", "physician", "in_progress", True)
+    nurse_roles = care_team.roles_for("nurse")
+    assert "referring_nurse" in nurse_roles and "referring_physician" not in nurse_roles
+    assert care_team.roles_for("porter") == []
 
 
 # --- pages ----------------------------------------------------------------------------------------
@@ -113,6 +116,7 @@ def test_the_unit_nurse_sees_the_team_and_names_a_referring_physician(
     assert "LEFEBVRE" not in _section(page.text, "named-members")
     found = client.get(f"/sejours/{encounter}/equipe", params={"q": "lefeb"}).text
     assert "Claire LEFEBVRE" in _section(found, "add-member") and 'value="medecin"' in found
+    assert "DEPREZ Lucien" in page.text and "IPP" in page.text  # whose team it is, on every page
 
     response = _post(client, f"/sejours/{encounter}/equipe/membres", username="medecin", role="referring_physician")
     assert response.status_code == 303 and response.headers["location"] == f"/sejours/{encounter}/equipe"
