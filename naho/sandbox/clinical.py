@@ -239,7 +239,8 @@ def stay_notes(rng: random.Random, *, unit_kind: str, unit_name: str, age: int, 
     end = discharged_at or now
     day = admitted_at + timedelta(hours=20)
     while day < end and len(notes) < 6:
-        notes.append(("nursing", f"Transmissions : {rng.choice(_NIGHT)} {rng.choice(_DAY)}", day))
+        text = f"Transmissions : {rng.choice(_NIGHT)} {rng.choice(_DAY)}"
+        notes.append(("nursing", text.replace("(e)", "e" if sex == "F" else ""), day))
         day += timedelta(days=1, hours=rng.randint(-2, 2))
     if discharged_at is not None:
         notes.append(("medical",
