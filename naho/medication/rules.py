@@ -771,7 +771,7 @@ def check_order(order: Order, patient: PatientContext, catalogue: Catalogue) -> 
         alerts += _check_allergy(substance, patient)
         alerts += _check_pregnancy(substance, patient)
     alerts += _check_interactions(substances, active, catalogue)
-    alerts += _check_duplicates(substances, active, catalogue)
+    alerts += _check_duplicates(order, substances, active, catalogue)
     alerts += _check_dose(order, product, patient, active, catalogue)
     alerts += _check_renal(order, product, patient, active, catalogue)
     order_of = list(Severity)
@@ -887,17 +887,22 @@ def _check_interactions(substances: Sequence[Substance], active: Sequence[_Activ
     return alerts
 
 
-def _check_duplicates(substances: Sequence[Substance], active: Sequence[_Active],
+def _check_duplicates(order: Order, substances: Sequence[Substance], active: Sequence[_Active],
                       catalogue: Catalogue) -> list[Alert]:
+    """Same substance or same `duplicate_class` as an active order. The same substance as a
+    background order plus an "if needed" one (morphine LP and morphine for breakthrough pain) is
+    only shown: the daily dose check adds both and speaks if their sum is too high."""
     alerts = []
-    for _, active_product in active:
+    for active_order, active_product in active:
+        if_needed = FrequencyKind.IF_NEEDED in (order.frequency.kind, active_order.frequency.kind)
         for other in catalogue.substances_of(active_product):
             for substance in substances:
                 klass = substance.duplicate_class
                 if klass is None or other.duplicate_class is None:
                     continue  # solutes and electrolytes are given by several lines at once
                 if other.code == substance.code:
-                    alerts.append(_alert(AlertKind.DUPLICATE, Severity.OVERRIDE_REQUIRED, N_(
+                    severity = Severity.INFO if if_needed else Severity.OVERRIDE_REQUIRED
+                    alerts.append(_alert(AlertKind.DUPLICATE, severity, N_(
                         "Duplicate therapy: {substance} is already ordered ({product}); the daily dose "
                         "adds both orders."), substance.code, substance=substance.name, product=active_product.name))
                 elif klass == other.duplicate_class:

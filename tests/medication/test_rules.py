@@ -388,6 +388,11 @@ def test_the_daily_dose_adds_the_active_orders_of_the_same_substance() -> None:
     alerts = check_order(order("paracetamol_500_tab", 2, "pres", "PO", Frequency.if_needed(3)), patient, CATALOGUE)
     assert sorted(kinds(alerts)) == [AlertKind.DOSE, AlertKind.DUPLICATE]
     assert "7000 mg" in only(alerts, AlertKind.DOSE).text()
+    # background + "if needed" of one substance is shown only: the daily dose speaks for its excess
+    assert only(alerts, AlertKind.DUPLICATE).severity is Severity.INFO
+    fitted = order("paracetamol_500_tab", 1, "pres", "PO", Frequency.if_needed(3, every_hours=4))
+    assert kinds(check_order(fitted, adult(weight_kg=80.0, active_orders=(
+        order("paracetamol_500_tab", 1, "pres", "PO", Frequency.every(6)),)), CATALOGUE)) == [AlertKind.DUPLICATE]
 
 
 def test_a_light_adult_is_capped_by_weight() -> None:
@@ -518,7 +523,7 @@ def test_a_missing_height_needs_a_reason() -> None:
 def test_the_same_substance_twice_is_a_duplicate() -> None:
     patient = adult(active_orders=(order("paracetamol_500_tab", 1, "pres", "PO", Frequency.times_a_day(2)),))
     alerts = check_order(order("paracetamol_1g_iv", 1, "g", "IV"), patient, CATALOGUE)
-    assert kinds(alerts) == [AlertKind.DUPLICATE]
+    assert kinds(alerts, Severity.OVERRIDE_REQUIRED) == [AlertKind.DUPLICATE]
 
 
 def test_solutes_are_never_duplicates() -> None:
