@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from naho.platform.deps import ActorDep, ContainerDep
 from naho.platform.security.policy import STAFF, requires
@@ -29,6 +29,13 @@ MOVERS = requires(Role.ADMISSION_CLERK, Role.NURSE, Role.PHYSICIAN, Role.INTERFA
 
 class Cancellation(BaseModel):
     kind: str
+
+
+class StayMove(BaseModel):
+    """A44: the patient the stay belongs to, and why."""
+
+    patient_id: uuid.UUID
+    reason: str = Field(max_length=1000)
 
 
 @router.post("/encounters", status_code=201, dependencies=[Depends(ADMITTERS)])
@@ -56,6 +63,11 @@ def cancel_pre_admission(encounter_id: uuid.UUID, container: ContainerDep, actor
 def change_class(encounter_id: uuid.UUID, data: ClassChange, container: ContainerDep,
                  actor: ActorDep) -> EncounterPublic:
     return service.change_encounter_class(container.uow(), actor, encounter_id, data)
+
+
+@router.post("/encounters/{encounter_id}/move", dependencies=[Depends(ADMITTERS)])
+def move(encounter_id: uuid.UUID, data: StayMove, container: ContainerDep, actor: ActorDep) -> EncounterPublic:
+    return service.move_stay(container.uow(), actor, encounter_id, data.patient_id, data.reason)
 
 
 @router.post("/encounters/{encounter_id}/transfer", dependencies=[Depends(MOVERS)])

@@ -17,3 +17,9 @@ class MovementRefused(Conflict):
     """The movement breaks a rule of stays (PAM FR); the detail names it."""
 
     title = "Movement refused"
+
+
+class StayMoveRefused(Conflict):
+    """A stay cannot be moved to that patient (A44); the detail says why."""
+
+    title = "Stay move refused"

@@ -44,6 +44,9 @@ Choices, in one place:
   it never changes naho's IPP (AE IppNotChangedByMessage: merge instead, as IHE France advises)
   nor an INS (AE InsManagedByInsi: naho takes the INS from INSi only; the message waits in the
   dead letters for identity vigilance).
+* A44 moves the stay MRG-3 names (else PID-18), a stay of the MRG-1 patient, to the PID-3
+  patient (record.move_stay); both patients must be known. The sender's account number keeps
+  naming the stay, now the new patient's.
 * Identity: A28 and A31 never write strict traits over an identity whose INS was retrieved
   (retrieved or qualified): those are INSi's (RNIV EXI SI 12), refused with AE. An INS received
   in PID-3 is not taken (naho retrieves INS itself through INSi). Any other change of traits
@@ -98,6 +101,8 @@ CREATE_IDENTITY = "A28"
 UPDATE_IDENTITY = "A31"
 CHANGE_IDENTIFIERS = "A47"
 MERGE_IDENTITIES = "A40"
+#: ITI-31 "move account information" (PAM FR §2.2, §5.1.2).
+MOVE_ACCOUNT = "A44"
 NULL = '""'  # HL7 "delete this value" (v2.5 §2.5.3), e.g. a used name given up (PAM FR §6.6.2)
 
 # HL7 table 0357, the error codes of ERR-3.
@@ -273,6 +278,15 @@ class ChangeIdentifiers(AdtCommand):
 
 
 @dataclass(frozen=True)
+class MoveAccount(AdtCommand):
+    """A44: the stay of MRG-3 (else PID-18), of the patient of MRG-1 (`prior`), is the PID-3
+    patient's."""
+
+    prior: tuple[Identifier, ...] = ()
+    prior_account: Identifier | None = None
+
+
+@dataclass(frozen=True)
 class CancelMovement(AdtCommand):
     """A11, A12, A13, A52, A53: the last movement, of one of `kinds`, is cancelled."""
 
@@ -297,8 +311,8 @@ for _kind in (_K.PRE_ADMISSION, _K.ADMISSION, _K.REGISTRATION, _K.TRANSFER, _K.D
               _K.LEAVE_END, _K.CLASS_TO_INPATIENT, _K.CLASS_TO_OUTPATIENT):
     _CANCELS[rules.cancel_trigger(_kind)] = (*_CANCELS.get(rules.cancel_trigger(_kind), ()), _kind)
 #: Every trigger this module accepts.
-SUPPORTED_TRIGGERS = frozenset({CREATE_IDENTITY, UPDATE_IDENTITY, CHANGE_IDENTIFIERS, MERGE_IDENTITIES, *_INSERTS,
-                                *_CANCELS})
+SUPPORTED_TRIGGERS = frozenset({CREATE_IDENTITY, UPDATE_IDENTITY, CHANGE_IDENTIFIERS, MERGE_IDENTITIES, MOVE_ACCOUNT,
+                                *_INSERTS, *_CANCELS})
 
 # PV1-2 → class: the first class having that letter, so I is inpatient (not day hospital).
 _CLASS_OF_PV1: dict[str, rules.EncounterClass] = {}
@@ -524,7 +538,7 @@ def _command(message: Any, header: Header, zone: tzinfo) -> AdtCommand:
     if header.trigger in (CREATE_IDENTITY, UPDATE_IDENTITY):
         kind: type[AdtCommand] = CreateIdentity if header.trigger == CREATE_IDENTITY else UpdateIdentity
         return kind(header, patient, None)
-    if header.trigger in (CHANGE_IDENTIFIERS, MERGE_IDENTITIES):
+    if header.trigger in (CHANGE_IDENTIFIERS, MERGE_IDENTITIES, MOVE_ACCOUNT):
         mrg = _segment(message, "MRG")
         prior = tuple(i for rep in range(1, _repetitions(mrg, 1) + 1) if (i := _identifier(mrg, 1, rep))) \
             if mrg is not None else ()
@@ -533,6 +547,12 @@ def _command(message: Any, header: Header, zone: tzinfo) -> AdtCommand:
                                  location="MRG^1^1", rule="PriorIdentifierMissing")
         if header.trigger == MERGE_IDENTITIES:
             return MergeIdentities(header, patient, None, prior)
+        if header.trigger == MOVE_ACCOUNT:
+            account = _identifier(mrg, 3) or patient.account_number
+            if account is None:
+                raise MessageInvalid("A44 names the account moved in MRG-3 (or PID-18)", code=REQUIRED_FIELD_MISSING,
+                                     location="MRG^1^3", rule="AccountMissing")
+            return MoveAccount(header, patient, None, prior, account)
         return ChangeIdentifiers(header, patient, None, prior)
     visit = _visit(message, header.trigger, zone)
     # A06 and A07 each insert a class change or cancel the opposite one: ZBE-4 tells (§5.3.5).
@@ -925,6 +945,25 @@ def _change_identifiers(uow: UnitOfWork, actor: Actor, command: AdtCommand, auth
     return Applied(f"identifiers changed: {', '.join(p.value for p in command.prior)}", patient_id)
 
 
+def _move_account(uow: UnitOfWork, actor: Actor, command: AdtCommand, authority: str) -> Applied:
+    """A44: the stay MRG-3 names (our NDA, or the sender's account number as cross-referenced),
+    a stay of the MRG-1 patient, moves to the PID-3 patient (record.move_stay, audited)."""
+    assert isinstance(command, MoveAccount) and command.prior_account is not None
+    to_patient = _require_patient(uow, command.patient, authority)
+    from_patient = _prior_patient(uow, command.prior[0], authority)
+    with uow:
+        from_patient = _follow(uow.session, from_patient) or from_patient
+        stays = record.stays_of(uow.session, from_patient)
+    named = replace(command.patient, account_number=command.prior_account)
+    stay = _stay_named(uow, stays, replace(command, patient=named, visit=None), authority)
+    if stay is None:
+        raise MessageInvalid(f"MRG-3 {command.prior_account.value} names no stay of the MRG-1 patient",
+                             code=UNKNOWN_KEY_IDENTIFIER, location="MRG^1^3", rule="UnknownAccount")
+    header = command.header
+    moved = record.move_stay(uow, actor, stay.id, to_patient, f"A44 from {header.sender} ({header.control_id})")
+    return Applied(f"stay NDA {moved.nda} moved to this patient", to_patient, stay.id)
+
+
 def _need_visit(command: AdtCommand) -> VisitData:
     assert command.visit is not None  # parse_adt reads PV1 for every movement
     return command.visit
@@ -1127,6 +1166,7 @@ _HANDLERS: dict[type[AdtCommand], Callable[[UnitOfWork, Actor, AdtCommand, str],
     UpdateIdentity: _update_identity,
     MergeIdentities: _merge,
     ChangeIdentifiers: _change_identifiers,
+    MoveAccount: _move_account,
     PreAdmit: _pre_admit,
     ChangeClass: _change_class,
     Admit: _admit,
@@ -1251,7 +1291,7 @@ def build_adt(snapshot: dict[str, Any], *, control_id: str, sending_application:
     trigger = str(snapshot["trigger"])
     msh = _msh(trigger, control_id, now, zone, sending_application, sending_facility, receiving_application,
                receiving_facility)
-    if snapshot.get("message") == "identity":
+    if snapshot.get("message") in ("identity", "account"):
         return _identity_message(snapshot, msh, authority=authority, now=now, zone=zone)
     action = str(snapshot["action"])
     person: dict[str, Any] = snapshot["patient"]
@@ -1279,14 +1319,23 @@ def build_adt(snapshot: dict[str, Any], *, control_id: str, sending_application:
 
 def _identity_message(snapshot: dict[str, Any], msh: str, *, authority: str, now: datetime, zone: tzinfo) -> str:
     """A28, A31 (PID, PV1 class N), A47 (MRG-1 the INS receivers drop or replace, §4.4) and A40
-    (MRG-1 the merged record's IPP, §2.1): ITI-30 in PAM FR."""
+    (MRG-1 the merged record's IPP, §2.1): ITI-30 in PAM FR. And A44 (ITI-31, ADT_A43): PID the
+    patient the account now belongs to with the NDA in PID-18, MRG-1 the previous patient's IPP,
+    MRG-3 the account moved."""
     trigger = str(snapshot["trigger"])
     person: dict[str, Any] = snapshot["patient"]
     prior: dict[str, Any] = snapshot.get("prior") or {}
     at = datetime.fromisoformat(str(snapshot["at"]))
     removed = prior if trigger == "A47" and prior.get("ins") else None
-    segments = [msh, "|".join(["EVN", "", _ts(now, zone), "", "", "", _ts(at, zone)]),
-                _pid(person, authority, removed_ins=removed), "PV1|1|N"]
+    pid = _pid(person, authority, removed_ins=removed)
+    evn = "|".join(["EVN", "", _ts(now, zone), "", "", "", _ts(at, zone)])
+    if trigger == "A44":
+        account = f"{escape(str(snapshot['nda']))}^^^{escape(authority)}^AN"
+        fields = pid.split("|")
+        fields[18] = account
+        return "\r".join([msh, evn, "|".join(fields),
+                           f"MRG|{escape(str(prior['ipp']))}^^^{escape(authority)}^PI||{account}"]) + "\r"
+    segments = [msh, evn, pid, "PV1|1|N"]
     if trigger == "A47" and prior.get("ins"):
         segments.insert(3, f"MRG|{_ins_cx(str(prior['ins']), prior.get('ins_oid'))}")
     elif trigger == "A40":

@@ -22,7 +22,13 @@ from naho.platform.errors import DomainError
 from naho.platform.security.policy import STAFF, requires
 from naho.platform.security.rules import Role
 from naho.record import chart, rules, service
-from naho.record.errors import BedAlreadyOccupied, EncounterNotFound, LocationNotFound, MovementRefused
+from naho.record.errors import (
+    BedAlreadyOccupied,
+    EncounterNotFound,
+    LocationNotFound,
+    MovementRefused,
+    StayMoveRefused,
+)
 from naho.record.schemas import (
     AdmissionCreate,
     AllergyCreate,
@@ -91,6 +97,10 @@ MOVEMENT_REFUSALS = {
     "ClassUnchanged": i18n.N_("The stay already has this kind (same patient class)."),
     "PlannedDateRequired": i18n.N_("Give the planned date of arrival."),
     "LocationNotFound": i18n.N_("This unit does not belong to the establishment."),
+    "UnknownIpp": i18n.N_("No patient has this IPP."),
+    "ReasonRequired": i18n.N_("State why the stay belongs to another patient."),
+    "SamePatient": i18n.N_("The stay already belongs to this patient."),
+    "MergedRecord": i18n.N_("This record was merged: choose the record it was merged into."),
     "BadCode": i18n.N_("The code does not have the expected form (ICD-10 such as I21.4; substance such as ATC:J01C)."),
 }
 VITAL_LABELS = {
@@ -245,6 +255,23 @@ def change_class(encounter_id: uuid.UUID, container: ContainerDep, actor: ActorD
         stay = service.change_encounter_class(container.uow(), actor, encounter_id, data)
     except (MovementRefused, BedAlreadyOccupied, LocationNotFound) as exc:
         return _after(_patient_of(container, encounter_id), exc)
+    return _after(stay.patient_id)
+
+
+@router.post("/sejours/{encounter_id}/reattribution", dependencies=[Depends(ADMITTERS)])
+def move_stay(encounter_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
+              ipp: Annotated[str, Form(max_length=20)] = "",
+              reason: Annotated[str, Form(max_length=1000)] = "") -> Response:
+    """A44: the stay was opened on the wrong patient; it goes to the patient of this IPP."""
+    source = _patient_of(container, encounter_id)
+    with container.session_factory() as s:
+        target = identity.id_by_ipp(s, ipp) if ipp.strip().isdigit() else None
+    if target is None:
+        return RedirectResponse(f"/patients/{source}?erreur=UnknownIpp", status_code=303)
+    try:
+        stay = service.move_stay(container.uow(), actor, encounter_id, target, reason)
+    except StayMoveRefused as exc:
+        return _after(source, exc)
     return _after(stay.patient_id)
 
 

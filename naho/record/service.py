@@ -27,7 +27,13 @@ from naho.platform.security.actor import Actor
 from naho.platform.security.rules import Role
 from naho.platform.uow import UnitOfWork
 from naho.record import rules
-from naho.record.errors import BedAlreadyOccupied, EncounterNotFound, LocationNotFound, MovementRefused
+from naho.record.errors import (
+    BedAlreadyOccupied,
+    EncounterNotFound,
+    LocationNotFound,
+    MovementRefused,
+    StayMoveRefused,
+)
 from naho.record.models import (
     Allergy,
     BedOccupancy,
@@ -73,6 +79,13 @@ class PatientMoved:
     unit_code: str | None
     bed_code: str | None
     at: datetime
+
+
+@dataclass(frozen=True)
+class StayMoved:
+    encounter_id: uuid.UUID
+    from_patient_id: uuid.UUID
+    to_patient_id: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -453,6 +466,58 @@ def change_encounter_class(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUI
                                   at=data.at or now, unit_code=data.unit_code, bed_code=data.bed_code,
                                   unit_beds=beds, now=now)
     return _move(uow, actor, encounter_id, "patient:stay:class", apply)
+
+
+#: The clinical rows recorded within a stay follow it when it moves to another patient.
+_STAY_CHART = (Condition, Observation, ClinicalNote, ClinicalDocument)
+
+
+def move_stay(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID, to_patient_id: uuid.UUID,
+              reason: str) -> EncounterPublic:
+    """Re-attach a stay opened on the wrong patient to the right one (A44 "move account
+    information", PAM FR §5.1.2: IHE France prefers it to changing an account number). Its
+    movements, beds and the chart entries recorded within it follow; allergies, which belong to
+    the person, stay. Admission clerks and identity vigilance only; both patients are opened
+    through the door, the move is audited on both and goes out as an A44."""
+    if not actor.has_any(Role.ADMISSION_CLERK, Role.IDENTITY_VIGILANCE):
+        raise Forbidden("moving a stay to another patient is for admissions and identity vigilance")
+    if len(reason.strip()) < 5:
+        raise StayMoveRefused("state why the stay belongs to another patient", rule="ReasonRequired")
+    with uow:
+        s = uow.session
+        now = uow.clock.now()
+        encounter = s.get(Encounter, encounter_id)
+        if encounter is None:
+            raise EncounterNotFound("no such stay")
+        from_id = encounter.patient_id
+        for patient_id in (from_id, to_patient_id):
+            access_patient(s, actor, patient_id, Purpose.IDENTITY, now=now, port=CARE,
+                           action="patient:stay:move", target=encounter.nda)
+        if to_patient_id == from_id:
+            raise StayMoveRefused("the stay already belongs to this patient", rule="SamePatient")
+        if identity.merged_into(s, to_patient_id) is not None:
+            raise StayMoveRefused("this record was merged: move the stay to the record it was merged into",
+                                  rule="MergedRecord")
+        encounter.patient_id = to_patient_id
+        for table in (Movement, BedOccupancy):
+            s.execute(update(table).where(table.encounter_id == encounter_id).values(patient_id=to_patient_id))
+        for chart_table in _STAY_CHART:
+            s.execute(update(chart_table).where(chart_table.encounter_id == encounter_id)  # type: ignore[attr-defined]
+                      .values(patient_id=to_patient_id))
+        s.flush()
+        for patient_id in (from_id, to_patient_id):
+            audit.record(s, actor, "patient:stay:moved", at=now, patient_id=patient_id, target=encounter.nda,
+                         reason=reason.strip(), details={"from": str(from_id), "to": str(to_patient_id)})
+        uow.emit(StayMoved(encounter_id, from_id, to_patient_id))
+        if ADT_TOPIC in uow.channels and not actor.has_any(Role.INTERFACE):
+            people = identity.summaries(s, [from_id, to_patient_id])
+            outbox.enqueue(s, ADT_TOPIC, {
+                "message": "account", "trigger": "A44", "at": now.isoformat(), "nda": encounter.nda,
+                "patient": identity.adt_patient(people[to_patient_id]), "prior": {"ipp": people[from_id].ipp},
+            }, now=now, ordering_key=f"{ADT_TOPIC}:{to_patient_id}")
+        result = _public(s, encounter)
+        uow.commit()
+        return result
 
 
 def stays_of(session: Session, patient_id: uuid.UUID) -> list[EncounterPublic]:

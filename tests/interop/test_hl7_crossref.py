@@ -167,3 +167,24 @@ def test_an_a47_renames_the_senders_ipp_and_never_ours_nor_an_ins(container: Con
     assert send(gam, message("A28", "H6", foreign="G700", name="PETIT^ANNE^ANNE"))[0] == "AA"
     taken = send(gam, message("A47", "H7", foreign="G700", mrg="G601^^^GAM^PI", name="PETIT^ANNE^ANNE"))
     assert taken[:3] == ("AE", "H7", "ForeignIdentifierConflict")
+
+
+def test_an_a44_moves_the_stay_named_by_the_senders_account_to_the_right_patient(
+        container: Container, gam: AdtListener) -> None:
+    assert send(gam, message("A28", "K1", foreign="G800", name="MARTIN^LUC^LUC"))[0] == "AA"
+    assert send(gam, message("A28", "K2", foreign="G801", name="PETIT^ANNE^ANNE"))[0] == "AA"
+    luc, anne = patient_ipp(container, "MARTIN"), patient_ipp(container, "PETIT")
+    # Anne's stay opened on Luc by mistake, under the sender's account A800.
+    assert send(gam, message("A01", "K3", foreign="G800", at="202611250800", account="A800^^^GAM^AN"))[0] == "AA"
+    move = message("A44", "K4", foreign="G801", name="PETIT^ANNE^ANNE", mrg="G800^^^GAM^PI||A800^^^GAM^AN",
+                   structure="ADT_A43")
+    assert send(gam, move) == ("AA", "K4", "", "")
+    assert stays(container, luc) == [] and len(stays(container, anne)) == 1
+    # Her later movements name the account and find the stay, now hers.
+    assert send(gam, message("A03", "K5", foreign="G801", name="PETIT^ANNE^ANNE", at="202611250900",
+                             account="A800^^^GAM^AN"))[0] == "AA"
+    assert stays(container, anne)[0].status == "finished"
+    again = send(gam, message("A44", "K6", foreign="G801", name="PETIT^ANNE^ANNE", mrg="G800^^^GAM^PI||A800^^^GAM^AN"))
+    assert again[:2] == ("AE", "K6") and "another patient" in again[3]  # not Luc's stay any more
+    missing = send(gam, message("A44", "K7", foreign="G801", name="PETIT^ANNE^ANNE", mrg="G800^^^GAM^PI"))
+    assert missing[:3] == ("AE", "K7", "AccountMissing")
