@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     hl7_facility: str = "GHT-ARTOIS"
     #: Where naho's own ADT messages go (host:port of the receiving system), empty: not sent.
     hl7_adt_destination: str = ""
+    #: MSH-5 / MSH-6 of the messages naho sends: the receiving application and facility, as the
+    #: receiver expects them (many interface engines route on them); empty: left empty.
+    hl7_receiving_application: str = ""
+    hl7_receiving_facility: str = ""
 
     # Background workers
     workers: bool = True

@@ -1,16 +1,21 @@
 """naho's own ADT messages out over MLLP: outbox envelope (topic "hl7.adt") → PAM FR → receiver.
 
-record.service puts a snapshot of each movement in the outbox, in the movement's transaction;
-the outbox worker calls the handler made here outside any transaction. MSH-10 is the envelope
-id, the same on every attempt, so a receiver that dedupes on (sender, MSH-10), as naho's own
-listener does, takes a redelivered message once. The handler returns only on an AA (or CA)
-naming our MSH-10 in MSA-2; an AE, an AR, a timeout or a lost connection raises, and the
-outbox tries again with backoff, then marks the message dead (page /admin/outbox).
+record.service puts a snapshot of each movement in the outbox, in the movement's transaction
+(identity.service does the same for identity changes); the outbox worker calls the handler made
+here outside any transaction. MSH-10 is derived from the envelope id (`control_id_of`: 20
+characters, the most HL7 v2.5 allows an ST there), the same on every attempt, so a receiver
+that dedupes on (sender, MSH-10), as naho's own listener does, takes a redelivered message
+once. MSH-5 / MSH-6 come from `hl7_receiving_application` / `hl7_receiving_facility`. The
+handler returns only on an AA (or CA) naming our MSH-10 in MSA-2; an AE, an AR, a timeout or a
+lost connection raises, and the outbox tries again with backoff, then marks the message dead
+(page /admin/outbox).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import uuid
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,6 +34,16 @@ ACCEPTED = frozenset({"AA", "CA"})
 
 class AdtNotAccepted(RuntimeError):
     """The receiver answered, but not with an acceptance of this message."""
+
+
+#: MSH-10 is an ST of at most 20 characters in HL7 v2.5 (§2.14.9.10).
+CONTROL_ID_LENGTH = 20
+
+
+def control_id_of(envelope_id: uuid.UUID) -> str:
+    """MSH-10 of the message of an outbox envelope: the first 20 characters of the id in base 32
+    (100 bits, uppercase letters and digits). Derived, not stored: every retry sends the same."""
+    return base64.b32encode(envelope_id.bytes).decode("ascii")[:CONTROL_ID_LENGTH]
 
 
 def destination(value: str) -> tuple[str, int]:
@@ -73,10 +88,12 @@ def make_adt_handler(settings: Settings, *, clock: Clock | None = None, timeout:
     clock = clock or SystemClock()
 
     def deliver(envelope: Envelope) -> None:
-        control_id = envelope.id.hex
+        control_id = control_id_of(envelope.id)
         message = adt.build_adt(envelope.payload, control_id=control_id,
                                 sending_application=settings.hl7_application,
-                                sending_facility=settings.hl7_facility, now=clock.now(), zone=zone)
+                                sending_facility=settings.hl7_facility, now=clock.now(), zone=zone,
+                                receiving_application=settings.hl7_receiving_application,
+                                receiving_facility=settings.hl7_receiving_facility)
         # The worker runs in a thread of its own: one short event loop per message.
         reply = asyncio.run(send(host, port, message, timeout))
         check_ack(reply, control_id)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from naho.app import create_app
 from naho.config import Settings
+from naho.interop.hl7_sender import control_id_of
 from naho.interop.mllp import serve_mllp
 from naho.platform.clock import FixedClock
 from naho.platform.deps import Container
@@ -131,7 +132,8 @@ def test_admission_transfer_discharge_and_cancel_reach_the_receiver_in_order(
     assert isinstance(a01, adt.Admit) and isinstance(a02, adt.Transfer) and isinstance(a03, adt.Discharge)
     assert isinstance(a13, adt.CancelMovement)
     ids = {c.header.control_id for c in (a28, a01, a02, a03, a13)}
-    assert ids == {m.id.hex for m in _outbox(client)}  # MSH-10 = the outbox id: the receiver dedupes on it
+    # MSH-10 derives from the outbox id (20 characters, HL7 v2.5 ST): the receiver dedupes on it.
+    assert ids == {control_id_of(m.id) for m in _outbox(client)} and {len(i) for i in ids} == {20}
     for command in (a01, a02, a03, a13):
         assert command.header.version == "2.5" and command.header.charset == "UNICODE UTF-8"
         assert command.header.sender == "NAHO/GHT-ARTOIS"
@@ -175,7 +177,8 @@ def test_a_refused_message_stays_pending_and_a_later_run_delivers_it_with_the_sa
     [message, admission] = _outbox(client)
     assert message.status == DELIVERED and message.last_error is None and admission.status == DELIVERED
     assert [c.header.trigger for c in receiver.parsed()] == ["A28", "A28", "A01"]
-    assert [c.header.control_id for c in receiver.parsed()] == [message.id.hex, message.id.hex, admission.id.hex]
+    assert [c.header.control_id for c in receiver.parsed()] == [
+        control_id_of(message.id), control_id_of(message.id), control_id_of(admission.id)]  # the retry keeps it
 
 
 def test_an_unreachable_receiver_leaves_the_message_pending(db_url: str, clock: FixedClock) -> None:
@@ -258,3 +261,25 @@ def test_build_adt_is_pure_and_escapes_separators() -> None:
     assert command.patient.used_name == "DURAND^X" and command.patient.sex == "I"  # out as U, back as I
     assert command.patient.reliability == ("PROV", "DOUT")
     assert "MSH|^~\\&|NAHO|GHT|||20261125110000+0100||ADT^A12^ADT_A12|c1|P|2.5^FRA^2.11|||||FRA|UNICODE UTF-8" in text
+
+
+def test_the_control_id_is_twenty_characters_derived_from_the_envelope() -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    assert control_id_of(first) == control_id_of(uuid.UUID(str(first)))  # a retry sends the same MSH-10
+    assert control_id_of(first) != control_id_of(second)
+    assert len(control_id_of(first)) == 20 and control_id_of(first).isalnum()
+
+
+def test_msh_5_and_6_name_the_receiver_from_the_settings(db_url: str, clock: FixedClock,
+                                                         receiver: Receiver) -> None:
+    app = create_app(Settings(mode="test", database_url=db_url, workers=False,
+                              hl7_adt_destination=f"127.0.0.1:{receiver.server.port}",
+                              hl7_receiving_application="GAM", hl7_receiving_facility="CH-LENS"), clock=clock)
+    with TestClient(app, base_url="http://testserver") as client:
+        login(client, CLERK)
+        _patient(client)
+        assert _worker(client).run_once() == 1
+    app.state.container.engine.dispose()
+    [a28] = receiver.parsed()
+    assert (a28.header.receiving_application, a28.header.receiving_facility) == ("GAM", "CH-LENS")
+    assert len(a28.header.control_id) == 20
