@@ -157,6 +157,19 @@ def test_an_icu_sedation_at_usual_rates_raises_no_alert() -> None:
     assert [a.severity for a in check_order(tenfold, _adult(), CATALOGUE)] == [Severity.BLOCKING]
 
 
+_SOLID_ORAL = ("comprimé", "gélule", "capsule")
+
+
+@pytest.mark.parametrize("code", sorted(
+    p.code for p in CATALOGUE.products.values()
+    if p.form.startswith(_SOLID_ORAL) and "PO" in p.routes and all(c.amount for c in p.components)))
+def test_one_tablet_for_an_adult_is_never_above_a_maximum(code: str) -> None:
+    """A consistency check of the file: a limit below one tablet is a typing error."""
+    order = Order(code, Quantity(1, "pres"), "PO", Frequency.once())
+    alerts = check_order(order, _adult(), CATALOGUE)
+    assert [a for a in alerts if a.kind in (AlertKind.DOSE, AlertKind.UNCHECKED)] == []
+
+
 # --- loader errors ----------------------------------------------------------------------------------
 
 GOOD = """
