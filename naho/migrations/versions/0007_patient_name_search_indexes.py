@@ -28,14 +28,24 @@ _INDEXES = {
 
 
 def upgrade() -> None:
-    existing = {i["name"] for i in sa.inspect(op.get_bind()).get_indexes("patient")}
+    bind = op.get_bind()
+    existing = {i["name"] for i in sa.inspect(bind).get_indexes("patient")}
     with op.batch_alter_table('patient', schema=None) as batch_op:
         for name, columns in _INDEXES.items():
             if name not in existing:
                 batch_op.create_index(name, columns, unique=False)
+    if bind.dialect.name == "postgresql":
+        # With the default 100 histogram buckets, a rare prefix among 1,000,000 names was estimated
+        # at 16 rows for 1,309: the planner then fetched and sorted them all (25 ms) instead of
+        # reading the page in index order (0.5 ms). Finer statistics on the searched names.
+        for column in ("birth_name", "used_name"):
+            op.execute(f"ALTER TABLE patient ALTER COLUMN {column} SET STATISTICS 1000")
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for column in ("birth_name", "used_name"):
+            op.execute(f"ALTER TABLE patient ALTER COLUMN {column} SET STATISTICS -1")
     with op.batch_alter_table('patient', schema=None) as batch_op:
         for name in reversed(list(_INDEXES)):
             batch_op.drop_index(name)
