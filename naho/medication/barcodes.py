@@ -66,6 +66,8 @@ def parse_pack(text: str) -> PackScan:
         result = parse(value)
     except ParseError as exc:
         raise UnreadableBarcode(f"not a GS1 barcode: {exc}") from exc
+    except (IndexError, ValueError) as exc:  # biip 5.2 fails so on a lone "]" (truncated symbology id)
+        raise UnreadableBarcode(f"not a GS1 barcode: {value!r}") from exc
     message = result.gs1_message
     if message is not None and message.element_strings:
         fields = {e.ai.ai: e for e in message.element_strings}

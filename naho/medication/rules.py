@@ -20,9 +20,14 @@ Choices made here, in one place:
   conditional contraindication must not block the legitimate case it does not cover.
 * A dose above the maximum needs a reason; a dose at `HARD_LIMIT_FACTOR` times the maximum or
   more blocks (a decimal or unit slip, mg for µg, is the usual cause).
-* Duplicate therapy compares `Substance.duplicate_class` (by default the ATC level 4, the
-  chemical subgroup); the same substance ordered twice (paracetamol IV and per os) is a
-  duplicate too, and the daily dose adds the patient's active orders of that substance.
+* Duplicate therapy compares `Substance.duplicate_class` (the catalogue defaults it to the ATC
+  level 4; `None` for solutes, never duplicates); the same substance ordered twice (paracetamol
+  IV and per os) is a duplicate too, and the daily dose adds the patient's active orders of that
+  substance. A background order plus an "if needed" one of the same substance only informs:
+  the daily dose speaks when their sum is too high.
+* What cannot be checked is said (`info`): an unconvertible unit, an active order whose product
+  left the formulary, an unknown clearance for a renally adjusted drug, an unknown pregnancy
+  status for a drug contraindicated in pregnancy.
 * Messages are English msgids marked with `N_` and formatted with `params` when shown
   (`Alert.text`); reference data (substance names, ANSM wording) is French data.
 """

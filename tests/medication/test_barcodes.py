@@ -99,6 +99,7 @@ def test_a_gtin_that_is_not_a_french_medicine_is_refused() -> None:
     "", "   ", "hello", "PATIENT:123456", "0103400930000008172801311020AB12",  # wrong check digit
     "010340093000000717280230",  # 30 February
     "01034009300000071728013",  # truncated
+    "]", "]d",  # a truncated symbology identifier (biip raises IndexError on it)
 ])
 def test_garbage_is_refused_clearly(garbage: str) -> None:
     with pytest.raises(UnreadableBarcode):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from naho.medication.catalogue import (
     ANSM_INDEX,
@@ -260,3 +262,23 @@ def test_the_shipped_files_are_where_the_loader_looks() -> None:
     for path in (FORMULARY, ANSM_THESAURUS, ANSM_INDEX, ANSM_INDEX.parent / "NOTICE.md"):
         assert Path(path).is_file()
     assert "must be reviewed and validated" in FORMULARY.read_text(encoding="utf-8")
+
+
+_CODES = sorted(CATALOGUE.products)
+
+
+@given(st.sampled_from(_CODES), st.sampled_from(_CODES),
+       st.sampled_from(["pres", "mg", "g", "µg", "UI", "mL", "mg/kg", "mmol"]), st.floats(0.001, 5000),
+       st.floats(0.5, 120), st.floats(0.4, 200), st.one_of(st.none(), st.floats(0, 150)))
+@settings(max_examples=300, deadline=None)
+def test_any_order_of_the_real_formulary_is_judged_without_crashing(
+        code: str, active_code: str, unit: str, value: float, age: float, weight: float,
+        clearance: float | None) -> None:
+    product, active_product = CATALOGUE.products[code], CATALOGUE.products[active_code]
+    active = Order(active_code, Quantity(1, "pres"), sorted(active_product.routes)[0], Frequency.every(8))
+    order = Order(code, Quantity(value, unit), sorted(product.routes)[0], Frequency.every(6))
+    patient = PatientContext(age_years=age, weight_kg=weight, height_cm=150.0, sex=Sex.FEMALE,
+                             creatinine_clearance_ml_min=clearance, active_orders=(active,),
+                             allergies=frozenset({"ATC:J01C"}))
+    for alert in check_order(order, patient, CATALOGUE):
+        assert alert.text()
