@@ -62,6 +62,8 @@ def test_every_substance_has_a_valid_atc_code_and_is_sold_in_a_product() -> None
         assert substance.code in used, substance.code
     for product in CATALOGUE.products.values():
         assert product.routes <= set(ROUTES), product.code
+        assert not any(f"{field}:" in product.name for field in ("strength", "volume_ml", "form", "routes")), (
+            f"{product.code}: a field was swallowed into the name (unquoted comma?)")
 
 
 def test_hospital_essentials_are_there() -> None:
@@ -150,12 +152,12 @@ def test_an_icu_sedation_at_usual_rates_raises_no_alert() -> None:
     orders = [
         Order("PROP2P50", Quantity(2, "mg/kg/h"), "IV", Frequency.continuous()),
         Order("SUFE250INJ", Quantity(0.3, "µg/kg/h"), "IV", Frequency.continuous()),
-        Order("NORA16SAP", Quantity(0.2, "µg/kg/min"), "IV", Frequency.continuous()),
+        Order("NORA8INJ", Quantity(0.2, "µg/kg/min"), "IV", Frequency.continuous()),
     ]
     for index, order in enumerate(orders):
         alerts = check_order(order, _adult(active_orders=tuple(orders[:index])), CATALOGUE)
         assert [a for a in alerts if a.severity is not Severity.INFO] == [], order.product
-    tenfold = Order("NORA16SAP", Quantity(20, "µg/kg/min"), "IV", Frequency.continuous())
+    tenfold = Order("NORA8INJ", Quantity(20, "µg/kg/min"), "IV", Frequency.continuous())
     assert [a.severity for a in check_order(tenfold, _adult(), CATALOGUE)] == [Severity.BLOCKING]
 
 
