@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from naho.medication.rules import (
+    AgeRule,
     Catalogue,
     Component,
     DoseLimit,
@@ -85,7 +86,7 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 # --- the formulary ---------------------------------------------------------------------------------
 
 _SUBSTANCE_KEYS = {"code", "name", "atc", "ansm", "duplicate_class", "narcotic", "pregnancy", "pregnancy_note",
-                   "limits", "renal", "interaction_classes", "products"}
+                   "limits", "renal", "age", "interaction_classes", "products"}
 _PRODUCT_KEYS = {"code", "name", "strength", "volume_ml", "form", "routes", "ucd", "cip13", "narcotic"}
 _COMBINATION_KEYS = (_PRODUCT_KEYS - {"strength", "volume_ml"}) | {"components"}
 _COMPONENT_KEYS = {"substance", "strength", "volume_ml"}
@@ -93,6 +94,7 @@ _LIMIT_KEYS = {"unit", "routes", "min_age", "max_age", "min_weight", "max_weight
                "max_single_per_kg", "max_daily_per_kg", "max_single_per_m2", "max_daily_per_m2", "max_hourly",
                "max_hourly_per_kg"}
 _RENAL_KEYS = {"below", "contraindicated", "max_daily", "unit", "note"}
+_AGE_KEYS = {"below", "contraindicated", "note"}
 _INTERACTION_KEYS = {"left", "right", "level", "condition", "mechanism"}
 _TOP_KEYS = {"version", "substances", "combinations", "interactions"}
 
@@ -156,6 +158,14 @@ def _renal(entry: Any, where: str) -> RenalRule:
         raise FormularyError(f"{where}: {exc}") from exc
 
 
+def _age(entry: Any, where: str) -> AgeRule:
+    fields = _fields(entry, _AGE_KEYS, ["below"], where)
+    try:
+        return AgeRule(below_years=fields.pop("below"), **fields)
+    except (MedicationRuleError, TypeError) as exc:
+        raise FormularyError(f"{where}: {exc}") from exc
+
+
 def _default_duplicate_class(atc: str) -> str:
     """ATC level 4 (chemical subgroup, 5 characters), or the code itself when shorter."""
     return atc[:5]
@@ -178,7 +188,8 @@ def _substance(entry: Any, source: str) -> tuple[Substance, str, list[Any]]:
             pregnancy=PregnancyRisk(pregnancy) if pregnancy else None,
             pregnancy_note=str(fields.get("pregnancy_note") or ""),
             duplicate_class=check_atc(str(duplicate)) if duplicate is not None else None,
-            interaction_keys=frozenset(keys), narcotic=bool(fields.get("narcotic", False)))
+            interaction_keys=frozenset(keys), narcotic=bool(fields.get("narcotic", False)),
+            age=tuple(_age(x, f"{where}, age rule {i + 1}") for i, x in enumerate(fields.get("age") or ())))
     except FormularyError:
         raise
     except (MedicationRuleError, ValueError, TypeError) as exc:
@@ -305,7 +316,8 @@ def map_to_formulary(formulary: Formulary, classes: Mapping[str, frozenset[str]]
         keys = substance.interaction_keys | classes.get(own, frozenset())
         substances[code] = Substance(
             substance.code, substance.name, substance.atc, substance.dose_limits, substance.renal,
-            substance.pregnancy, substance.pregnancy_note, substance.duplicate_class, keys, substance.narcotic)
+            substance.pregnancy, substance.pregnancy_note, substance.duplicate_class, keys, substance.narcotic,
+            substance.age)
     known = {k for s in substances.values() for k in s.interaction_keys}
     atcs = [s.atc for s in substances.values()]
 

@@ -11,8 +11,8 @@ Choices made here, in one place:
 
 * An alert is `blocking` (never overridable), `override_required` (the prescriber states a
   reason, which the service traces) or `info` (shown, nothing to do). Contraindications
-  (allergy, ANSM contre-indication, renal or pregnancy contraindication, a route the product
-  does not have, missing weight) block.
+  (allergy, ANSM contre-indication, renal, pregnancy or age contraindication, a route the
+  product does not have, missing weight) block.
 * ANSM levels: contre-indication blocks, association déconseillée needs a reason, précaution
   d'emploi and à prendre en compte inform (the message carries the precaution). When the
   thesaurus gives several levels under conditions the machine cannot read (a dose, a history of
@@ -427,6 +427,20 @@ class RenalRule:
 
 
 @dataclass(frozen=True, slots=True)
+class AgeRule:
+    """Below `below_years` of age the substance is contraindicated (blocks) or to be avoided (a
+    reason is stated), e.g. codeine under 12 (ANSM, 2013), doxycycline under 8."""
+
+    below_years: float
+    contraindicated: bool = True
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.below_years <= 130:
+            raise BadQuantity(f"an age threshold lies in (0, 130] years, not {self.below_years!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class Substance:
     """An active substance (DCI) of the formulary.
 
@@ -445,6 +459,7 @@ class Substance:
     duplicate_class: str | None = None
     interaction_keys: frozenset[str] = frozenset()
     narcotic: bool = False
+    age: tuple[AgeRule, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.code.strip() or not self.name.strip():
@@ -677,6 +692,7 @@ class AlertKind(StrEnum):
     DUPLICATE = "duplicate"
     RENAL = "renal"
     PREGNANCY = "pregnancy"
+    AGE = "age"
     ROUTE = "route"
     WEIGHT_REQUIRED = "weight_required"
     HEIGHT_REQUIRED = "height_required"
@@ -775,6 +791,7 @@ def check_order(order: Order, patient: PatientContext, catalogue: Catalogue) -> 
     for substance in substances:
         alerts += _check_allergy(substance, patient)
         alerts += _check_pregnancy(substance, patient)
+        alerts += _check_age(substance, patient)
     alerts += _check_interactions(substances, active, catalogue)
     alerts += _check_duplicates(order, substances, active, catalogue)
     alerts += _check_dose(order, product, patient, active, catalogue)
@@ -865,6 +882,21 @@ def _check_pregnancy(substance: Substance, patient: PatientContext) -> list[Aler
     return [_alert(AlertKind.PREGNANCY, Severity.OVERRIDE_REQUIRED, N_(
         "Pregnancy: {substance} is not advised during pregnancy; state the benefit expected. {note}"),
         substance.code, substance=substance.name, note=substance.pregnancy_note)]
+
+
+def _check_age(substance: Substance, patient: PatientContext) -> list[Alert]:
+    """The strictest age rule the patient falls under (the lowest threshold above the age)."""
+    applicable = [r for r in substance.age if patient.age_years < r.below_years]
+    if not applicable:
+        return []
+    rule = min(applicable, key=lambda r: (not r.contraindicated, r.below_years))
+    params = {"substance": substance.name, "threshold": _num(rule.below_years), "note": rule.note}
+    if rule.contraindicated:
+        return [_alert(AlertKind.AGE, Severity.BLOCKING, N_(
+            "Age: {substance} is contraindicated before {threshold} years. {note}"), substance.code, **params)]
+    return [_alert(AlertKind.AGE, Severity.OVERRIDE_REQUIRED, N_(
+        "Age: {substance} is not advised before {threshold} years; state why it is needed. {note}"),
+        substance.code, **params)]
 
 
 def _check_interactions(substances: Sequence[Substance], active: Sequence[_Active],

@@ -73,6 +73,14 @@ def test_hospital_essentials_are_there() -> None:
         assert code in CATALOGUE.substances, code
 
 
+def test_codeine_is_contraindicated_before_12_in_the_shipped_formulary() -> None:
+    order = Order("PARACOD500", Quantity(1, "pres"), "PO", Frequency.every(6))
+    child = _adult(age_years=9.0, weight_kg=30.0, height_cm=135.0)
+    assert [(a.kind, a.severity) for a in check_order(order, child, CATALOGUE)
+            if a.substance == "codeine"] == [(AlertKind.AGE, Severity.BLOCKING)]
+    assert check_order(order, _adult(), CATALOGUE) == []
+
+
 def test_narcotics_are_flagged_and_their_products_too() -> None:
     for code in ("morphine", "oxycodone", "fentanyl", "sufentanil", "remifentanil", "ketamine", "methadone"):
         assert CATALOGUE.substances[code].narcotic, code
@@ -234,6 +242,7 @@ def test_a_product_removed_from_the_file_leaves_active_orders_unchecked_not_sile
     (("routes: [PO]}\n- code", "routes: PO}\n- code"), "routes is a list"),
     (("atc: R05DA04", "atc: R05DA04\n  pregnancy: maybe"), "'maybe' is not a valid PregnancyRisk"),
     (("  limits:\n", "  renal:\n  - {below: 30}\n  limits:\n"), "renal rule 1"),
+    (("  limits:\n", "  age:\n  - {below: 12, blocks: true}\n  limits:\n"), "age rule 1: unknown field 'blocks'"),
     (("{code: PARA500CP,", "{code: PARA500CP, cip13: ['3400930000000'],"), "CIP13"),
     (("substances:", "substances: ["), "not valid YAML"),
 ])

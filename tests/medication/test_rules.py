@@ -13,6 +13,7 @@ from naho.medication.rules import (
     FAMILY_LABELS,
     HARD_LIMIT_FACTOR,
     ROUTES,
+    AgeRule,
     AlertKind,
     BadAtcCode,
     BadFrequency,
@@ -612,6 +613,41 @@ def test_an_unknown_pregnancy_status_is_asked_for_a_teratogen_in_a_woman_of_chil
 def test_an_nsaid_during_pregnancy_needs_a_reason() -> None:
     alerts = check_order(IBUPROFEN_400_TID, adult(sex=Sex.FEMALE, pregnant=True), CATALOGUE)
     assert kinds(alerts, Severity.OVERRIDE_REQUIRED) == [AlertKind.PREGNANCY]
+
+
+# --- age ------------------------------------------------------------------------------------------
+
+CODEINE = Substance("codeine", "codéine", "R05DA04", age=(AgeRule(12, note="ANSM 2013."),), duplicate_class="N02A")
+CIPRO = Substance("cipro", "ciprofloxacine", "J01MA02", age=(AgeRule(18, contraindicated=False),))
+AGE_CATALOGUE = Catalogue(
+    {**SUBSTANCES, "codeine": CODEINE, "cipro": CIPRO},
+    {**PRODUCTS, "codeine_30": _product("codeine_30", "codeine", Quantity(30, "mg"), "comprimé", {"PO"}),
+     "cipro_500": _product("cipro_500", "cipro", Quantity(500, "mg"), "comprimé", {"PO"})}, INTERACTIONS)
+
+
+def test_codeine_is_refused_to_a_child_under_12_and_accepted_at_12() -> None:
+    codeine = order("codeine_30", 1, "pres", "PO", Frequency.every(6))
+    alert = only(check_order(codeine, child(age_years=8.0, weight_kg=25.0), AGE_CATALOGUE), AlertKind.AGE)
+    assert alert.severity is Severity.BLOCKING and "12" in alert.text()
+    assert check_order(codeine, child(age_years=12.0, weight_kg=40.0), AGE_CATALOGUE) == []
+
+
+def test_a_fluoroquinolone_for_an_adolescent_needs_a_reason() -> None:
+    cipro = order("cipro_500", 1, "pres", "PO", Frequency.times_a_day(2))
+    alerts = check_order(cipro, child(age_years=15.0, weight_kg=50.0), AGE_CATALOGUE)
+    assert kinds(alerts, Severity.OVERRIDE_REQUIRED) == [AlertKind.AGE]
+    assert check_order(cipro, adult(), AGE_CATALOGUE) == []
+
+
+def test_the_strictest_age_rule_speaks() -> None:
+    substance = Substance("x", "x", "N02BE01", age=(AgeRule(18, contraindicated=False), AgeRule(2)))
+    catalogue = Catalogue({"x": substance}, {"x1": _product("x1", "x", None, "comprimé", {"PO"})})
+    infant = check_order(order("x1", 1, "pres", "PO"), child(), catalogue)
+    assert [(a.kind, a.severity) for a in infant] == [(AlertKind.AGE, Severity.BLOCKING)]
+    teenager = check_order(order("x1", 1, "pres", "PO"), child(age_years=16.0, weight_kg=55.0), catalogue)
+    assert [(a.kind, a.severity) for a in teenager] == [(AlertKind.AGE, Severity.OVERRIDE_REQUIRED)]
+    with pytest.raises(BadQuantity):
+        AgeRule(0)
 
 
 # --- route -----------------------------------------------------------------------------------------
