@@ -255,7 +255,7 @@ def view_care_team(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID, port:
         stay = record.get_encounter(s, encounter_id)
         names = {u.code: u.name for u in sites.unit_choices(s, stay.establishment_code)}
         units = [UnitTeam(unit_code=code, unit_name=names.get(code, code), since=start, until=end,
-                          staff=staff.list_staff(s, unit_code=code, limit=UNIT_STAFF_LIMIT)[0])
+                          staff=[p for p in staff.list_staff(s, unit_code=code, limit=UNIT_STAFF_LIMIT)[0] if p.active])
                  for code, start, end in _units(stay)]
         named = _named(s, encounter_id)
         can_change = may_change(actor.roles, _in_team(s, actor, encounter_id, {u.unit_code for u in units}))

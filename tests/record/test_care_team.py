@@ -255,6 +255,28 @@ def test_a_nurse_outside_the_care_team_is_refused_and_the_refusal_audited(
     assert [e.details["action"] for e in denied] == [care_team.ACCESS_VIEW, care_team.ACCESS_CHANGE]
 
 
+def test_a_nurse_of_another_stay_sees_this_team_but_may_not_change_it(
+        client: TestClient, app, uow_factory: UowFactory) -> None:  # type: ignore[no-untyped-def]
+    """Last week in internal medicine (the nurse's unit), now in cardiology: the door opens the
+    patient to her (a recent stay), but the cardiology stay's team is not hers to change."""
+    patient, before = _admit(client, "LENS-MED-MIN", name="Hennebelle")
+    token = form_token(client)
+    assert client.post(f"/api/encounters/{before}/discharge", headers={"x-csrf-token": token},
+                       json={}).status_code == 200
+    now = client.post("/api/encounters", headers={"x-csrf-token": token}, json={
+        "patient_id": patient, "establishment_code": "LENS", "encounter_class": "inpatient",
+        "unit_code": "LENS-MED-CARDIO"}).json()["id"]
+    with TestClient(app) as nurse:
+        login(nurse, NURSE)
+        page = nurse.get(f"/sejours/{now}/equipe")
+        assert page.status_code == 200 and 'id="add-member"' not in page.text
+        refused = _post(nurse, f"/sejours/{now}/equipe/membres", username="infirmier", role="referring_nurse")
+        assert refused.status_code == 403 and "HENNEBELLE" not in refused.text
+        assert _post(nurse, f"/sejours/{before}/equipe/membres", username="infirmier",
+                     role="referring_nurse").headers["location"].endswith("erreur=StayClosed")
+    assert _members(uow_factory) == 0
+
+
 def test_break_the_glass_shows_the_team_but_gives_no_right_to_change_it(
         client: TestClient, app, uow_factory: UowFactory) -> None:  # type: ignore[no-untyped-def]
     patient, encounter = _admit(client, "LENS-MED-CARDIO", name="Hennebelle")
