@@ -293,3 +293,40 @@ def test_any_order_of_the_real_formulary_is_judged_without_crashing(
                              allergies=frozenset({"ATC:J01C"}))
     for alert in check_order(order, patient, CATALOGUE):
         assert alert.text()
+
+
+def test_a_usual_cardiology_and_diabetes_prescription_raises_no_alert_needing_a_reason() -> None:
+    orders = [
+        Order("METF1000CP", Quantity(1, "pres"), "PO", Frequency.times_a_day(2)),
+        Order("LANTUSSOLO", Quantity(20, "UI"), "SC", Frequency.times_a_day(1)),
+        Order("NOVORAPFLEX", Quantity(6, "UI"), "SC", Frequency.times_a_day(3)),
+        Order("RAMI5CP", Quantity(1, "pres"), "PO", Frequency.times_a_day(1)),
+        Order("ATOR40CP", Quantity(1, "pres"), "PO", Frequency.times_a_day(1)),
+        Order("BISO5CP", Quantity(1, "pres"), "PO", Frequency.times_a_day(1)),
+        Order("ASPI75SB", Quantity(1, "pres"), "PO", Frequency.times_a_day(1)),
+        Order("FURO40CP", Quantity(1, "pres"), "PO", Frequency.times_a_day(1)),
+        Order("ESOM20CP", Quantity(1, "pres"), "PO", Frequency.times_a_day(1)),
+    ]
+    for index, order in enumerate(orders):
+        alerts = check_order(order, _adult(active_orders=tuple(orders[:index])), CATALOGUE)
+        assert [a.text() for a in alerts if a.severity is not Severity.INFO] == [], order.product
+
+
+def test_dual_antiplatelet_therapy_asks_for_its_indication() -> None:
+    """ANSM: association déconseillée outside acute coronary syndromes, précaution d'emploi within;
+    naho cannot read the indication, so it asks for it (a reason), showing both conditions."""
+    aspirin = Order("ASPI75SB", Quantity(1, "pres"), "PO", Frequency.times_a_day(1))
+    clopidogrel = Order("CLOP75CP", Quantity(1, "pres"), "PO", Frequency.times_a_day(1))
+    alerts = check_order(clopidogrel, _adult(active_orders=(aspirin,)), CATALOGUE)
+    assert [(a.kind, a.severity) for a in alerts] == [(AlertKind.INTERACTION, Severity.OVERRIDE_REQUIRED)]
+    assert "syndromes coronariens aigus" in alerts[0].text()
+
+
+def test_paracetamol_of_a_combination_adds_to_the_daily_dose() -> None:
+    paracetamol = Order("PARA1GINJ", Quantity(1, "g"), "IV", Frequency.every(6))
+    combination = Order("PARATRAM", Quantity(2, "pres"), "PO", Frequency.every(6))
+    alerts = check_order(combination, _adult(active_orders=(paracetamol,)), CATALOGUE)
+    dose = [a for a in alerts if a.kind is AlertKind.DOSE]
+    assert [(a.substance, a.severity) for a in dose] == [("paracetamol", Severity.OVERRIDE_REQUIRED)]
+    assert "6600 mg" in dose[0].text()
+    assert check_order(combination, _adult(), CATALOGUE) == []
