@@ -108,8 +108,8 @@ _SEVERE = (("Œdème de Quincke", "high"), ("Choc anaphylactique", "high"))
 SUBSTANCES: tuple[Substance, ...] = (
     Substance("ATC:J01C", "Pénicillines", "allergy", _SKIN * 3 + _SEVERE, 30),
     Substance("ATC:J01CA04", "Amoxicilline", "allergy", _SKIN * 3 + _SEVERE, 10),
-    Substance("ATC:J01D", "Céphalosporines", "allergy", _SKIN + _SEVERE[:1], 5),
-    Substance("ATC:J01E", "Sulfamides antibactériens", "allergy", _SKIN, 5),
+    Substance("ATC:J01DD", "Céphalosporines de troisième génération", "allergy", _SKIN + _SEVERE[:1], 5),
+    Substance("ATC:J01EE", "Sulfaméthoxazole et triméthoprime (cotrimoxazole)", "allergy", _SKIN, 5),
     Substance("ATC:M01A", "Anti-inflammatoires non stéroïdiens", "allergy",
               (("Bronchospasme", "high"), ("Urticaire", "low"), ("Œdème des paupières", "low")), 8, adult_only=True),
     Substance("ATC:N02BA01", "Acide acétylsalicylique (aspirine)", "allergy", (("Bronchospasme", "high"), *_SKIN), 4,

@@ -152,6 +152,16 @@ def test_every_code_passes_the_record_rules(demo) -> None:  # type: ignore[no-un
     assert criticalities <= {"low", "high", "unknown"}
 
 
+def test_drug_allergies_fall_in_the_families_the_medication_checks_know() -> None:
+    from naho.medication.rules import allergy_family
+
+    families = {s.code: allergy_family(s.code.removeprefix("ATC:")) for s in clinical.SUBSTANCES}
+    assert families["ATC:J01C"] == families["ATC:J01CA04"] == "penicillins"
+    assert families["ATC:J01DD"] == "cephalosporins"
+    assert families["ATC:J01EE"] == "sulfonamides"
+    assert families["ATC:M01A"] == families["ATC:N02BA01"] == "nsaids"
+
+
 def test_a_malformed_code_is_refused_on_import(db_url: str) -> None:
     engine, uow = _uow(db_url)
     try:
