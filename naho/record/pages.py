@@ -21,7 +21,7 @@ from naho.platform.deps import ActorDep, ContainerDep
 from naho.platform.errors import DomainError
 from naho.platform.security.policy import STAFF, requires
 from naho.platform.security.rules import Role
-from naho.record import chart, rules, service
+from naho.record import chart, crossref, rules, service
 from naho.record.errors import (
     BedAlreadyOccupied,
     EncounterNotFound,
@@ -144,6 +144,7 @@ def patient_file(request: Request, patient_id: uuid.UUID, container: ContainerDe
         files = chart.documents(s, patient_id) if purpose is Purpose.CARE else []
         stays = service.stays_of(s, patient_id)
         history = identity.history(s, patient_id)
+        foreign_ids = crossref.identifiers_of_patient(s, patient_id)
         establishments = sites.establishment_choices(s)
         units = {e.code: sites.unit_choices(s, e.code) for e in establishments}
     current = next((st for st in stays if st.status in ("in_progress", "on_leave")), None)
@@ -152,7 +153,7 @@ def patient_file(request: Request, patient_id: uuid.UUID, container: ContainerDe
     error = i18n._(labels[erreur]) if erreur in labels else (i18n._("The action was refused.") if erreur else None)
     return render(request, "record/patient.html", {
         "patient": patient, "stays": stays, "current": current, "planned": planned, "history": history,
-        "chart": clinical,
+        "chart": clinical, "foreign_ids": foreign_ids,
         "documents": files,
         "can_write_chart": actor.has_any(Role.NURSE, Role.PHYSICIAN),
         "can_diagnose": actor.has_any(Role.PHYSICIAN),

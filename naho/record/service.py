@@ -559,6 +559,10 @@ def bed_board(session: Session, unit_code: str, now: datetime) -> BedBoard:
         Encounter.started_at >= now - EXPECTED_OVERDUE, Encounter.started_at <= now + EXPECTED_AHEAD)
         .order_by(Encounter.started_at)))
     people = identity.summaries(session, [e.patient_id for e in (*stays.values(), *expected)])
+    # The bed a pre-admission wished for (not held: it is the A05 movement's).
+    planned_beds = {m.encounter_id: m.bed_code for m in session.scalars(select(Movement).where(
+        Movement.encounter_id.in_([e.id for e in expected]),
+        Movement.kind == str(rules.MovementKind.PRE_ADMISSION), Movement.cancelled.is_(False)))}
 
     def line(bed_code: str, room: str, label: str, encounter: Encounter | None, since: datetime | None) -> BedLine:
         if encounter is None:
@@ -579,7 +583,8 @@ def bed_board(session: Session, unit_code: str, now: datetime) -> BedBoard:
     without = [line("", "", "", e, e.started_at) for e in stays.values() if e.id not in in_beds]
     return BedBoard(unit_code=unit.code, unit_name=unit.name, establishment_code=unit.establishment_code,
                     beds=lines, without_bed=without,
-                    expected=[line(e.bed_code or "", "", "", e, e.started_at) for e in expected])
+                    expected=[line(planned_beds.get(e.id) or "", "", planned_beds.get(e.id) or "", e, e.started_at)
+                              for e in expected])
 
 
 class NotYourUnit(Forbidden):

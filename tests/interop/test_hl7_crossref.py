@@ -7,6 +7,7 @@ import uuid
 from datetime import date
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from naho.identity import service as identity
@@ -19,6 +20,7 @@ from naho.record import service as record
 from naho.record.models import ForeignIdentifier
 from tests.interop.test_hl7_listener import patient_ipp, stays
 from tests.interop.test_hl7_pam_movements import message, send
+from tests.personas import CLERK, NURSE, login
 
 BED = "LENS-MED-MIN-521-1"
 VIGILANCE = Actor(uuid.uuid4(), "iv", "Identitovigilance", frozenset({Role.IDENTITY_VIGILANCE}))
@@ -188,3 +190,17 @@ def test_an_a44_moves_the_stay_named_by_the_senders_account_to_the_right_patient
     assert again[:2] == ("AE", "K6") and "another patient" in again[3]  # not Luc's stay any more
     missing = send(gam, message("A44", "K7", foreign="G801", name="PETIT^ANNE^ANNE", mrg="G800^^^GAM^PI"))
     assert missing[:3] == ("AE", "K7", "AccountMissing")
+
+
+def test_the_patient_page_shows_the_senders_ipp_to_admissions_only(container: Container, gam: AdtListener,
+                                                                    client, app) -> None:  # type: ignore[no-untyped-def]
+    assert send(gam, message("A28", "S1", foreign="G900"))[0] == "AA"
+    patient_id = identity.search_patients(container.uow(), VIGILANCE, "MARTIN", record.CARE)[0].id
+    login(client, CLERK)
+    page = client.get(f"/patients/{patient_id}").text
+    assert 'id="foreign-identifiers"' in page and "G900" in page
+    assert send(gam, message("A01", "S2", foreign="G900", at="202611250800"))[0] == "AA"
+    with TestClient(app) as nurse:
+        login(nurse, NURSE)
+        shown = nurse.get(f"/patients/{patient_id}")
+        assert shown.status_code == 200 and "G900" not in shown.text

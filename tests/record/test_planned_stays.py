@@ -177,7 +177,7 @@ def test_the_clerk_pre_admits_records_the_arrival_and_the_nurse_sees_it_coming(
     with TestClient(app) as nurse:
         login(nurse, NURSE)
         board = nurse.get(f"/unites/{UNIT}/lits").text
-        assert 'id="expected-arrivals"' in board and "DUFOUR" in board
+        assert 'id="expected-arrivals"' in board and "DUFOUR" in board and BED in board  # the wished bed
         refused = nurse.post(f"/sejours/{stay_id.group(1)}/arrivee",
                              data={"csrf_token": form_token(nurse, f"/unites/{UNIT}/lits")}, follow_redirects=False)
         assert refused.status_code == 403  # the arrival is the admission office's
