@@ -17,6 +17,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from naho.platform.errors import Conflict
@@ -86,9 +87,16 @@ def _remember(session: Session, authority: str, kind: str, value: str, *, now: d
                 f"{kind} {value} of {authority} already names another {what} in naho", rule="ForeignIdentifierConflict")
         return False
     key_authority, key_value = _key(authority, value)
-    session.add(ForeignIdentifier(authority=key_authority, kind=kind, value=key_value, patient_id=patient_id,
-                                  encounter_id=encounter_id, recorded_at=now, source=source[:300]))
-    session.flush()
+    try:
+        # Two messages naming the same new identifier at once (two connections, PostgreSQL):
+        # the second insert meets the unique constraint; its savepoint keeps the message going.
+        with session.begin_nested():
+            session.add(ForeignIdentifier(authority=key_authority, kind=kind, value=key_value,
+                                          patient_id=patient_id, encounter_id=encounter_id, recorded_at=now,
+                                          source=source[:300]))
+    except IntegrityError:
+        return _remember(session, authority, kind, value, now=now, source=source, same=same, patient_id=patient_id,
+                         encounter_id=encounter_id)
     return True
 
 

@@ -204,3 +204,34 @@ def test_the_patient_page_shows_the_senders_ipp_to_admissions_only(container: Co
         login(nurse, NURSE)
         shown = nurse.get(f"/patients/{patient_id}")
         assert shown.status_code == 200 and "G900" not in shown.text
+
+
+def test_an_identifier_learnt_by_another_connection_meanwhile_is_taken_not_fatal(
+        container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unique constraint speaks when another transaction committed the same identifier
+    between our lookup and our insert: the savepoint keeps our transaction, the row is read."""
+    from naho.record import crossref
+
+    patient = identity.register_patient(container.uow(), VIGILANCE, PatientCreate(
+        birth_name="ROUX", first_names="EMMA", sex="F", birth_date=date(1990, 1, 1)))
+    now = patient.created_at
+    with container.uow() as uow:
+        crossref.remember_patient(uow.session, "GAM", "G1000", patient.id, now=now, source="first")
+        uow.commit()
+    real_row = crossref._row
+    calls: list[int] = []
+
+    def blind_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return None if len(calls) == 1 else real_row(*args, **kwargs)
+
+    monkeypatch.setattr(crossref, "_row", blind_once)
+    with container.uow() as uow:
+        assert crossref.remember_patient(uow.session, "GAM", "G1000", patient.id, now=now, source="second") is False
+        uow.commit()
+    other = identity.register_patient(container.uow(), VIGILANCE, PatientCreate(
+        birth_name="BLANC", first_names="HUGO", sex="M", birth_date=date(1980, 1, 1)))
+    calls.clear()
+    with container.uow() as uow, pytest.raises(crossref.ForeignIdentifierConflict):
+        crossref.remember_patient(uow.session, "GAM", "G1000", other.id, now=now, source="third")
+    assert _rows(container) == [("GAM", "PI", "G1000", True, False)]
