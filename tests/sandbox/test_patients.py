@@ -37,8 +37,10 @@ def demo(databases) -> Iterator[tuple[UnitOfWork, dict[str, int]]]:  # type: ign
     """One seeded group with COUNT synthetic patients, shared read-only by this module's tests."""
     from tests.conftest import _seed
 
-    engine, uow = _uow(databases.copy(databases.template("seeded", _seed)))
+    url = databases.copy(databases.template("seeded", _seed))
+    engine, uow = _uow(url)
     result = seed_patients(uow, count=COUNT, seed=7)
+    uow.url = url  # type: ignore[attr-defined]
     yield uow, result
     engine.dispose()
 
@@ -190,3 +192,24 @@ def test_the_worklist_shows_each_kind_of_duplicate_and_flags_the_twins(demo) -> 
     assert len(same) >= 5
     for first, c in same:  # a duplicate was typed without INSi: the pair can be merged
         assert not (first.ins and c.patient.ins)
+
+
+def test_identity_vigilance_opens_on_real_candidates(demo) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from naho.app import create_app
+    from naho.config import Settings
+    from tests.personas import VIGILANCE, login
+
+    uow, _ = demo
+    app = create_app(Settings(mode="test", database_url=uow.url, workers=False), clock=FixedClock(NOW))
+    try:
+        with TestClient(app) as client:
+            login(client, VIGILANCE)
+            page = client.get("/identitovigilance")
+            assert page.status_code == 200
+            rows = page.text.split('id="duplicates"')[1].count("<tr>") - 1  # minus the header row
+            assert rows >= 8
+            assert "jumeau ?" in page.text or "twin?" in page.text
+    finally:
+        app.state.container.engine.dispose()
