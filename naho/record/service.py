@@ -358,14 +358,8 @@ def _adt_snapshot(session: Session, encounter: Encounter, movement: Movement, *,
         "bed": bed,
         "bed_code": bed_code,
         "nda": encounter.nda,
-        "patient": {
-            "ipp": person.ipp, "birth_name": person.birth_name, "used_name": person.used_name,
-            "first_names": person.first_names, "used_first_name": person.used_first_name, "sex": person.sex,
-            "birth_date": person.birth_date.isoformat(), "birth_place": person.birth_place,
-            "status": person.status, "doubtful": person.doubtful, "fictitious": person.fictitious,
-            # PatientPublic shows the INS only once the identity is qualified (RNIV, PAM FR §6.6.1).
-            "ins": person.ins, "ins_oid": person.ins_oid if person.ins else None,
-        },
+        # PatientPublic shows the INS only once the identity is qualified (RNIV, PAM FR §6.6.1).
+        "patient": identity.adt_patient(person),
     }
 
 
