@@ -604,6 +604,10 @@ def ingest_bundle(container: Container, actor: Actor, data: dict[str, Any]) -> d
             if transaction:
                 raise _at_entry(exc, index) from None
             entries.append(_Entry(index, error=exc))
+    urls = [e.full_url for e in entries if e.full_url]
+    if len(urls) != len(set(urls)):
+        twice = next(u for u in urls if urls.count(u) > 1)
+        raise InvalidResource(f"fullUrl {twice} names two entries of this Bundle")
     by_url = {e.full_url: e for e in entries if e.kind == "Patient" and e.full_url and e.error is None}
     for entry in entries:
         if entry.error is None and isinstance(entry.subject, str) and (
@@ -632,11 +636,13 @@ def ingest_bundle(container: Container, actor: Actor, data: dict[str, Any]) -> d
                 elif found:
                     entry.ids, entry.status = found, 200
         # Existing patients named by reference: the door's decision, for administration (ADR 0005).
-        existing = {e.subject for e in entries if e.error is None and isinstance(e.subject, uuid.UUID)}
+        existing = {e.subject for e in entries if e.error is None and isinstance(e.subject, uuid.UUID)} | \
+            {e.ids[0] for e in entries if e.error is None and e.kind == "Patient" and e.ids}
         refused = {p for p in existing if decide(s, actor, p, Purpose.ADMINISTRATION, now, port) is None}
         for entry in entries:
-            if entry.error is None and entry.subject in refused:
-                error = fhir.ResourceNotFound(f"Patient/{entry.subject} is not known")
+            named = entry.ids[0] if entry.kind == "Patient" and entry.ids else entry.subject
+            if entry.error is None and named in refused:
+                error = fhir.ResourceNotFound(f"Patient/{named} is not known")
                 if transaction:
                     raise _at_entry(error, entry.index)
                 entry.error = error

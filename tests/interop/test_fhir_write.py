@@ -405,6 +405,14 @@ def test_a_bundle_must_be_a_transaction_or_a_batch_of_creates(system: TestClient
         {"resource": _patient_resource(), "request": {"method": "DELETE", "url": "Patient/1"}}]}
     assert "not supported in a Bundle" in _outcome(_send(system, "POST", "", delete), 400)[1]
     assert "takes a Bundle" in _outcome(_send(system, "POST", "", _patient_resource()), 400)[1]
+    no_url = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": _patient_resource(), "request": {"method": "POST"}}]}
+    assert "Bundle.entry[0].request needs a method and a url" in _outcome(_send(system, "POST", "", no_url), 400)[1]
+    bad_type = {"resourceType": "Bundle", "type": "transaction", "timestamp": "yesterday", "entry": []}
+    assert _outcome(_send(system, "POST", "", bad_type), 400)[1] == "invalid Bundle"
+    twice = _legacy_bundle(patients=2)
+    twice["entry"][4]["fullUrl"] = twice["entry"][0]["fullUrl"]
+    assert "names two entries" in _outcome(_send(system, "POST", "", twice), 400)[1]
 
 
 def test_the_capability_statement_advertises_the_writes(client: TestClient) -> None:
@@ -415,8 +423,3 @@ def test_the_capability_statement_advertises_the_writes(client: TestClient) -> N
     assert all("create" in codes[k] for k in ("Condition", "AllergyIntolerance", "Observation"))
     assert "create" not in codes["Encounter"]
     assert {i["code"] for i in statement["rest"][0]["interaction"]} == {"transaction", "batch"}
-    no_url = {"resourceType": "Bundle", "type": "batch", "entry": [
-        {"resource": _patient_resource(), "request": {"method": "POST"}}]}
-    assert "Bundle.entry[0].request needs a method and a url" in _outcome(_send(system, "POST", "", no_url), 400)[1]
-    bad_type = {"resourceType": "Bundle", "type": "transaction", "timestamp": "yesterday", "entry": []}
-    assert _outcome(_send(system, "POST", "", bad_type), 400)[1] == "invalid Bundle"
