@@ -24,6 +24,7 @@ from naho.identity import service as identity
 from naho.identity.schemas import PatientPublic
 from naho.platform import audit
 from naho.platform.access import CareRelationshipPort, Purpose, access_patient
+from naho.platform.db import advisory_xact_lock
 from naho.platform.errors import Conflict, DomainError, Forbidden, NotFound
 from naho.platform.i18n import N_
 from naho.platform.security.actor import Actor
@@ -52,6 +53,7 @@ DESK = frozenset({Role.ADMISSION_CLERK})
 #: Who may change a team they are in.
 CARERS = frozenset({Role.PHYSICIAN, Role.NURSE})
 SEARCH_LIMIT = 20
+_CARE_TEAM_LOCK = 0x6E61686F_00000000  # "naho" in the high bits, the stay in the low 32
 UNIT_STAFF_LIMIT = 300
 
 
@@ -295,6 +297,9 @@ def add_member(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID, username:
         member = staff.staff_of_account(s, account.id) if account is not None else None
         if account is None or member is None or not account.active:
             raise StaffNotFound("no professional with this username in the directory", rule="StaffNotFound")
+        # No unique constraint on (stay, account) and no migration here: two desks naming the same
+        # person at once are serialised on the stay instead, so the check below sees the other.
+        advisory_xact_lock(s, _CARE_TEAM_LOCK ^ (encounter_id.int & 0xFFFFFFFF))
         named = s.execute(select(CareTeamMember.id).where(CareTeamMember.encounter_id == encounter_id,
                                                          CareTeamMember.account_id == account.id)).first()
         team_role = check_new_member(role, member.profession, encounter.status, named is not None)
