@@ -3,8 +3,11 @@
 Identifier systems follow FR Core: the IPP is the group's own (`type` PI, use usual); the INS
 matricule is sent only when the identity is qualified, which `PatientPublic.ins` already
 guarantees (RNIV; FR Core `fr-core-patient-ins`: "le matricule INS ne peut être véhiculé que dans
-le cas d'une identité qualifiée"), under its assigning authority's OID. Search goes through
-`service.search_patients`, so results are only those the person may open, and audited.
+le cas d'une identité qualifiée"), under its assigning authority's OID. Search (`find_patients`) applies every criterion
+the index can in SQL, as ordered range scans that read only a page whatever the size of the index,
+then keeps only the patients the person may open (`platform.access.decide`), and is audited as
+`service.search_patients` is. Inbound Patient resources (FHIR create and update) are mapped to
+`PatientCreate` / `TraitsUpdate` here.
 """
 
 from __future__ import annotations
