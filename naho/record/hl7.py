@@ -1,4 +1,5 @@
-"""HL7 v2.5 ADT messages of IHE PAM France 2.11.1 into the record: parse, apply, acknowledge.
+"""HL7 v2.5 ADT messages of IHE PAM France 2.11.1 into the record: parse, apply, acknowledge;
+and naho's own identity changes and movements out (`build_adt`, from outbox snapshots).
 
 The wire is elsewhere (naho/interop/mllp.py frames bytes, naho/interop/hl7_listener.py keeps
 the inbound log): this module turns a message's text into a typed command with python-hl7,
@@ -24,7 +25,7 @@ Choices, in one place:
   leave), or for A13 the last finished one. Applied messages teach their foreign visit and
   account numbers for the stay they touched.
 * A pre-admission (A05) is dated by PV2-8 (expected admit date), else ZBE-2. An A01/A04 that
-  names a pre-admitted stay (our NDA in PV1-19 or PID-18) is its arrival, in the same stay;
+  names a pre-admitted stay (PV1-19 or PID-18, as above) is its arrival, in the same stay;
   one that names no stay opens a new one: a planned stay is never guessed for an arrival (the
   patient may come through the emergency room before the planned date). An A38 without a name
   cancels the patient's only planned stay (of the PV1-3 establishment when there are several).
@@ -49,9 +50,9 @@ Choices, in one place:
   naming the stay, now the new patient's.
 * Identity: A28 and A31 never write strict traits over an identity whose INS was retrieved
   (retrieved or qualified): those are INSi's (RNIV EXI SI 12), refused with AE. An INS received
-  in PID-3 is not taken (naho retrieves INS itself through INSi). Any other change of traits
-  waits for an identity service that updates them; until then it is refused (AE) and kept for
-  a person, never dropped.
+  in PID-3 is not taken (naho retrieves INS itself through INSi). Other changes of traits go
+  through identity.update_traits (a validated identity whose strict traits change goes back
+  to provisional).
 * Acknowledgement (HL7 v2.5 §2.9, original mode): AR when the message cannot be taken at all
   (unparsable, no MSH-10, not ADT, trigger not handled, patient from an unknown domain); AE
   when it was understood but refused (a rule, a missing field), with ERR-3 (table 0357),
