@@ -37,7 +37,7 @@ def test_register_admit_transfer_and_discharge_a_patient(page) -> None:  # type:
     page.get_by_label("Établissement", exact=True).nth(1).select_option("LENS")
     page.locator("#admit-unit").select_option("LENS-MED-CARDIO")
     page.locator("#admit-bed").fill("LENS-MED-CARDIO-101-1")
-    page.get_by_role("button", name="Admettre").click()
+    page.get_by_role("button", name="Admettre", exact=True).click()
     page.wait_for_selector("#location")
     assert "Cardiologie" in page.locator("#location").inner_text()
 
@@ -64,6 +64,6 @@ def test_a_taken_bed_is_explained(page) -> None:  # type: ignore[no-untyped-def]
         page.wait_for_url(re.compile(r"/patients/[0-9a-f-]{36}$"))
         page.locator("#admit-unit").select_option("LENS-MED-CARDIO")
         page.locator("#admit-bed").fill("LENS-MED-CARDIO-103-1")
-        page.get_by_role("button", name="Admettre").click()
+        page.get_by_role("button", name="Admettre", exact=True).click()
         page.wait_for_load_state()
     assert "Ce lit est déjà occupé" in page.get_by_role("alert").inner_text()
