@@ -45,6 +45,7 @@ from naho.platform.security.actor import Actor
 from naho.platform.security.policy import Policy
 from naho.platform.security.rules import CARE_ROLES, STAFF_ROLES, Role
 from naho.record import chart
+from naho.record import fhir as record_fhir
 from naho.record import rules as record_rules
 from naho.record.schemas import AllergyCreate, ConditionCreate, VitalsCreate
 
@@ -360,12 +361,6 @@ def _written(request: Request, resource: Resource, status: int) -> Response:
     return fhir.FhirResponse(fhir.dump(resource), status_code=status, headers=headers)
 
 
-def _echo(resource: Resource, new_id: uuid.UUID) -> Resource:
-    """The resource as received, with the id naho gave it."""
-    resource.id = str(new_id)
-    return resource
-
-
 # --- Patient -----------------------------------------------------------------------------------------
 
 def _find_by_identifier(container: Container, actor: Actor, condition: str) -> list[uuid.UUID]:
@@ -447,7 +442,7 @@ def _through_door(write: Callable[[], Any], patient_id: uuid.UUID) -> Any:
         raise fhir.ResourceNotFound(f"Patient/{patient_id} is not known") from None
 
 
-def create_clinical(container: Container, actor: Actor, resource: Any) -> Resource:
+def create_clinical(container: Container, actor: Actor, resource: Any, base: str) -> Resource:
     kind = resource.get_resource_type()
     port = container.ports["care"]
     if kind == "Condition":
@@ -472,13 +467,16 @@ def create_clinical(container: Container, actor: Actor, resource: Any) -> Resour
         rows = _through_door(lambda: chart.record_vitals(container.uow(), actor, patient_id, vitals, port),
                              patient_id)
         new_id = rows[0].id  # a panel is stored as its measures; the first names the Observation
-    return _echo(resource, new_id)
+    with container.session_factory() as s:
+        # The entry as stored (codes in their normal form, author, dates): what a read answers.
+        stored: Resource = record_fhir.read_chart_entry(s, kind, new_id, f"{base}/Binary")
+    return stored
 
 
 def _clinical_route(kind: str) -> Callable[..., Any]:
     async def post(request: Request, container: ContainerDep, actor: ActorDep) -> Response:
         resource = parse_resource(await _json_body(request), kind)
-        written = await run_in_threadpool(create_clinical, container, actor, resource)
+        written = await run_in_threadpool(create_clinical, container, actor, resource, fhir.base_url(request))
         return _written(request, written, 201)
     post.__name__ = f"post_{kind.lower()}"
     post.__doc__ = f"Record a {kind} in the chart of a patient of the caller's care team."

@@ -222,6 +222,9 @@ def test_a_nurse_records_conditions_allergies_and_vital_signs_of_her_patient(cli
         condition = _send(nurse, "POST", "/Condition", _condition(subject, code="E119", display="Diabète de type 2"))
         assert condition.status_code == 201, condition.text
         assert condition.headers["location"].endswith(f"/Condition/{condition.json()['id']}")
+        stored = condition.json()  # as stored: the code in its normal form, the author
+        assert stored["code"]["coding"][0]["code"] == "E11.9" and stored["recorder"]["display"].startswith("Julien")
+        assert nurse.get(FHIR + f"/Condition/{stored['id']}").json() == stored
         allergy = _send(nurse, "POST", "/AllergyIntolerance", _allergy(subject), prefer="return=minimal")
         assert allergy.status_code == 201 and allergy.content == b""
         vitals = _send(nurse, "POST", "/Observation", _heart_rate(subject))
