@@ -321,9 +321,10 @@ def _checked(shape: type[Any], fields: dict[str, Any]) -> Any:
 
 
 def patient_create(resource: Patient) -> PatientCreate:
-    """A Patient resource as a registration. Identifiers are not taken: naho assigns the IPP and
-    an INS is retrieved from INSi, never typed in (RNIV); a client finds an existing patient by
-    identifier with a conditional create (If-None-Exist)."""
+    """A Patient resource as a registration. naho assigns the IPP and an INS is retrieved from
+    INSi, never typed in (RNIV); another system's identifiers are the transport's business (a
+    bulk load keeps them, interop.fhir_write); a client finds an existing patient by identifier
+    with a conditional create (If-None-Exist)."""
     fields = patient_fields(resource)
     for name in ("birth_name", "first_names"):
         if not rules.normalise_name(fields[name]):

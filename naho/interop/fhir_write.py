@@ -44,7 +44,7 @@ from naho.platform.i18n import PARIS
 from naho.platform.security.actor import Actor
 from naho.platform.security.policy import Policy
 from naho.platform.security.rules import CARE_ROLES, STAFF_ROLES, Role
-from naho.record import chart
+from naho.record import chart, crossref
 from naho.record import fhir as record_fhir
 from naho.record import rules as record_rules
 from naho.record.schemas import AllergyCreate, ConditionCreate, VitalsCreate
@@ -310,15 +310,33 @@ def _existing_patient(value: str, where: str) -> uuid.UUID:
 
 
 def _identifier_condition(value: str) -> tuple[str | None, str]:
-    """`identifier=system|value` of If-None-Exist (the only criterion a conditional create takes)."""
+    """`identifier=system|value` of If-None-Exist (the only criterion a conditional create takes):
+    naho's IPP, an INS, or the identifier another system gave (learnt from its earlier loads)."""
     name, _, token = value.strip().partition("=")
     if name != "identifier" or not token or "&" in token:
         raise fhir.InvalidRequest("If-None-Exist takes one criterion, identifier=system|value "
-                                  f"({identity_fhir.IPP_SYSTEM}|… or an INS system)")
+                                  f"({identity_fhir.IPP_SYSTEM}|…, an INS system or another system's)")
     parsed = fhir.parse_token(token)
     if not parsed.code:
         raise fhir.InvalidRequest("If-None-Exist: identifier needs a value")
     return parsed.system, parsed.code
+
+
+def _is_ours(system: str | None) -> bool:
+    return system in (None, identity_fhir.IPP_SYSTEM) or system in identity_fhir.INS_SYSTEMS
+
+
+def _foreign_identifiers(resource: Any) -> list[tuple[str, str]]:
+    """(system, value) of the identifiers another system gave this patient (its IPP...)."""
+    return [(i.system, i.value) for i in resource.identifier or () if i.system and i.value and not _is_ours(i.system)]
+
+
+def _known_by_foreign(session: Any, system: str, value: str) -> list[uuid.UUID]:
+    """The patient another system's identifier was learnt for, following a merge."""
+    found = crossref.patient_of(session, system, value)
+    if found is None:
+        return []
+    return [identity.merged_into(session, found) or found]
 
 
 def _refuse_assigned_identifiers(resource: Any) -> None:
@@ -365,6 +383,9 @@ def _written(request: Request, resource: Resource, status: int) -> Response:
 
 def _find_by_identifier(container: Container, actor: Actor, condition: str) -> list[uuid.UUID]:
     system, value = _identifier_condition(condition)
+    if not _is_ours(system):
+        with container.session_factory() as s:
+            return _known_by_foreign(s, str(system), value)
     criteria = identity_fhir.PatientCriteria(identifier=(system, value))
     found, _more = identity_fhir.find_patients(container.uow(), actor, container.ports["care"], criteria,
                                                offset=0, count=2)
@@ -501,6 +522,8 @@ class _Entry:
     patient: PatientCreate | None = None
     #: The patient a clinical entry belongs to: an existing id, or the fullUrl of a Patient entry.
     subject: uuid.UUID | str | None = None
+    #: Identifiers another system gave the patient: kept (record.crossref) to find it again.
+    foreign: list[tuple[str, str]] = field(default_factory=list)
     allergy: AllergyCreate | None = None
     condition: tuple[ConditionCreate, str] | None = None
     vitals: tuple[list[tuple[str, float]], datetime | None] | None = None
@@ -527,6 +550,7 @@ def _map_entry(index: int, raw: Any) -> _Entry:
     if entry.kind == "Patient":
         _refuse_assigned_identifiers(resource)
         entry.patient = identity_fhir.patient_create(resource)
+        entry.foreign = _foreign_identifiers(resource)
         entry.if_none_exist = request.get("ifNoneExist")
         if entry.if_none_exist is not None:
             _identifier_condition(entry.if_none_exist)
@@ -624,7 +648,8 @@ def ingest_bundle(container: Container, actor: Actor, data: dict[str, Any]) -> d
         for entry in entries:
             if entry.error is None and entry.if_none_exist is not None:
                 system, value = _identifier_condition(entry.if_none_exist)
-                found = identity_fhir.ids_by_identifier(s, system, value)
+                found = identity_fhir.ids_by_identifier(s, system, value) if _is_ours(system) else \
+                    _known_by_foreign(s, str(system), value)
                 if len(found) > 1:
                     error: DomainError = PreconditionFailed(f"ifNoneExist {entry.if_none_exist} matches "
                                                             "several patients")
@@ -649,6 +674,9 @@ def ingest_bundle(container: Container, actor: Actor, data: dict[str, Any]) -> d
                                          actor_label=actor.label)
         for entry, patient_id in zip(new_patients, ids, strict=True):
             entry.ids = [patient_id]
+        crossref.remember_patients(s, [(system, value, e.ids[0]) for e in entries if e.error is None and e.ids
+                                       and e.kind == "Patient" for system, value in e.foreign],
+                                   now=now, source=f"FHIR Bundle by {actor.label}")
         for entry in entries:  # urn:uuid references, now that their patients have ids
             if entry.error is None and isinstance(entry.subject, str):
                 entry.subject = by_url[entry.subject].ids[0]

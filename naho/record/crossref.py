@@ -14,9 +14,10 @@ never check access: callers are interfaces already acting for the patient.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -123,3 +124,39 @@ def identifiers_of_patient(session: Session, patient_id: uuid.UUID) -> list[tupl
     """(authority, value) of the sender IPPs learnt for a patient, for display."""
     return [(r.authority, r.value) for r in session.scalars(select(ForeignIdentifier).where(
         ForeignIdentifier.patient_id == patient_id).order_by(ForeignIdentifier.recorded_at))]
+
+
+def remember_patients(session: Session, identifiers: Sequence[tuple[str, str, uuid.UUID]], *, now: datetime,
+                      source: str) -> int:
+    """`remember_patient` for a whole load (a FHIR transaction bundle of a legacy record): one
+    query for the identifiers already known, one multi-row insert for the new ones; returns how
+    many were new. Refused, as one by one, when an identifier already names another patient
+    (or names two patients of the load)."""
+    wanted: dict[tuple[str, str], uuid.UUID] = {}
+    for authority, value, patient_id in identifiers:
+        if not authority.strip() or not value.strip():
+            continue
+        key = _key(authority, value)
+        if wanted.setdefault(key, patient_id) != patient_id:
+            raise ForeignIdentifierConflict(f"PI {key[1]} of {key[0]} names two patients of this load",
+                                            rule="ForeignIdentifierConflict")
+    if not wanted:
+        return 0
+    known: dict[tuple[str, str], uuid.UUID | None] = {}
+    keys = list(wanted)
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        rows = session.execute(select(ForeignIdentifier.authority, ForeignIdentifier.value,
+                                      ForeignIdentifier.patient_id).where(
+            ForeignIdentifier.kind == PATIENT, ForeignIdentifier.authority.in_({a for a, _ in chunk}),
+            ForeignIdentifier.value.in_({v for _, v in chunk})))
+        known.update({(a, v): p for a, v, p in rows})
+    for key, patient_id in wanted.items():
+        if key in known and known[key] != patient_id:
+            raise ForeignIdentifierConflict(f"PI {key[1]} of {key[0]} already names another patient in naho",
+                                            rule="ForeignIdentifierConflict")
+    new = [{"id": uuid.uuid4(), "authority": a, "kind": PATIENT, "value": v, "patient_id": p, "encounter_id": None,
+            "recorded_at": now, "source": source[:300]} for (a, v), p in wanted.items() if (a, v) not in known]
+    if new:
+        session.execute(insert(ForeignIdentifier), new)
+    return len(new)

@@ -426,3 +426,29 @@ def test_the_capability_statement_advertises_the_writes(client: TestClient) -> N
     assert all("create" in codes[k] for k in ("Condition", "AllergyIntolerance", "Observation"))
     assert "create" not in codes["Encounter"]
     assert {i["code"] for i in statement["rest"][0]["interaction"]} == {"transaction", "batch"}
+
+
+def test_a_load_keeps_the_legacy_identifiers_so_a_rerun_finds_its_patients(system: TestClient, client: TestClient,
+                                                                           app) -> None:  # type: ignore[no-untyped-def]
+    legacy = "https://dpi-ancien.example/ipp"
+
+    def bundle(value: str, condition: bool = True) -> dict[str, Any]:
+        loaded = _legacy_bundle(patients=1)
+        loaded["entry"][0]["resource"]["identifier"] = [{"system": legacy, "value": value}]
+        loaded["entry"][0]["request"]["ifNoneExist"] = f"identifier={legacy}|{value}"
+        if not condition:
+            del loaded["entry"][0]["request"]["ifNoneExist"]
+        return loaded
+
+    first = _send(system, "POST", "", bundle("A-1")).json()["entry"]
+    again = _send(system, "POST", "", bundle("A-1")).json()["entry"]
+    assert first[0]["response"]["status"] == "201 Created"
+    assert again[0]["response"] == {"status": "200 OK", "location": first[0]["response"]["location"]}
+    assert _count(app, Patient) == 1 and _count(app, Condition) == 2  # the rerun added its entries to her
+    # The same legacy identifier for somebody new: refused, the load and naho disagree on who is who.
+    code, why = _outcome(_send(system, "POST", "", bundle("A-1", condition=False)), 409)
+    assert code == "conflict" and "already names another patient" in why and _count(app, Patient) == 1
+    login(client, CLERK)
+    found = _send(client, "POST", "/Patient", _patient_resource(family="Autre"),
+                  **{"if-none-exist": f"identifier={legacy}|A-1"})
+    assert found.status_code == 200 and f"Patient/{found.json()['id']}" == first[0]["response"]["location"]
