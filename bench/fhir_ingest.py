@@ -5,8 +5,8 @@
    holding a bearer token (INTERFACE role): each bundle is 100 legacy patients, each with two
    conditions, one allergy and four vital signs (800 resources); they are posted one after the
    other and `resources_per_s` is resources / wall time of all the posts (client included).
-2. The rows naho wrote (patients, blocking keys, identity events, conditions, allergies,
-   observations, one audit event per bundle) are read back and inserted again into a fresh
+2. The rows naho wrote (patients, blocking keys, identity events, the legacy IPPs, conditions,
+   allergies, observations, one audit event per bundle) are read back and inserted again into a fresh
    migrated database with SQLAlchemy Core executemany, one transaction per bundle:
    `ratio_to_raw` = naho's time / that raw time.
 3. `patients` synthetic identities are added to the index with Core executemany (the raw, fast
@@ -157,8 +157,8 @@ def post_bundles(base_url: str, token: str, bodies: list[bytes], clients: int) -
 
 # --- 2. the same rows, raw -------------------------------------------------------------------------------
 
-RAW_TABLES = ("patient", "identity_blocking_key", "identity_event", "condition", "allergy", "observation",
-              "audit_event")
+RAW_TABLES = ("patient", "identity_blocking_key", "identity_event", "foreign_identifier", "condition", "allergy",
+              "observation", "audit_event")
 
 
 def rows_written(url: str) -> dict[str, list[dict[str, Any]]]:

@@ -87,8 +87,9 @@ fhir.WRITES.update({
     "Patient": fhir.WriteSupport(("create", "update"), (
         f"Create registers a provisional identity; a possible duplicate is refused (409) unless the header "
         f"{NOT_DUPLICATE_HEADER} states why this is somebody else (percent-encoded UTF-8). If-None-Exist takes "
-        f"identifier=system|value (IPP or INS). Update corrects traits and contact (RNIV rules), the reason in "
-        f"{REASON_HEADER}. Prefer: return=minimal|representation|OperationOutcome."), conditional_create=True),
+        f"identifier=system|value (IPP, INS, or another system's identifier learnt from a bundle). Update "
+        f"corrects traits and contact (RNIV rules), the reason in {REASON_HEADER}. "
+        "Prefer: return=minimal|representation|OperationOutcome."), conditional_create=True),
     "Condition": fhir.WriteSupport(("create",), "Create: ICD-10 coded, active, by the patient's care team."),
     "AllergyIntolerance": fhir.WriteSupport(("create",), "Create: ATC or naho substance code, by the care team."),
     "Observation": fhir.WriteSupport(("create",), "Create: vital signs by LOINC (UCUM units; blood-pressure panel "
@@ -96,7 +97,8 @@ fhir.WRITES.update({
 })
 fhir.SYSTEM_WRITES.update({
     "transaction": "POST a Bundle of creates (Patient, Condition, AllergyIntolerance, Observation; urn:uuid "
-                   "references; ifNoneExist on Patient): all or nothing. Systems with a bearer token only.",
+                   "references; ifNoneExist on Patient; other systems' Patient.identifier kept): all or "
+                   "nothing. Systems with a bearer token only.",
     "batch": "POST a Bundle of creates, each entry on its own. Systems with a bearer token only.",
 })
 
