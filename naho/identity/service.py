@@ -130,15 +130,31 @@ def _event(session: Session, actor: Actor, row: Patient, kind: str, *, before: s
     ))
 
 
-def adt_patient(patient: PatientPublic) -> dict[str, Any]:
+def identity_evidence(session: Session, patient: PatientPublic) -> dict[str, Any]:
+    """How the identity stands established (PAM FR ZFD-5 to ZFD-7): the proof checked, while the
+    status rests on a checked document, and when INSi answered, while the INS is retrieved."""
+    status = rules.IdentityStatus(patient.status)
+    proof = at = None
+    if status.document_checked:
+        proof = session.scalar(select(IdentityEvent.proof).where(
+            IdentityEvent.patient_id == patient.id, IdentityEvent.proof.is_not(None))
+            .order_by(IdentityEvent.at.desc()).limit(1))
+    if status.ins_retrieved:
+        at = session.scalar(select(IdentityEvent.at).where(
+            IdentityEvent.patient_id == patient.id, IdentityEvent.kind == "ins-retrieved")
+            .order_by(IdentityEvent.at.desc()).limit(1))
+    return {"proof": proof, "insi_at": at.isoformat() if at else None}
+
+
+def adt_patient(session: Session, patient: PatientPublic) -> dict[str, Any]:
     """The identity as an ADT message shows it, in JSON values; the INS only once qualified
-    (PatientPublic hides it otherwise: RNIV EXI SI 08, PAM FR §6.6.1)."""
+    (PatientPublic hides it otherwise: RNIV EXI SI 08, PAM FR §6.6.1), and how it was established."""
     return {
         "ipp": patient.ipp, "birth_name": patient.birth_name, "used_name": patient.used_name,
         "first_names": patient.first_names, "used_first_name": patient.used_first_name, "sex": patient.sex,
         "birth_date": patient.birth_date.isoformat(), "birth_place": patient.birth_place, "status": patient.status,
         "doubtful": patient.doubtful, "fictitious": patient.fictitious, "ins": patient.ins,
-        "ins_oid": patient.ins_oid if patient.ins else None,
+        "ins_oid": patient.ins_oid if patient.ins else None, "evidence": identity_evidence(session, patient),
     }
 
 
@@ -151,7 +167,8 @@ def _notify(uow: UnitOfWork, actor: Actor, trigger: str, patient: PatientPublic,
         return
     now = uow.clock.now()
     outbox.enqueue(uow.session, ADT_TOPIC, {
-        "message": "identity", "trigger": trigger, "at": now.isoformat(), "patient": adt_patient(patient),
+        "message": "identity", "trigger": trigger, "at": now.isoformat(),
+        "patient": adt_patient(uow.session, patient),
         "prior": prior,
     }, now=now, ordering_key=f"{ADT_TOPIC}:{patient.id}")
 

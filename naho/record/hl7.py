@@ -1272,6 +1272,37 @@ def _pid(person: dict[str, Any], authority: str, *, removed_ins: dict[str, Any] 
     return "|".join(pid)
 
 
+#: ZFD-7 (IHE table ZFD-7, PAM FR §6.18.7): the document checked, for the proofs that have a code.
+#: A proof with no code of its own (an eIDAS identity, a travel document for a foreign minor) goes
+#: with ZFD-7 empty rather than under a code that names another document.
+_ZFD_PROOF = {
+    identity_rules.ProofKind.NATIONAL_ID_CARD: "CN",
+    identity_rules.ProofKind.PASSPORT: "PA",
+    identity_rules.ProofKind.RESIDENCE_PERMIT: "CS",
+    identity_rules.ProofKind.TRUSTED_THIRD_PARTY: "TC",
+    identity_rules.ProofKind.MINOR_BIRTH_RECORD_WITH_PARENT_ID: "AN",
+    identity_rules.ProofKind.BIRTH_CERTIFICATE: "AN",
+    identity_rules.ProofKind.FAMILY_RECORD_BOOK: "LE",
+    identity_rules.ProofKind.DRIVING_LICENCE: "PC",
+}
+#: The events that carry ZFD (PAM FR §6.18); naho sends A01, A04, A05, A28 and A31 of them.
+_ZFD_TRIGGERS = frozenset({"A01", "A04", "A05", "A14", "A28", "A31"})
+
+
+def _zfd(person: dict[str, Any], zone: tzinfo) -> str:
+    """ZFD, how the identity was established: ZFD-5 INSI when the INS came from the teleservice
+    (ZFD-6 when), else SM (typed at a desk); ZFD-7 the document checked, while the status rests on
+    one. ZFD-1 to ZFD-4 and ZFD-8 stay empty: naho records no lunar date, gestation, SMS consent,
+    corrected birth date or document expiry."""
+    evidence: dict[str, Any] = person.get("evidence") or {}
+    insi_at = evidence.get("insi_at")
+    proof = evidence.get("proof")
+    fields = ["ZFD", "", "", "", "", "INSI" if insi_at else "SM",
+              _ts(datetime.fromisoformat(insi_at), zone) if insi_at else "",
+              _ZFD_PROOF.get(proof, "") if proof else ""]  # StrEnum keys: found by their value
+    return "|".join(fields).rstrip("|")
+
+
 def build_adt(snapshot: dict[str, Any], *, control_id: str, sending_application: str, sending_facility: str,
               now: datetime, authority: str | None = None, zone: tzinfo = UTC, receiving_application: str = "",
               receiving_facility: str = "") -> str:
@@ -1315,6 +1346,8 @@ def build_adt(snapshot: dict[str, Any], *, control_id: str, sending_application:
     segments = [msh, "|".join(evn).rstrip("|"), _pid(person, authority), "|".join(pv1), "|".join(zbe)]
     if trigger == rules.trigger_event(rules.MovementKind.PRE_ADMISSION):
         segments.insert(4, "|".join(["PV2", *[""] * 7, _ts(at, zone)]))  # PV2-8: expected admit date
+    if trigger in _ZFD_TRIGGERS and action == "INSERT":
+        segments.append(_zfd(person, zone))  # after PV1, PV2, ZBE (§2.2 message structures)
     return "\r".join(segments) + "\r"
 
 
@@ -1337,6 +1370,8 @@ def _identity_message(snapshot: dict[str, Any], msh: str, *, authority: str, now
         return "\r".join([msh, evn, "|".join(fields),
                            f"MRG|{escape(str(prior['ipp']))}^^^{escape(authority)}^PI||{account}"]) + "\r"
     segments = [msh, evn, pid, "PV1|1|N"]
+    if trigger in _ZFD_TRIGGERS:
+        segments.append(_zfd(person, zone))
     if trigger == "A47" and prior.get("ins"):
         segments.insert(3, f"MRG|{_ins_cx(str(prior['ins']), prior.get('ins_oid'))}")
     elif trigger == "A40":

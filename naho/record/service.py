@@ -359,7 +359,7 @@ def _adt_snapshot(session: Session, encounter: Encounter, movement: Movement, *,
         "bed_code": bed_code,
         "nda": encounter.nda,
         # PatientPublic shows the INS only once the identity is qualified (RNIV, PAM FR §6.6.1).
-        "patient": identity.adt_patient(person),
+        "patient": identity.adt_patient(session, person),
     }
 
 
@@ -507,7 +507,7 @@ def move_stay(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID, to_patient
             people = identity.summaries(s, [from_id, to_patient_id])
             outbox.enqueue(s, ADT_TOPIC, {
                 "message": "account", "trigger": "A44", "at": now.isoformat(), "nda": encounter.nda,
-                "patient": identity.adt_patient(people[to_patient_id]), "prior": {"ipp": people[from_id].ipp},
+                "patient": identity.adt_patient(s, people[to_patient_id]), "prior": {"ipp": people[from_id].ipp},
             }, now=now, ordering_key=f"{ADT_TOPIC}:{to_patient_id}")
         result = _public(s, encounter)
         uow.commit()

@@ -24,6 +24,7 @@ from naho.platform.security.actor import Actor
 from naho.platform.security.rules import Role
 from naho.record import hl7 as adt
 from naho.record import service as record
+from naho.record.schemas import AdmissionCreate, TransferCreate
 
 VIGILANCE = Actor(uuid.uuid4(), "iv", "Identitovigilance", frozenset({Role.IDENTITY_VIGILANCE}))
 
@@ -71,6 +72,43 @@ def test_registration_traits_and_qualification_send_a28_then_a31(container: Cont
     assert "^INS" not in str(retrieved.segment("PID")(3))
     pid = last.segment("PID")
     assert str(pid(3)(2)(1)) == qualified.ins and str(pid(32)) == "VALI"  # a new identifier: A31 (§4.1)
+
+
+def _zfd(message: Any, field: int) -> str:
+    """ZFD-n as sent; trailing empty fields are not written."""
+    zfd = message.segment("ZFD")
+    return str(zfd[field]) if field < len(zfd) else ""
+
+
+def test_zfd_says_how_the_identity_was_established(container: Container, clock: FixedClock) -> None:
+    # PAM FR §6.18: ZFD-5 INSI and ZFD-6 the teleservice's date once the INS is retrieved, else SM;
+    # ZFD-7 the document checked, only while the status rests on it.
+    patient_id = _register(container)
+    identity.retrieve_ins(container.uow(), VIGILANCE, patient_id, container.ports["insi"], record.CARE)
+    asked_insi = clock.now()
+    identity.validate_identity(container.uow(), VIGILANCE, patient_id, "passport", record.CARE)
+    identity.mark_doubtful(container.uow(), VIGILANCE, patient_id, "patient confus à l'accueil", record.CARE)
+    a28, retrieved, qualified, doubtful = (_wire(m) for m in _sent(container))
+    assert _zfd(a28, 5) == "SM" and _zfd(a28, 6) == "" and _zfd(a28, 7) == ""
+    assert _zfd(retrieved, 5) == "INSI"
+    assert _zfd(retrieved, 6) == asked_insi.strftime("%Y%m%d%H%M%S+0000")
+    assert _zfd(retrieved, 7) == ""  # no document checked yet
+    assert _zfd(qualified, 5) == "INSI" and _zfd(qualified, 7) == "PA"
+    # Doubt brings the identity back to provisional: the INS and the proof no longer hold.
+    assert str(doubtful.segment("MSH")(9)).startswith("ADT^A47")
+    assert not [s for s in doubtful if str(s[0]) == "ZFD"]  # A47 carries no ZFD
+
+
+def test_an_admission_carries_zfd_and_a_transfer_does_not(container: Container) -> None:
+    patient_id = _register(container)
+    identity.validate_identity(container.uow(), VIGILANCE, patient_id, "national_id_card", record.CARE)
+    clerk = Actor(uuid.uuid4(), "accueil", "Accueil", frozenset({Role.ADMISSION_CLERK}))
+    stay = record.admit_patient(container.uow(), clerk, AdmissionCreate(
+        patient_id=patient_id, establishment_code="LENS", unit_code="LENS-MED-MIN", encounter_class="inpatient"))
+    record.transfer_patient(container.uow(), clerk, stay.id, TransferCreate(unit_code="LENS-MED-CARDIO"))
+    admitted, transferred = (_wire(m) for m in _sent(container) if m.payload.get("message") != "identity")
+    assert _zfd(admitted, 5) == "SM" and _zfd(admitted, 7) == "CN"  # validated on an identity card, INS not retrieved
+    assert not [s for s in transferred if str(s[0]) == "ZFD"]
 
 
 def test_a_qualified_identity_put_in_doubt_sends_a47_to_drop_its_ins(container: Container) -> None:
