@@ -162,11 +162,12 @@ def worklist(request: Request, container: ContainerDep, actor: ActorDep) -> Resp
 
 @router.post("/identitovigilance/fusion", dependencies=[Depends(VIGILANCE)])
 def merge(request: Request, container: ContainerDep, actor: ActorDep, survivor: Annotated[uuid.UUID, Form()],
-          merged: Annotated[uuid.UUID, Form()], reason: Annotated[str, Form(max_length=1000)] = "") -> Response:
+          merged: Annotated[uuid.UUID, Form()], reason: Annotated[str, Form(max_length=1000)] = "",
+          not_twins: Annotated[str, Form()] = "") -> Response:
     """Merge two records of one person; the survivor keeps its IPP, the other redirects to it."""
     try:
         service.merge_patients(container.uow(), actor, survivor, merged, reason, container.ports["care"],
-                               container.ports["patient_movers"])
+                               container.ports["patient_movers"], twins_ruled_out=not_twins == "yes")
     except MergeRefused as exc:
         pairs = service.duplicate_worklist(container.uow(), actor)
         message = i18n._(MERGE_REFUSALS.get(str(exc.extra.get("rule", "")), MERGE_REFUSALS["default"]))
@@ -197,6 +198,8 @@ def distinct(container: ContainerDep, actor: ActorDep, first: Annotated[uuid.UUI
 MERGE_REFUSALS = {
     "DifferentIns": i18n.N_("These records carry two different INS: they are two different people."),
     "DeclaredDistinct": i18n.N_("These records were declared two different people (twins?)."),
+    "TwinsSuspected": i18n.N_("These records may be twins: check the identity documents, then tick "
+                              "\"Not twins\" to merge them."),
     "default": i18n.N_("These records cannot be merged: state the reason, and check that neither was merged already."),
 }
 STATUS_LABELS = {

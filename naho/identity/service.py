@@ -476,10 +476,12 @@ class MergeUndone:
 
 
 def merge_patients(uow: UnitOfWork, actor: Actor, survivor_id: uuid.UUID, merged_id: uuid.UUID, reason: str,
-                   port: CareRelationshipPort, movers: Sequence[PatientDataMover]) -> uuid.UUID:
+                   port: CareRelationshipPort, movers: Sequence[PatientDataMover], *,
+                   twins_ruled_out: bool = False) -> uuid.UUID:
     """Make two records of one person one: the merged record's data follows the survivor, the
-    merged record only redirects afterwards. Refused for two different INS and for pairs
-    declared distinct (twins). Identity vigilance only; undo with `undo_merge`."""
+    merged record only redirects afterwards. Refused for two different INS, for pairs declared
+    distinct, and for a pair the matcher suspects to be twins unless the person merging states
+    that twins were ruled out (documents checked). Identity vigilance only; undo with `undo_merge`."""
     if survivor_id == merged_id:
         raise MergeRefused("a record cannot be merged into itself")
     if len(reason.strip()) < 5:
@@ -501,6 +503,9 @@ def merge_patients(uow: UnitOfWork, actor: Actor, survivor_id: uuid.UUID, merged
                                                    NotDuplicate.second_id == high)).first():
             raise MergeRefused("identity vigilance declared these two records distinct people",
                                rule="DeclaredDistinct")
+        if not twins_ruled_out and rules.match(traits_of(survivor), traits_of(merged)).twins_suspected:
+            raise MergeRefused("these records may be twins: check the documents, then confirm twins are ruled out",
+                               rule="TwinsSuspected")
         moved = {mover.name: mover.move(s, merged_id, survivor_id) for mover in movers}
         if merged.ins and not survivor.ins:
             survivor.ins, survivor.ins_oid, merged.ins = merged.ins, merged.ins_oid, None
@@ -511,7 +516,8 @@ def merge_patients(uow: UnitOfWork, actor: Actor, survivor_id: uuid.UUID, merged
                            reason=reason.strip(), moved=moved)
         s.add(row)
         s.flush()
-        _event(s, actor, survivor, "merge", before=survivor.status, merged=merged.ipp, reason=reason.strip())
+        _event(s, actor, survivor, "merge", before=survivor.status, merged=merged.ipp, reason=reason.strip(),
+               twins_ruled_out=twins_ruled_out)
         _event(s, actor, merged, "merged-into", before=merged.status, survivor=survivor.ipp)
         for patient_id in (survivor_id, merged_id):
             audit.record(s, actor, "patient:identity:merged", at=now, patient_id=patient_id, target=str(row.id),

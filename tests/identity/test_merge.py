@@ -27,10 +27,11 @@ def _two_records_of_paul(client: TestClient) -> tuple[str, str, str]:
     return first, second, stay
 
 
-def _merge(client: TestClient, survivor: str, merged: str, reason: str = "Même personne, pièce d'identité vue"):  # type: ignore[no-untyped-def]
+def _merge(client: TestClient, survivor: str, merged: str, reason: str = "Même personne, pièce d'identité vue",  # type: ignore[no-untyped-def]
+           **more: str):
     return client.post("/identitovigilance/fusion", data={
         "survivor": survivor, "merged": merged, "reason": reason,
-        "csrf_token": form_token(client, "/identitovigilance")}, follow_redirects=False)
+        "csrf_token": form_token(client, "/identitovigilance"), **more}, follow_redirects=False)
 
 
 def test_a_merge_moves_the_stays_and_redirects_the_merged_record(client: TestClient, app) -> None:  # type: ignore[no-untyped-def]
@@ -90,6 +91,22 @@ def test_declared_twins_are_never_merged(client: TestClient) -> None:
     client.post("/identitovigilance/distincts", data={"first": a, "second": b,
                                                       "csrf_token": form_token(client, "/identitovigilance")})
     assert _merge(client, a, b).status_code == 409
+
+
+def test_suspected_twins_are_merged_only_once_twins_are_ruled_out(client: TestClient) -> None:
+    # Same birth name, birth date and place, other first name: the matcher suspects twins.
+    login(client, VIGILANCE)
+    a = _post(client, "/api/patients", PAUL).json()["id"]
+    b = _post(client, "/api/patients", {**PAUL, "first_names": "Pierre",
+                                        "confirm_reason": "jumeaux ? à vérifier"}).json()["id"]
+    page = client.get("/identitovigilance").text
+    assert "jumeau ?" in page and 'name="not_twins"' in page
+    refused = _merge(client, a, b)
+    assert refused.status_code == 409 and "jumeaux" in refused.text
+    assert client.get(f"/patients/{b}", follow_redirects=False).status_code == 200  # not merged
+    # The legitimate twin: documents show one person (the first name was mistyped), stated so.
+    merged = _merge(client, a, b, reason="Même personne : CNI vue, prénom mal saisi", not_twins="yes")
+    assert merged.status_code == 303 and merged.headers["location"] == f"/patients/{a}"
 
 
 def test_a_merge_needs_a_reason_and_identity_vigilance(client: TestClient, app) -> None:  # type: ignore[no-untyped-def]
