@@ -152,6 +152,23 @@ def test_an_a40_merges_two_records_known_by_the_senders_ipps(container: Containe
     assert missing[:3] == ("AE", "F8", "PriorIdentifierMissing")
 
 
+def test_an_a40_of_suspected_twins_waits_for_identity_vigilance(container: Container, gam: AdtListener) -> None:
+    assert send(gam, message("A28", "T1", foreign="G700", name="MARTIN^LUC^LUC"))[0] == "AA"
+    # His twin brother: same birth name, date and place, another first name.
+    brother = identity.register_patient(container.uow(), VIGILANCE, PatientCreate(
+        birth_name="MARTIN", first_names="PAUL", sex="M", birth_date=date(1970, 1, 1)),
+        confirm_reason="jumeau de Luc, vu à l'accueil")
+    with container.session_factory() as s:
+        s.add(ForeignIdentifier(authority="GAM", kind="PI", value="G701", patient_id=brother.id,
+                                recorded_at=brother.created_at, source="test"))
+        s.commit()
+    refused = send(gam, message("A40", "T2", foreign="G700", name="MARTIN^LUC^LUC", mrg="G701^^^GAM^PI",
+                                structure="ADT_A39"))
+    assert refused[:3] == ("AE", "T2", "TwinsSuspected")
+    with container.session_factory() as s:
+        assert identity.merges(s) == []  # both records stay
+
+
 def test_an_a47_renames_the_senders_ipp_and_never_ours_nor_an_ins(container: Container, gam: AdtListener) -> None:
     assert send(gam, message("A28", "H1", foreign="G600"))[0] == "AA"
     ipp = patient_ipp(container, "MARTIN")
