@@ -158,5 +158,5 @@ def remember_patients(session: Session, identifiers: Sequence[tuple[str, str, uu
     new = [{"id": uuid.uuid4(), "authority": a, "kind": PATIENT, "value": v, "patient_id": p, "encounter_id": None,
             "recorded_at": now, "source": source[:300]} for (a, v), p in wanted.items() if (a, v) not in known]
     if new:
-        session.execute(insert(ForeignIdentifier), new)
+        session.execute(insert(ForeignIdentifier.__table__), new)
     return len(new)
