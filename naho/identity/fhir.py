@@ -165,15 +165,6 @@ VISIBILITY_SCAN = 4
 _SEX_BY_GENDER = {"male": "M", "female": "F", "unknown": "I"}
 
 
-def _prefix_range(column: Any, prefix: str) -> ColumnElement[bool]:
-    """`column` starts with `prefix`, as a range a B-tree index answers (LIKE 'x%' uses no index on
-    SQLite, whose LIKE ignores case, nor on PostgreSQL outside the C collation). Stored names are
-    normalised (A-Z, space, hyphen, apostrophe: `rules.normalise_name`), so in code-point order
-    every name starting with the prefix lies in [prefix, prefix with its last letter + 1)."""
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return and_(column >= prefix, column < upper)
-
-
 def _given_clause(given: str) -> ColumnElement[bool] | None:
     wanted = rules.normalise_name(given)
     if not wanted:
@@ -206,8 +197,8 @@ def _queries(c: PatientCriteria, exact: bool) -> list[tuple[Select[tuple[Patient
     if c.family or c.name:
         if not family:
             return []
-        birth = _prefix_range(PatientRow.birth_name, family)
-        used = _prefix_range(PatientRow.used_name, family)
+        birth = service.prefix_range(PatientRow.birth_name, family)
+        used = service.prefix_range(PatientRow.used_name, family)
         return [
             (base.where(birth).order_by(PatientRow.birth_name, PatientRow.first_names, PatientRow.id),
              lambda r: r.birth_name),

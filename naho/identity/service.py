@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import ColumnElement, and_, func, insert, not_, select
 from sqlalchemy.orm import Session
 
 from naho.identity import rules
@@ -254,10 +254,20 @@ def history(session: Session, patient_id: uuid.UUID) -> list[IdentityEventPublic
                                 status_after=r.status_after, proof=r.proof) for r in rows]
 
 
+def prefix_range(column: Any, prefix: str) -> ColumnElement[bool]:
+    """`column` starts with `prefix`, as a range a B-tree index answers (LIKE 'x%' uses no index on
+    SQLite, whose LIKE ignores case, nor on PostgreSQL outside the C collation). Stored names are
+    normalised (A-Z, space, hyphen, apostrophe: `rules.normalise_name`), so in code-point order
+    every name starting with the prefix lies in [prefix, prefix with its last letter + 1)."""
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return and_(column >= prefix, column < upper)
+
+
 def search_patients(uow: UnitOfWork, actor: Actor, query: str, port: CareRelationshipPort, *,
                     birth_date: date | None = None, limit: int = 30) -> list[PatientPublic]:
     """By IPP, INS or name (birth or used, then first name), optionally birth date; only the
-    patients this person may open are returned, and the search is audited."""
+    patients this person may open are returned, and the search is audited. A name is two ordered
+    range scans (birth name, then used name) that stop at the page, whatever the size of the index."""
     text = query.strip()
     with uow:
         s = uow.session
@@ -265,24 +275,32 @@ def search_patients(uow: UnitOfWork, actor: Actor, query: str, port: CareRelatio
         if not text and birth_date is None:
             return []
         q = select(Patient).where(Patient.merged_into_id.is_(None))
+        if birth_date is not None:
+            q = q.where(Patient.birth_date == birth_date)
+        queries: list[tuple[Any, Any]] = []
         if text.isdigit() and len(text) <= 10:
-            q = q.where(Patient.ipp == text.zfill(8))
+            queries.append((q.where(Patient.ipp == text.zfill(8)), Patient.birth_name))
         elif len(text) == 15 and text[:1] in "12":
             # The INS identifies only a qualified identity (RNIV EXI SI 08).
-            q = q.where(Patient.ins == text.upper(), Patient.status == str(rules.IdentityStatus.QUALIFIED))
+            queries.append((q.where(Patient.ins == text.upper(),
+                                    Patient.status == str(rules.IdentityStatus.QUALIFIED)), Patient.birth_name))
         elif text:
             words = rules.normalise_name(text).split()
             if not words:
                 return []
-            name = words[0]
-            q = q.where(or_(Patient.birth_name.like(f"{name}%"), Patient.used_name.like(f"{name}%")))
             if len(words) > 1:
                 q = q.where(Patient.first_names.like(f"{words[1]}%"))
-        if birth_date is not None:
-            q = q.where(Patient.birth_date == birth_date)
-        rows = list(s.scalars(q.order_by(Patient.birth_name, Patient.first_names).limit(limit * 4)))
+            birth, used = prefix_range(Patient.birth_name, words[0]), prefix_range(Patient.used_name, words[0])
+            queries += [(q.where(birth), Patient.birth_name), (q.where(used, not_(birth)), Patient.used_name)]
+        else:
+            queries.append((q, Patient.birth_name))
+        found: list[tuple[tuple[str, str, str], Patient]] = []
+        for select_rows, name in queries:
+            rows = s.scalars(select_rows.order_by(name, Patient.first_names, Patient.id).limit(limit * 4))
+            found += [((getattr(r, name.key) or "", r.first_names, str(r.id)), r) for r in rows]
+        found.sort(key=lambda pair: pair[0])
         purposes = (Purpose.ADMINISTRATION, Purpose.IDENTITY, Purpose.CARE)
-        visible = [r for r in rows if any(decide(s, actor, r.id, p, now, port) for p in purposes)][:limit]
+        visible = [r for _key, r in found if any(decide(s, actor, r.id, p, now, port) for p in purposes)][:limit]
         audit.record(s, actor, "patient:search", at=now, target=text[:100] or None,
                      details={"shown": [str(r.id) for r in visible]})
         uow.commit()

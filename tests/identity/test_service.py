@@ -109,6 +109,23 @@ def test_search_shows_only_patients_the_user_may_see(client: TestClient, app) ->
         assert nurse.get(f"/api/patients/{patient['id']}").status_code == 404
 
 
+def test_search_by_name_prefix_finds_birth_and_used_names_in_order(client: TestClient) -> None:
+    login(client, CLERK)
+    people = [_register(client, birth_name=name, first_names=first, used_name=used, birth_date=born,
+                        confirm_reason="autre personne").json()
+              for name, first, used, born in (("Lefort", "Paul", "", "1960-01-01"),
+                                              ("Martin", "Anne", "Lefebvre", "1970-05-05"),
+                                              ("Lenoir", "Eve", "", "1980-02-02"),
+                                              ("Dupont", "Luc", "", "1990-03-03"))]
+    found = [p["birth_name"] for p in client.get("/api/patients", params={"q": "lef"}).json()]
+    # Birth names and used names starting with LEF, ordered by the name that matched.
+    assert found == ["MARTIN", "LEFORT"]  # MARTIN by her married name LEFEBVRE, then LEFORT
+    assert [p["first_names"] for p in client.get("/api/patients", params={"q": "lef pa"}).json()] == ["PAUL"]
+    assert client.get("/api/patients", params={"q": "lez"}).json() == []
+    by_day = client.get("/api/patients", params={"q": "", "birth_date": "1980-02-02"}).json()
+    assert [p["id"] for p in by_day] == [people[2]["id"]]
+
+
 def test_identity_vigilance_sees_possible_duplicates_and_separates_twins(client: TestClient) -> None:
     login(client, VIGILANCE)
     _register(client)
