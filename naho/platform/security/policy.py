@@ -98,15 +98,15 @@ class Policy:
         actor = await authenticate(request, allow_mfa_pending=self.allow_mfa_pending)
         request.state.actor = actor
         try:
+            if not self.anonymous and actor is None:
+                # No credential at all: the answer is "authenticate" (401 or the login page), before
+                # CSRF, which guards requests carrying an ambient credential.
+                if wants_html(request):
+                    raise LoginRequired(request.url.path)
+                raise HTTPException(401, detail=AUTHENTICATION_REQUIRED, headers={"WWW-Authenticate": "Bearer"})
             await check_csrf(request)
-            if not self.anonymous:
-                if actor is None:
-                    if wants_html(request):
-                        raise LoginRequired(request.url.path)
-                    raise HTTPException(401, detail=AUTHENTICATION_REQUIRED,
-                                        headers={"WWW-Authenticate": "Bearer"})
-                if self.roles is not None and not roles_allow(actor.roles, self.roles):
-                    raise HTTPException(403, detail=ROLE_REFUSED)
+            if actor is not None and self.roles is not None and not roles_allow(actor.roles, self.roles):
+                raise HTTPException(403, detail=ROLE_REFUSED)
             yield
         finally:
             # The CSRF check may have parsed a multipart form (uploads spooled to temporary
