@@ -8,7 +8,7 @@ history and the audit trail in one transaction. Reading an identity goes through
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -264,21 +264,28 @@ def prefix_range(column: Any, prefix: str) -> ColumnElement[bool]:
 
 
 def search_patients(uow: UnitOfWork, actor: Actor, query: str, port: CareRelationshipPort, *,
-                    birth_date: date | None = None, limit: int = 30) -> list[PatientPublic]:
-    """By IPP, INS or name (birth or used, then first name), optionally birth date; only the
-    patients this person may open are returned, and the search is audited. A name is two ordered
-    range scans (birth name, then used name) that stop at the page, whatever the size of the index."""
+                    birth_date: date | None = None, among: Collection[uuid.UUID] | None = None,
+                    limit: int = 30) -> list[PatientPublic]:
+    """By IPP, INS or name (birth or used, then first name), optionally birth date, or among the
+    patients another domain found (`among`: e.g. the patient of a stay number; `query` is then
+    only what the trail records); only the patients this person may open are returned, and the
+    search is audited. A name is two ordered range
+    scans (birth name, then used name) that stop at the page, whatever the size of the index."""
     text = query.strip()
     with uow:
         s = uow.session
         now = uow.clock.now()
-        if not text and birth_date is None:
+        if not text and birth_date is None and among is None:
             return []
         q = select(Patient).where(Patient.merged_into_id.is_(None))
         if birth_date is not None:
             q = q.where(Patient.birth_date == birth_date)
+        if among is not None:
+            q = q.where(Patient.id.in_(list(among)))
         queries: list[tuple[Any, Any]] = []
-        if text.isdigit() and len(text) <= 10:
+        if among is not None:
+            queries.append((q, Patient.birth_name))
+        elif text.isdigit() and len(text) <= 8:
             queries.append((q.where(Patient.ipp == text.zfill(8)), Patient.birth_name))
         elif len(text) == 15 and text[:1] in "12":
             # The INS identifies only a qualified identity (RNIV EXI SI 08).

@@ -3,8 +3,9 @@ bed board. Every read goes through the one door and is audited."""
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from starlette.responses import Response
 
 from naho.identity import service as identity
 from naho.identity.pages import PROOF_LABELS, REFUSAL_LABELS
+from naho.identity.schemas import PatientPublic
 from naho.platform import access, i18n
 from naho.platform.access import Purpose, reading_purpose
 from naho.platform.deps import ActorDep, ContainerDep
@@ -424,6 +426,32 @@ def review(grant_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
     return RedirectResponse("/bris-de-glace/revue", status_code=303)
 
 
+_DAY = re.compile(r"^(\d{2})/(\d{2})/(\d{4})$")
+
+
+def _search_patients(container: ContainerDep, actor: ActorDep, query: str) -> list[PatientPublic]:
+    """The patients the shell's search box names: an NDA (the stay's patient), or IPP, INS, name,
+    with a birth date written dd/mm/yyyy among the words (alone: everyone born that day)."""
+    if service.NDA_PATTERN.match(query):
+        with container.session_factory() as s:
+            among = service.patients_by_nda(s, query)
+        return identity.search_patients(container.uow(), actor, query, container.ports["care"], among=among,
+                                        limit=20)
+    born = None
+    words = []
+    for word in query.split():
+        day = _DAY.match(word)
+        if day and born is None:
+            try:
+                born = date(int(day[3]), int(day[2]), int(day[1]))
+                continue
+            except ValueError:
+                pass  # not a date: searched as a word
+        words.append(word)
+    return identity.search_patients(container.uow(), actor, " ".join(words), container.ports["care"],
+                                    birth_date=born, limit=20)
+
+
 @router.get("/recherche", dependencies=[Depends(STAFF)])
 def search(request: Request, container: ContainerDep, actor: ActorDep,
            q: Annotated[str, Query(max_length=100)] = "") -> Response:
@@ -431,7 +459,7 @@ def search(request: Request, container: ContainerDep, actor: ActorDep,
     query = q.strip()
     found_units, found_staff, found_patients = [], [], []
     if query:
-        found_patients = identity.search_patients(container.uow(), actor, query, container.ports["care"], limit=20)
+        found_patients = _search_patients(container, actor, query)
         with container.session_factory() as s:
             needle = query.lower()
             for e in sites.establishment_choices(s):

@@ -8,6 +8,7 @@ cannot both succeed.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -526,6 +527,15 @@ def stays_of(session: Session, patient_id: uuid.UUID) -> list[EncounterPublic]:
     for code in {e.establishment_code for e in encounters}:
         names.update({u.code: u.name for u in sites.unit_choices(session, code)})
     return [_public(session, e, movements.get(e.id, []), names) for e in encounters]
+
+
+#: An NDA as naho numbers stays (9 digits); an IPP has 8.
+NDA_PATTERN = re.compile(r"^\d{9}$")
+
+
+def patients_by_nda(session: Session, nda: str) -> list[uuid.UUID]:
+    """The patient of the stay with this NDA (none if unknown); the caller decides visibility."""
+    return list(session.scalars(select(Encounter.patient_id).where(Encounter.nda == nda.strip())))
 
 
 def get_encounter(session: Session, encounter_id: uuid.UUID) -> EncounterPublic:

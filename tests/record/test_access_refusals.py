@@ -4,11 +4,13 @@ anonymous visitors, staff outside the care team, and other roles without the pur
 from __future__ import annotations
 
 import re
+import uuid
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from naho.record import service as record
 from tests.personas import CLERK, NURSE, PORTER, form_token, login
 
 
@@ -86,3 +88,18 @@ def test_the_shell_search_finds_only_visible_patients(client: TestClient, app: F
     with TestClient(app) as nurse:
         login(nurse, NURSE)
         assert "HENNEBELLE" not in nurse.get("/recherche", params={"q": "Hennebelle"}).text
+
+
+def test_the_shell_search_finds_a_patient_by_stay_number_and_birth_date(client: TestClient, app: FastAPI) -> None:
+    _patient, stay = _setup(client)
+    with app.state.container.session_factory() as s:
+        nda = record.get_encounter(s, uuid.UUID(stay)).nda
+    assert "HENNEBELLE Rose" in client.get("/recherche", params={"q": nda}).text
+    assert "HENNEBELLE Rose" in client.get("/recherche", params={"q": "29/02/1944"}).text
+    assert "HENNEBELLE Rose" in client.get("/recherche", params={"q": "henne 29/02/1944"}).text
+    assert "HENNEBELLE Rose" not in client.get("/recherche", params={"q": "henne 28/02/1944"}).text
+    assert "HENNEBELLE Rose" not in client.get("/recherche", params={"q": "999999999"}).text  # no such stay
+    with TestClient(app) as nurse:  # the stay number of a patient she may not see finds nothing
+        login(nurse, NURSE)
+        assert "HENNEBELLE" not in nurse.get("/recherche", params={"q": nda}).text
+        assert "HENNEBELLE" not in nurse.get("/recherche", params={"q": "29/02/1944"}).text
