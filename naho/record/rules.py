@@ -56,15 +56,10 @@ _PV1_CLASS: dict[EncounterClass, str] = {
     EncounterClass.OUTPATIENT: "O",
 }
 
-# Direction of a class change in the A06/A07 matrix of §5.3.5: A06 towards the same or a
-# heavier level of care (O→E, E→I, I↔R), A07 towards a lighter one.
-_CARE_LEVEL: dict[EncounterClass, int] = {
-    EncounterClass.OUTPATIENT: 0,
-    EncounterClass.EMERGENCY: 1,
-    EncounterClass.INPATIENT: 2,
-    EncounterClass.DAY_HOSPITAL: 2,
-    EncounterClass.SESSION: 2,
-}
+# The A06/A07 matrix of §5.3.5 reads by destination: a change towards hospitalisation (full or
+# partial, PV1-2 I or R) is an A06, towards emergency or outpatient (E or O) an A07 — so
+# outpatient → emergency is an A07 too.
+_HOSPITALISED = frozenset({"I", "R"})
 
 # Arrivals notified as "Register outpatient" (A04) rather than "Admit inpatient" (A01), §5.3.2.
 _REGISTERED_CLASSES = frozenset({EncounterClass.EMERGENCY, EncounterClass.OUTPATIENT})
@@ -502,7 +497,7 @@ def change_class(stay: Stay, new_class: EncounterClass, *, movement_id: str, at:
                  unit_code: str | None = None, bed_code: str | None = None, unit_beds: Collection[str] = (),
                  now: datetime) -> Stay:
     """Switch the stay's class (bascule A06/A07, PAM FR §5.3.5), e.g. emergency → inpatient,
-    optionally into a new unit and bed. A06 towards the same or heavier care, A07 otherwise.
+    optionally into a new unit and bed. A06 towards hospitalisation, A07 towards E or O.
 
     Inpatient ↔ day hospital keeps PV1-2 = I: that is a mutation (A02) to the other unit.
     """
@@ -519,9 +514,11 @@ def change_class(stay: Stay, new_class: EncounterClass, *, movement_id: str, at:
 
 
 def class_change_kind(old_class: EncounterClass, new_class: EncounterClass) -> MovementKind:
-    """A06 (towards the same or heavier care) or A07 (lighter), the matrix of PAM FR §5.3.5."""
-    heavier = _CARE_LEVEL[new_class] >= _CARE_LEVEL[old_class]
-    return MovementKind.CLASS_TO_INPATIENT if heavier else MovementKind.CLASS_TO_OUTPATIENT
+    """A06 towards hospitalisation (I, R), A07 towards emergency or outpatient (E, O), whatever the
+    class left: the matrix of PAM FR §5.3.5 depends on the destination only."""
+    if pv1_class(new_class) in _HOSPITALISED:
+        return MovementKind.CLASS_TO_INPATIENT
+    return MovementKind.CLASS_TO_OUTPATIENT
 
 
 def cancel_last(stay: Stay, kind: MovementKind, *, now: datetime, movement_id: str | None = None) -> Stay:

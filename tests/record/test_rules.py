@@ -358,12 +358,12 @@ def test_cancelling_the_admission_of_a_pre_admitted_stay_leaves_it_pre_admitted(
 # --- class changes -------------------------------------------------------------------------------
 
 
-# PAM FR §5.3.5: A06 towards the same or a heavier level of care, A07 towards a lighter one.
+# PAM FR §5.3.5: the matrix reads by destination: A06 towards I or R, A07 towards E or O.
 @pytest.mark.parametrize(("source", "target", "trigger"), [
     (C.EMERGENCY, C.INPATIENT, "A06"), (C.EMERGENCY, C.SESSION, "A06"), (C.EMERGENCY, C.OUTPATIENT, "A07"),
     (C.INPATIENT, C.EMERGENCY, "A07"), (C.INPATIENT, C.SESSION, "A06"), (C.INPATIENT, C.OUTPATIENT, "A07"),
     (C.SESSION, C.EMERGENCY, "A07"), (C.SESSION, C.INPATIENT, "A06"), (C.SESSION, C.OUTPATIENT, "A07"),
-    (C.OUTPATIENT, C.EMERGENCY, "A06"), (C.OUTPATIENT, C.INPATIENT, "A06"), (C.OUTPATIENT, C.SESSION, "A06"),
+    (C.OUTPATIENT, C.EMERGENCY, "A07"), (C.OUTPATIENT, C.INPATIENT, "A06"), (C.OUTPATIENT, C.SESSION, "A06"),
     (C.DAY_HOSPITAL, C.OUTPATIENT, "A07"), (C.DAY_HOSPITAL, C.SESSION, "A06"),
 ])
 def test_a_class_change_follows_the_pam_matrix(source: EncounterClass, target: EncounterClass, trigger: str) -> None:
