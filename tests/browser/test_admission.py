@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -67,3 +69,40 @@ def test_a_taken_bed_is_explained(page) -> None:  # type: ignore[no-untyped-def]
         page.get_by_role("button", name="Admettre", exact=True).click()
         page.wait_for_load_state()
     assert "Ce lit est déjà occupé" in page.get_by_role("alert").inner_text()
+
+
+def test_pre_admit_then_record_the_arrival_and_change_the_kind_of_stay(page) -> None:  # type: ignore[no-untyped-def]
+    _sign_in(page, CLERK)
+    page.goto(page.base + "/patients/nouveau")
+    page.get_by_label("Nom de naissance").fill("Lemaire")
+    page.get_by_label("Prénoms de naissance").fill("Armand")
+    page.get_by_label("Sexe").select_option("M")
+    page.get_by_label("Date de naissance").fill("1952-09-30")
+    page.get_by_role("button", name="Créer le dossier").click()
+    page.wait_for_url(re.compile(r"/patients/[0-9a-f-]{36}$"))
+
+    # Planned for tomorrow morning in cardiology: the stay has its NDA, no bed is taken yet.
+    tomorrow = (datetime.now(ZoneInfo("Europe/Paris")) + timedelta(days=1)).strftime("%Y-%m-%dT09:30")
+    page.locator("#pre-establishment").select_option("LENS")
+    page.locator("#pre-unit").select_option("LENS-MED-CARDIO")
+    page.locator("#pre-at").fill(tomorrow)
+    page.get_by_role("button", name="Pré-admettre").click()
+    page.wait_for_selector("#planned-stays")
+    planned = page.locator("#planned-stays").inner_text()
+    assert "NDA" in planned and "09:30" in planned
+
+    # The patient comes in: the arrival turns the pre-admission into the admission, same NDA.
+    page.locator("#planned-stays input[name=bed]").fill("LENS-MED-CARDIO-104-1")
+    page.get_by_role("button", name="Enregistrer l'arrivée").click()
+    page.wait_for_selector("#location")
+    assert "Cardiologie" in page.locator("#location").inner_text()
+    assert page.locator("#planned-stays").count() == 0
+
+    # Seen in the morning, he goes home and comes back as an outpatient: an A07.
+    page.get_by_text("Changer le type de séjour").first.click()
+    page.locator("#class-new").select_option("outpatient")
+    page.get_by_role("button", name="Changer le type de séjour").click()
+    page.wait_for_load_state()
+    stays = page.locator("#stays").inner_text()
+    assert "A05" in stays and "A01" in stays and "A07" in stays
+    assert page.console_errors == []
