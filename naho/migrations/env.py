@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine, text
 
 import naho.identity.models
+import naho.medication.models
 import naho.platform.access
 import naho.platform.audit
 import naho.platform.counters
