@@ -26,7 +26,9 @@ sites_app = typer.Typer(help="The group's establishments, units, rooms and beds.
 token_app = typer.Typer(help="Bearer tokens for systems and scripts calling the API.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(sites_app, name="sites")
+medication_app = typer.Typer(help="The formulary (livret thérapeutique) and medication orders.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+app.add_typer(medication_app, name="medication")
 console = Console()
 
 
@@ -216,6 +218,31 @@ def sites_import(
         report = service.import_reference(uow, SYSTEM_ACTOR, spec,
                                           progress=lambda done, total: bar.update(task, completed=done))
     console.print(f"created {report.created} · updated {report.updated} · deactivated {report.deactivated}")
+
+
+@medication_app.command("import")
+def medication_import(
+    file: Annotated[Path | None, typer.Argument(help="Formulary file (default: the shipped one).")] = None,
+) -> None:
+    """Import the formulary; idempotent (upserted by code, products removed become inactive)."""
+    from naho.medication import service
+    from naho.medication.catalogue import FORMULARY
+    from naho.platform.errors import DomainError
+    from naho.platform.security.actor import SYSTEM_ACTOR
+
+    settings = _settings()
+    with _database(settings) as uow:
+        try:
+            with uow:
+                report = service.import_formulary(uow.session, SYSTEM_ACTOR, file or FORMULARY,
+                                                  now=uow.clock.now())
+                uow.commit()
+        except (DomainError, OSError) as exc:
+            console.print(f"[red]{getattr(exc, 'detail', exc)}[/red]")
+            raise typer.Exit(1) from exc
+    console.print(f"formulary {report.version}: {report.substances} substances, {report.products} products, "
+                  f"{report.interactions} interactions · added {report.added} · updated {report.updated} · "
+                  f"withdrawn {report.withdrawn}")
 
 
 @token_app.command("create")

@@ -80,6 +80,26 @@ def _obs(row: Observation) -> ObservationPublic:
                              unit=row.unit, effective_at=row.effective_at, recorded_by=row.recorded_by)
 
 
+def current_encounter(session: Session, patient_id: uuid.UUID) -> uuid.UUID | None:
+    """The patient's stay in progress (or on leave), if any: other domains file their entries in it."""
+    return _current_encounter(session, patient_id)
+
+
+def latest_measure(session: Session, patient_id: uuid.UUID, key: str) -> float | None:
+    """The latest valid value of a vital sign (`weight`, `height`...), or None (the caller went
+    through the door). Medication orders read weight and height here."""
+    sign = rules.VITAL_SIGNS[key]
+    return session.execute(select(Observation.value).where(
+        Observation.patient_id == patient_id, Observation.loinc == sign.loinc, Observation.status == "final")
+        .order_by(Observation.effective_at.desc()).limit(1)).scalar_one_or_none()
+
+
+def active_allergy_codes(session: Session, patient_id: uuid.UUID) -> frozenset[str]:
+    """The substance codes of the patient's active allergies (`ATC:J01C`, `FOOD:peanut`)."""
+    return frozenset(session.scalars(select(Allergy.substance_code).where(
+        Allergy.patient_id == patient_id, Allergy.status == "active")))
+
+
 def read_chart(session: Session, patient_id: uuid.UUID, now: datetime) -> ChartView:
     """What the chart page shows (the caller went through the door)."""
     allergies = [AllergyPublic(id=a.id, substance_code=a.substance_code, substance_label=a.substance_label,

@@ -15,6 +15,7 @@ from faker import Faker
 from sqlalchemy import select
 
 from naho.config import DEVELOPMENT_PASSWORD, Settings
+from naho.medication import service as medication
 from naho.platform.security.actor import SYSTEM_ACTOR
 from naho.platform.security.models import Account
 from naho.platform.security.passwords import hash_password
@@ -148,6 +149,8 @@ def seed(uow: UnitOfWork, settings: Settings, *, progress: Progress | None = Non
             for account in s.scalars(select(Account).where(Account.password_hash.is_(None))):
                 account.password_hash = shared_hash
         uow.commit()
+    formulary = medication.ensure_formulary(uow, SYSTEM_ACTOR)
     patients = seed_patients(uow, count=settings.demo_patients, seed=settings.seed,
                              progress=(lambda d, t: progress("patients", d, t)) if progress else None)
-    return {"staff_created": created, **{f"{k}_created": v for k, v in report.created.items()}, **patients}
+    return {"staff_created": created, **{f"{k}_created": v for k, v in report.created.items()},
+            **({"formulary_products": formulary.products} if formulary else {}), **patients}

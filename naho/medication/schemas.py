@@ -1,0 +1,105 @@
+"""Shapes of medication orders and formulary products as the JSON API reads and answers them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from naho.medication.rules import FrequencyKind
+
+
+class OrderCreate(BaseModel):
+    """A medication order as the prescriber signs it (also the content of a new version).
+
+    The dose is per administration (`1 g`, `15 mg/kg`, `2 pres`) or, for a continuous infusion, a
+    rate (`2 mg/h`). Weight and height are the ones the prescriber states; when absent, the
+    latest measured in the chart. `override_reason` justifies the alerts that need one.
+    """
+
+    product_code: str = Field(min_length=1, max_length=60)
+    dose_value: float = Field(gt=0)
+    dose_unit: str = Field(min_length=1, max_length=30)
+    route: str = Field(min_length=1, max_length=10)
+    frequency: FrequencyKind
+    times_per_day: int | None = None
+    every_hours: float | None = None
+    max_per_24h: int | None = None
+    indication: str | None = Field(default=None, max_length=500)
+    starts_at: datetime | None = None
+    duration_days: float | None = Field(default=None, gt=0, le=366)
+    comment: str | None = Field(default=None, max_length=2000)
+    weight_kg: float | None = None
+    height_cm: float | None = None
+    pregnant: bool | None = None
+    override_reason: str | None = Field(default=None, max_length=1000)
+
+
+class StatusChange(BaseModel):
+    """Suspend, resume or stop: why (optional), and the reason overriding alerts on resuming."""
+
+    reason: str | None = Field(default=None, max_length=1000)
+    override_reason: str | None = Field(default=None, max_length=1000)
+
+
+class AlertPublic(BaseModel):
+    kind: str
+    severity: str
+    message: str  # in the reader's language
+    params: dict[str, Any]
+    substance: str | None
+    override_reason: str | None = None
+
+
+class OrderPublic(BaseModel):
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    encounter_id: uuid.UUID | None
+    replaces_id: uuid.UUID | None
+    version: int
+    status: str
+    review_status: str
+    product_code: str
+    product_name: str
+    dose_value: float
+    dose_unit: str
+    route: str
+    frequency: str
+    times_per_day: int | None
+    every_hours: float | None
+    max_per_24h: int | None
+    indication: str | None
+    starts_at: datetime
+    ends_at: datetime | None
+    comment: str | None
+    weight_kg: float | None
+    height_cm: float | None
+    override_reason: str | None
+    prescriber: str
+    created_at: datetime
+    status_changed_at: datetime | None
+    status_reason: str | None
+    alerts: list[AlertPublic]
+
+
+class ProductPublic(BaseModel):
+    code: str
+    name: str
+    atc: str
+    form: str
+    routes: list[str]
+    active: bool
+
+
+class ImportReport(BaseModel):
+    import_id: uuid.UUID
+    version: str
+    sha256: str
+    substances: int
+    products: int
+    interactions: int
+    added: int
+    updated: int
+    withdrawn: int

@@ -1,0 +1,553 @@
+"""Use cases of medication orders: import the formulary, prescribe with the safety checks, modify,
+suspend, resume, stop, stop at discharge, list a patient's orders.
+
+Same shape as record.service: the one door first (purpose care), the patient's context read from
+the record (identity, weight and height, allergies, orders in force), the pure checks
+(`rules.check_order`), then write, audit, in one transaction. Only physicians prescribe. A
+blocking alert refuses the order (422); alerts needing a reason refuse it without one (409);
+either refusal is audited and saves nothing else (arrêté du 6 avril 2011: contraindications are
+hard stops, every override is traced). Each new version waits for the pharmacist's analysis
+(`review_status` pending), which a later step adds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from naho.identity import service as identity
+from naho.medication import rules
+from naho.medication.catalogue import (
+    ANSM_INDEX,
+    ANSM_THESAURUS,
+    FORMULARY,
+    ansm_classes,
+    ansm_interactions,
+    map_to_formulary,
+    parse_formulary,
+)
+from naho.medication.models import (
+    FormularyImport,
+    FormularyInteraction,
+    FormularyProduct,
+    FormularySubstance,
+    MedicationOrder,
+    MedicationOrderAlert,
+)
+from naho.medication.schemas import AlertPublic, ImportReport, OrderCreate, OrderPublic, ProductPublic, StatusChange
+from naho.platform import audit, i18n
+from naho.platform.access import CareRelationshipPort, Purpose, access_patient
+from naho.platform.errors import Conflict, DomainError, Forbidden, NotFound
+from naho.platform.security.actor import SYSTEM_ACTOR, Actor
+from naho.platform.security.rules import Role
+from naho.platform.uow import UnitOfWork
+from naho.record import chart
+
+#: Order statuses; only `active` orders are given and checked against a new one.
+ACTIVE, SUSPENDED, STOPPED, REPLACED = "active", "suspended", "stopped", "replaced"
+IN_FORCE = (ACTIVE, SUSPENDED)
+#: The pharmacist's analysis of each version (arrêté du 6 avril 2011, art. 13).
+REVIEW_PENDING = "pending"
+PRESCRIBERS = frozenset({Role.PHYSICIAN})
+PRODUCTS_SHOWN = 20
+#: Audit tags of what was done (the door's event names what was asked).
+_DONE = {SUSPENDED: "medication:order:suspended", ACTIVE: "medication:order:resumed",
+         STOPPED: "medication:order:stopped"}
+
+
+# --- errors ------------------------------------------------------------------------------------------
+
+
+class PrescriberRequired(Forbidden):
+    """Only a physician signs a medication order."""
+
+
+class OrderInvalid(DomainError):
+    """The order is malformed (unknown product or unit, incomplete schedule): nothing was checked."""
+
+    title = "Invalid medication order"
+
+
+class OrderBlocked(DomainError):
+    """A blocking alert stands (contraindication, allergy, missing weight...): never signed."""
+
+    title = "Medication order refused"
+
+
+class OverrideReasonRequired(Conflict):
+    """Alerts need a reason from the prescriber, which was not given."""
+
+    title = "Override reason required"
+
+
+class OrderNotFound(NotFound):
+    """No such order, or not one this person may open."""
+
+
+class OrderNotInForce(Conflict):
+    """The order was stopped or replaced (or is not in the state the change needs)."""
+
+
+# --- the formulary as stored ----------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """A rules value as JSON: dataclasses as objects, sets sorted, enums by value."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, frozenset | set):
+        return sorted(_plain(v) for v in value)
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _substance(data: dict[str, Any]) -> rules.Substance:
+    return rules.Substance(
+        code=data["code"], name=data["name"], atc=data["atc"],
+        dose_limits=tuple(rules.DoseLimit(**{**d, "routes": frozenset(d["routes"])}) for d in data["dose_limits"]),
+        renal=tuple(rules.RenalRule(**r) for r in data["renal"]),
+        pregnancy=rules.PregnancyRisk(data["pregnancy"]) if data["pregnancy"] else None,
+        pregnancy_note=data["pregnancy_note"], duplicate_class=data["duplicate_class"],
+        interaction_keys=frozenset(data["interaction_keys"]), narcotic=data["narcotic"],
+        age=tuple(rules.AgeRule(**a) for a in data["age"]))
+
+
+def _product(data: dict[str, Any]) -> rules.Product:
+    components = tuple(rules.Component(
+        c["substance"], rules.Quantity(**c["amount"]) if c["amount"] else None, c["volume_ml"])
+        for c in data["components"])
+    return rules.Product(code=data["code"], name=data["name"], components=components, form=data["form"],
+                         routes=frozenset(data["routes"]), ucd=data["ucd"], cip13=tuple(data["cip13"]),
+                         narcotic=data["narcotic"])
+
+
+def _interaction(data: dict[str, Any]) -> rules.Interaction:
+    return rules.Interaction(data["left"], data["right"],
+                             tuple((rules.InteractionLevel(lv), cond) for lv, cond in data["levels"]),
+                             data["mechanism"], data["source"])
+
+
+def read_formulary_file(path: Path = FORMULARY) -> tuple[rules.Catalogue, str, str]:
+    """The catalogue of a formulary file with the shipped ANSM thesaurus, its version and SHA-256."""
+    raw = path.read_bytes()
+    parsed = parse_formulary(raw.decode("utf-8"), path.name)
+    classes = ansm_classes(json.loads(ANSM_INDEX.read_text(encoding="utf-8")))
+    pairs = ansm_interactions(json.loads(ANSM_THESAURUS.read_text(encoding="utf-8")))
+    return map_to_formulary(parsed, classes, pairs), parsed.version, hashlib.sha256(raw).hexdigest()
+
+
+def import_formulary(session: Session, actor: Actor, path: Path = FORMULARY, *, now: datetime) -> ImportReport:
+    """Store the formulary file, in the caller's transaction; audited.
+
+    Idempotent: substances and products are upserted by code; those no longer in the file become
+    inactive, never deleted (past orders name them); interactions are replaced whole. A malformed
+    file is refused whole (`catalogue.FormularyError`) before anything is written.
+    """
+    catalogue, version, sha256 = read_formulary_file(path)
+    number = (session.execute(select(func.max(FormularyImport.number))).scalar_one() or 0) + 1
+    record = FormularyImport(id=uuid.uuid4(), imported_at=now, imported_by=actor.label, source=path.name,
+                             sha256=sha256, version=version, counts={}, number=number)
+    session.add(record)
+    session.flush()
+    added = updated = withdrawn = 0
+    substance_rows = {code: {"name": s.name, "atc": s.atc, "definition": _plain(s)}
+                      for code, s in catalogue.substances.items()}
+    product_rows = {code: {"name": p.name, "atc": catalogue.substances[p.components[0].substance].atc,
+                           "form": p.form, "definition": _plain(p)} for code, p in catalogue.products.items()}
+    tables: list[tuple[type[FormularySubstance] | type[FormularyProduct], dict[str, dict[str, Any]]]] = [
+        (FormularySubstance, substance_rows), (FormularyProduct, product_rows)]
+    for table, wanted in tables:
+        stored: list[Any] = list(session.scalars(select(table)))  # either table: the same columns
+        existing = {row.code: row for row in stored}
+        for code, values in wanted.items():
+            row = existing.get(code)
+            if row is None:
+                session.add(table(code=code, active=True, import_id=record.id, **values))
+                added += 1
+                continue
+            if not row.active or any(getattr(row, k) != v for k, v in values.items()):
+                updated += 1
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.active, row.import_id = True, record.id
+        for code, row in existing.items():
+            if code not in wanted and row.active:
+                row.active, row.import_id = False, record.id
+                withdrawn += 1
+    session.flush()
+    session.execute(delete(FormularyInteraction))
+    if catalogue.interactions:
+        session.execute(insert(FormularyInteraction), [
+            {"import_id": record.id, "position": n, "left": i.left, "right": i.right, "source": i.source,
+             "definition": _plain(i)} for n, i in enumerate(catalogue.interactions)])
+    counts = {"substances": len(substance_rows), "products": len(product_rows),
+              "interactions": len(catalogue.interactions), "added": added, "updated": updated,
+              "withdrawn": withdrawn}
+    record.counts = counts
+    audit.record(session, actor, "medication:formulary:import", at=now, target=str(record.id),
+                 details={"source": path.name, "sha256": sha256, "version": version, **counts})
+    return ImportReport(import_id=record.id, version=version, sha256=sha256, **counts)
+
+
+_CACHE: dict[uuid.UUID, rules.Catalogue] = {}
+
+
+def catalogue(session: Session) -> rules.Catalogue:
+    """The formulary in force (active substances and products, the interactions), rebuilt from the
+    tables once per import and kept in memory."""
+    latest = session.execute(select(FormularyImport.id).order_by(FormularyImport.number.desc()).limit(1)
+                             ).scalar_one_or_none()
+    if latest is None:
+        raise OrderInvalid("no formulary has been imported (naho medication import)")
+    cached = _CACHE.get(latest)
+    if cached is not None:
+        return cached
+    substances = {row.code: _substance(row.definition) for row in session.scalars(
+        select(FormularySubstance).where(FormularySubstance.active.is_(True)))}
+    products = {row.code: _product(row.definition) for row in session.scalars(
+        select(FormularyProduct).where(FormularyProduct.active.is_(True)))}
+    interactions = tuple(_interaction(d) for d in session.scalars(
+        select(FormularyInteraction.definition).order_by(FormularyInteraction.position)))
+    built = rules.Catalogue(substances, products, interactions)
+    _CACHE.clear()  # one formulary in force: the previous import's is no longer needed
+    _CACHE[latest] = built
+    return built
+
+
+def search_products(uow: UnitOfWork, query: str) -> list[ProductPublic]:
+    """Active products whose name contains the words typed (accents and case ignored) or whose
+    ATC code starts with the query, for order entry."""
+    text = query.strip()
+    if not text:
+        return []
+    with uow:
+        cat = catalogue(uow.session)
+        words = rules.interaction_key(text).split()
+        atc = text.upper()
+        found = []
+        for product in sorted(cat.products.values(), key=lambda p: p.name):
+            first = cat.substances[product.components[0].substance]
+            name = rules.interaction_key(f"{product.name} {first.name}")
+            if all(w in name for w in words) or first.atc.startswith(atc):
+                found.append(ProductPublic(code=product.code, name=product.name, atc=first.atc, form=product.form,
+                                           routes=sorted(product.routes), active=True))
+            if len(found) >= PRODUCTS_SHOWN:
+                break
+        return found
+
+
+# --- orders ----------------------------------------------------------------------------------------
+
+
+def _require_prescriber(actor: Actor) -> None:
+    if not actor.roles & PRESCRIBERS:
+        raise PrescriberRequired("only a physician signs a medication order")
+
+
+def _rule_order(product: str, dose_value: float, dose_unit: str, route: str, frequency: str,
+                times_per_day: int | None, every_hours: float | None, max_per_24h: int | None) -> rules.Order:
+    return rules.Order(product, rules.Quantity(dose_value, dose_unit), rules.check_route(route),
+                       rules.Frequency(rules.FrequencyKind(frequency), times_per_day, every_hours, max_per_24h))
+
+
+def _order_of(data: OrderCreate) -> rules.Order:
+    try:
+        order = _rule_order(data.product_code, data.dose_value, data.dose_unit, data.route, data.frequency,
+                            data.times_per_day, data.every_hours, data.max_per_24h)
+    except rules.MedicationRuleError as exc:
+        raise OrderInvalid(str(exc), rule=type(exc).__name__) from exc
+    if order.frequency.kind is rules.FrequencyKind.IF_NEEDED and not (data.indication or "").strip():
+        raise OrderInvalid("an 'if needed' order states its indication", rule="IndicationRequired")
+    return order
+
+
+def _row_order(row: MedicationOrder) -> rules.Order:
+    return _rule_order(row.product_code, row.dose_value, row.dose_unit, row.route, row.frequency,
+                       row.times_per_day, row.every_hours, row.max_per_24h)
+
+
+def _age_years(birth: date, now: datetime) -> float:
+    return max(0.0, (now.date() - birth).days / 365.25)
+
+
+def _context(session: Session, patient_id: uuid.UUID, now: datetime, *, weight: float | None,
+             height: float | None, pregnant: bool | None, exclude: uuid.UUID | None = None) -> rules.PatientContext:
+    """What the checks know of the patient: identity, the weight and height stated on the order or
+    else the latest measured, active allergies, the orders being given. No clearance yet: lab
+    results are a later step, so the renally adjusted drugs inform instead."""
+    person = identity.summaries(session, [patient_id])[patient_id]
+    sex = {"F": rules.Sex.FEMALE, "M": rules.Sex.MALE}.get(person.sex, rules.Sex.UNKNOWN)
+    active = session.scalars(select(MedicationOrder).where(
+        MedicationOrder.patient_id == patient_id, MedicationOrder.status == ACTIVE))
+    try:
+        return rules.PatientContext(
+            age_years=_age_years(person.birth_date, now),
+            weight_kg=weight if weight is not None else chart.latest_measure(session, patient_id, "weight"),
+            height_cm=height if height is not None else chart.latest_measure(session, patient_id, "height"),
+            sex=sex, pregnant=pregnant, allergies=chart.active_allergy_codes(session, patient_id),
+            active_orders=tuple(_row_order(r) for r in active if r.id != exclude))
+    except rules.MedicationRuleError as exc:
+        raise OrderInvalid(str(exc), rule=type(exc).__name__) from exc
+
+
+def _alert_json(alert: rules.Alert) -> dict[str, Any]:
+    return {"kind": alert.kind.value, "severity": alert.severity.value, "message": alert.text(i18n._),
+            "params": dict(alert.params), "substance": alert.substance}
+
+
+def _judge(session: Session, actor: Actor, patient_id: uuid.UUID, order: rules.Order,
+           context: rules.PatientContext, reason: str | None, *, now: datetime, action: str) -> list[rules.Alert]:
+    """Run the checks; a refusal is audited (committed alone) and raised with the alerts listed."""
+    try:
+        alerts = rules.check_order(order, context, catalogue(session))
+    except rules.MedicationRuleError as exc:
+        raise OrderInvalid(str(exc), rule=type(exc).__name__) from exc
+    refusal: DomainError | None = None
+    try:
+        rules.overridden_alerts(alerts, reason)
+    except rules.OrderBlocked:
+        blocking = [_alert_json(a) for a in alerts if a.severity is rules.Severity.BLOCKING]
+        refusal = OrderBlocked("a blocking alert stands: the order cannot be signed", alerts=blocking)
+    except rules.OverrideReasonRequired:
+        needing = [_alert_json(a) for a in alerts if a.severity is rules.Severity.OVERRIDE_REQUIRED]
+        refusal = OverrideReasonRequired("these alerts need a reason (override_reason)", alerts=needing)
+    if refusal is not None:
+        audit.record(session, actor, "medication:order:refused", at=now, patient_id=patient_id,
+                     details={"action": action, "product": order.product, "status": refusal.status,
+                              "alerts": [{"kind": a.kind.value, "severity": a.severity.value} for a in alerts]})
+        session.commit()  # the refused attempt stays in the trail; nothing else was written
+        raise refusal
+    return alerts
+
+
+def _save(session: Session, actor: Actor, patient_id: uuid.UUID, data: OrderCreate, context: rules.PatientContext,
+          alerts: Iterable[rules.Alert], *, now: datetime, encounter_id: uuid.UUID | None,
+          replaces: MedicationOrder | None = None) -> MedicationOrder:
+    reason = (data.override_reason or "").strip() or None
+    starts = data.starts_at or now
+    row = MedicationOrder(
+        id=uuid.uuid4(), patient_id=patient_id, encounter_id=encounter_id,
+        replaces_id=replaces.id if replaces else None, version=replaces.version + 1 if replaces else 1,
+        status=ACTIVE, review_status=REVIEW_PENDING, product_code=data.product_code, dose_value=data.dose_value,
+        dose_unit=data.dose_unit, route=data.route, frequency=str(data.frequency),
+        times_per_day=data.times_per_day, every_hours=data.every_hours, max_per_24h=data.max_per_24h,
+        indication=(data.indication or "").strip() or None, starts_at=starts,
+        ends_at=starts + timedelta(days=data.duration_days) if data.duration_days else None,
+        comment=(data.comment or "").strip() or None, weight_kg=context.weight_kg, height_cm=context.height_cm,
+        pregnant=context.pregnant, override_reason=reason, prescriber_id=actor.account_id,
+        prescriber_label=actor.label, created_at=now)
+    session.add(row)
+    session.flush()
+    listed = list(alerts)
+    session.add_all(MedicationOrderAlert(
+        order_id=row.id, patient_id=patient_id, kind=a.kind.value, severity=a.severity.value, message=a.message,
+        params=dict(a.params), substance=a.substance,
+        override_reason=reason if a.severity is rules.Severity.OVERRIDE_REQUIRED else None) for a in listed)
+    overridden = [a.kind.value for a in listed if a.severity is rules.Severity.OVERRIDE_REQUIRED]
+    audit.record(session, actor, "medication:order:sign", at=now, patient_id=patient_id, target=str(row.id),
+                 reason=reason if overridden else None,
+                 details={"product": row.product_code, "version": row.version,
+                          "replaces": str(replaces.id) if replaces else None, "overridden": overridden,
+                          "weight_kg": row.weight_kg, "height_cm": row.height_cm})
+    return row
+
+
+def _public(session: Session, rows: list[MedicationOrder]) -> list[OrderPublic]:
+    if not rows:
+        return []
+    codes = {r.product_code for r in rows}
+    names = {code: name for code, name in session.execute(
+        select(FormularyProduct.code, FormularyProduct.name).where(FormularyProduct.code.in_(codes)))}
+    alerts: dict[uuid.UUID, list[AlertPublic]] = {}
+    for a in session.scalars(select(MedicationOrderAlert).where(
+            MedicationOrderAlert.order_id.in_([r.id for r in rows]))):
+        alerts.setdefault(a.order_id, []).append(AlertPublic(
+            kind=a.kind, severity=a.severity, message=i18n._(a.message).format(**a.params), params=a.params,
+            substance=a.substance, override_reason=a.override_reason))
+    return [OrderPublic(
+        id=r.id, patient_id=r.patient_id, encounter_id=r.encounter_id, replaces_id=r.replaces_id, version=r.version,
+        status=r.status, review_status=r.review_status, product_code=r.product_code,
+        product_name=names.get(r.product_code, r.product_code), dose_value=r.dose_value, dose_unit=r.dose_unit,
+        route=r.route, frequency=r.frequency, times_per_day=r.times_per_day, every_hours=r.every_hours,
+        max_per_24h=r.max_per_24h, indication=r.indication, starts_at=r.starts_at, ends_at=r.ends_at,
+        comment=r.comment, weight_kg=r.weight_kg, height_cm=r.height_cm, override_reason=r.override_reason,
+        prescriber=r.prescriber_label, created_at=r.created_at, status_changed_at=r.status_changed_at,
+        status_reason=r.status_reason, alerts=alerts.get(r.id, [])) for r in rows]
+
+
+def prescribe(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: OrderCreate,
+              port: CareRelationshipPort) -> OrderPublic:
+    """Sign a new medication order after the safety checks (physicians of the care team)."""
+    _require_prescriber(actor)
+    order = _order_of(data)
+    with uow:
+        s, now = uow.session, uow.clock.now()
+        access_patient(s, actor, patient_id, Purpose.CARE, now=now, port=port, action="medication:order:create")
+        context = _context(s, patient_id, now, weight=data.weight_kg, height=data.height_cm, pregnant=data.pregnant)
+        alerts = _judge(s, actor, patient_id, order, context, data.override_reason, now=now,
+                        action="medication:order:create")
+        row = _save(s, actor, patient_id, data, context, alerts, now=now,
+                    encounter_id=chart.current_encounter(s, patient_id))
+        public = _public(s, [row])[0]
+        uow.commit()
+        return public
+
+
+def _open_order(s: Session, actor: Actor, order_id: uuid.UUID, port: CareRelationshipPort, now: datetime,
+                action: str) -> MedicationOrder:
+    """An order through the door of its patient: the same 404 for absent and forbidden."""
+    row = s.get(MedicationOrder, order_id)
+    if row is None:
+        raise OrderNotFound("no such order")
+    access_patient(s, actor, row.patient_id, Purpose.CARE, now=now, port=port, action=action, target=str(order_id))
+    return row
+
+
+def _mark(s: Session, row: MedicationOrder, from_statuses: tuple[str, ...], status: str, actor: Actor,
+          now: datetime, reason: str | None) -> None:
+    """Change the status if the row is still in one of `from_statuses` (a conditional update:
+    two prescribers acting on one order at once cannot both succeed)."""
+    done = s.execute(update(MedicationOrder).where(
+        MedicationOrder.id == row.id, MedicationOrder.status.in_(from_statuses)).values(
+        status=status, status_changed_at=now, status_changed_by=actor.label,
+        status_reason=(reason or "").strip() or None).execution_options(synchronize_session=False))
+    if getattr(done, "rowcount", 0) != 1:
+        raise OrderNotInForce(f"the order is not {' or '.join(from_statuses)}")
+    s.refresh(row)
+
+
+def modify(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, data: OrderCreate,
+           port: CareRelationshipPort) -> OrderPublic:
+    """A new version of an order in force, checked against the patient's other active orders; the
+    old version is kept as `replaced` and the new one waits for the pharmacist's analysis."""
+    _require_prescriber(actor)
+    order = _order_of(data)
+    with uow:
+        s, now = uow.session, uow.clock.now()
+        old = _open_order(s, actor, order_id, port, now, "medication:order:modify")
+        if old.status not in IN_FORCE:
+            raise OrderNotInForce("only an order in force is modified")
+        patient_id, encounter_id = old.patient_id, old.encounter_id
+        context = _context(s, patient_id, now, weight=data.weight_kg, height=data.height_cm,
+                           pregnant=data.pregnant, exclude=old.id)
+        alerts = _judge(s, actor, patient_id, order, context, data.override_reason, now=now,
+                        action="medication:order:modify")
+        _mark(s, old, IN_FORCE, REPLACED, actor, now, None)
+        row = _save(s, actor, patient_id, data, context, alerts, now=now, encounter_id=encounter_id, replaces=old)
+        public = _public(s, [row])[0]
+        uow.commit()
+        return public
+
+
+def _change(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, change: StatusChange, port: CareRelationshipPort,
+            from_statuses: tuple[str, ...], status: str, action: str,
+            before: Callable[[Session, MedicationOrder, datetime], None] | None = None) -> OrderPublic:
+    _require_prescriber(actor)
+    with uow:
+        s, now = uow.session, uow.clock.now()
+        row = _open_order(s, actor, order_id, port, now, action)
+        if row.status not in from_statuses:
+            raise OrderNotInForce(f"the order is {row.status}")
+        if before:
+            before(s, row, now)
+        _mark(s, row, from_statuses, status, actor, now, change.reason)
+        # the door traced the request (`action`); this traces what was done, with the reason
+        audit.record(s, actor, _DONE[status], at=now, patient_id=row.patient_id,
+                     target=str(row.id), reason=(change.reason or "").strip() or None, details={"status": status})
+        public = _public(s, [row])[0]
+        uow.commit()
+        return public
+
+
+def suspend(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, change: StatusChange,
+            port: CareRelationshipPort) -> OrderPublic:
+    """Hold an active order (not given until resumed)."""
+    return _change(uow, actor, order_id, change, port, (ACTIVE,), SUSPENDED, "medication:order:suspend")
+
+
+def resume(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, change: StatusChange,
+           port: CareRelationshipPort) -> OrderPublic:
+    """Give a suspended order again, after the checks are run again against the orders now active
+    (with the weight and height it was signed with)."""
+    def recheck(s: Session, row: MedicationOrder, now: datetime) -> None:
+        context = _context(s, row.patient_id, now, weight=row.weight_kg, height=row.height_cm,
+                           pregnant=row.pregnant, exclude=row.id)
+        _judge(s, actor, row.patient_id, _row_order(row), context, change.override_reason, now=now,
+               action="medication:order:resume")
+    return _change(uow, actor, order_id, change, port, (SUSPENDED,), ACTIVE, "medication:order:resume", recheck)
+
+
+def stop(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, change: StatusChange,
+         port: CareRelationshipPort) -> OrderPublic:
+    """End an order in force."""
+    return _change(uow, actor, order_id, change, port, IN_FORCE, STOPPED, "medication:order:stop")
+
+
+def stop_all_at_discharge(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID) -> int:
+    """Stop the orders in force of a stay when the patient is discharged; how many were stopped.
+    Not a user's request: the record's discharge event calls it, so no door (audited)."""
+    with uow:
+        s, now = uow.session, uow.clock.now()
+        rows = list(s.scalars(select(MedicationOrder).where(
+            MedicationOrder.encounter_id == encounter_id, MedicationOrder.status.in_(IN_FORCE))))
+        for row in rows:
+            row.status, row.status_changed_at, row.status_changed_by = STOPPED, now, actor.label
+            row.status_reason = "discharge"
+            audit.record(s, actor, _DONE[STOPPED], at=now, patient_id=row.patient_id,
+                         target=str(row.id), reason="discharge",
+                         details={"status": STOPPED, "encounter_id": str(encounter_id)})
+        uow.commit()
+        return len(rows)
+
+
+def active_orders(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, port: CareRelationshipPort, *,
+                  history: bool = False) -> list[OrderPublic]:
+    """The patient's orders in force (active and suspended), or every version with `history`, for
+    the care team (physicians, nurses, pharmacists)."""
+    with uow:
+        s, now = uow.session, uow.clock.now()
+        access_patient(s, actor, patient_id, Purpose.CARE, now=now, port=port, action="medication:order:view")
+        query = select(MedicationOrder).where(MedicationOrder.patient_id == patient_id)
+        if not history:
+            query = query.where(MedicationOrder.status.in_(IN_FORCE))
+        rows = list(s.scalars(query.order_by(MedicationOrder.created_at, MedicationOrder.version)))
+        public = _public(s, rows)
+        uow.commit()
+        return public
+
+
+def ensure_formulary(uow: UnitOfWork, actor: Actor, path: Path = FORMULARY) -> ImportReport | None:
+    """Import the file unless it is the one last imported (same SHA-256): the seed and the demo
+    call it at each start; None when nothing was to do."""
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    with uow:
+        s = uow.session
+        latest = s.execute(select(FormularyImport.sha256).order_by(FormularyImport.number.desc()).limit(1)
+                           ).scalar_one_or_none()
+        if latest == sha256:
+            return None
+        report = import_formulary(s, actor, path, now=uow.clock.now())
+        uow.commit()
+        return report
+
+
+def stop_orders_on_discharge(make_uow: Callable[[], UnitOfWork]) -> Callable[[Any], None]:
+    """The handler of the record's `PatientMoved` event: a discharge stops the stay's orders.
+    It runs after the discharge committed, in its own transaction (platform.events)."""
+    def handle(event: Any) -> None:
+        if event.kind == "discharge":
+            stop_all_at_discharge(make_uow(), SYSTEM_ACTOR, event.encounter_id)
+    return handle
