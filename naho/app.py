@@ -23,6 +23,8 @@ from naho.identity.insi import SimulatedInsi
 from naho.interop import fhir, fhir_api, fhir_write
 from naho.interop.hl7_listener import start_listener, stop_listener
 from naho.interop.hl7_sender import make_adt_handler
+from naho.medication import api as medication_api
+from naho.medication import service as medication_service
 from naho.platform import i18n
 from naho.platform.clock import Clock, SystemClock
 from naho.platform.db import make_engine, make_session_factory
@@ -43,7 +45,7 @@ from naho.platform.workers import Job, WorkerRunner
 from naho.record import api as record_api
 from naho.record import care_team_pages
 from naho.record import pages as record_pages
-from naho.record.service import CARE, MOVER
+from naho.record.service import CARE, MOVER, PatientMoved
 from naho.sites import api as sites_api
 from naho.sites import pages as sites_pages
 from naho.staff import api as staff_api
@@ -90,6 +92,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         container.ports["outbox_handlers"].setdefault("hl7.adt", make_adt_handler(settings, clock=container.clock))
     # The one door to patient data asks the record who is in the care team.
     container.ports["care"] = CARE
+    # A discharge stops the stay's medication orders (in its own transaction, after the discharge's).
+    container.bus.subscribe(PatientMoved, medication_service.stop_orders_on_discharge(container.uow))
     # Domains whose patient-owned rows follow a merge (identity vigilance).
     container.ports["patient_movers"] = [MOVER]
     if not settings.production:
@@ -138,7 +142,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     for router in (web_pages.router, sso.router, web_admin.router, sites_pages.router, sites_api.router,
                    staff_pages.router, staff_pages.workspace, staff_api.router, identity_pages.router,
                    identity_api.router, record_pages.router, care_team_pages.router,
-                   record_api.router, fhir_api.router,
+                   record_api.router, medication_api.router, fhir_api.router,
                    fhir_write.router):
         # Routers carry their prefix and policy themselves: their routes are added as they are,
         # so every route the app serves is a plain APIRoute whose policy can be checked.
