@@ -10,8 +10,10 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from naho.platform.security.rules import Role
+from naho.platform.security.service import create_account
 from naho.record import service as record
-from tests.personas import CLERK, NURSE, PORTER, form_token, login
+from tests.personas import CLERK, NURSE, PASSWORD, PORTER, form_token, login
 
 
 def _patient_routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -50,9 +52,19 @@ def test_anonymous_requests_never_reach_patient_data(client: TestClient, app: Fa
             assert "HENNEBELLE" not in response.text
 
 
-def test_staff_without_relationship_are_refused_everywhere(client: TestClient, app: FastAPI) -> None:
+def _another_patient(app: FastAPI) -> str:
+    """A patient with an account (the portal, a later issue, links it): not Rose's."""
+    with app.state.container.session_factory() as s:
+        create_account(s, username="patient-voisin", display_name="Paul VOISIN", roles={Role.PATIENT},
+                       password=PASSWORD, now_=app.state.container.clock.now(), kind="patient")
+        s.commit()
+    return "patient-voisin"
+
+
+def test_staff_without_relationship_and_other_patients_are_refused_everywhere(client: TestClient,
+                                                                              app: FastAPI) -> None:
     patient, stay = _setup(client)
-    for who in (NURSE, PORTER):
+    for who in (NURSE, PORTER, _another_patient(app)):
         with TestClient(app) as outsider:
             login(outsider, who)
             token = form_token(outsider)
