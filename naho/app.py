@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     # A discharge stops the stay's medication orders (in its own transaction, after the discharge's).
     container.bus.subscribe(PatientMoved, medication_service.stop_orders_on_discharge(container.uow))
     # Domains whose patient-owned rows follow a merge (identity vigilance).
-    container.ports["patient_movers"] = [MOVER]
+    container.ports["patient_movers"] = [MOVER, medication_service.MOVER]
     if not settings.production:
         # Production needs the real INSi adapter (establishment certificate); none is shipped yet.
         container.ports["insi"] = SimulatedInsi()

@@ -47,6 +47,7 @@ from naho.medication.models import (
 from naho.medication.schemas import AlertPublic, ImportReport, OrderCreate, OrderPublic, ProductPublic, StatusChange
 from naho.platform import audit, i18n
 from naho.platform.access import CareRelationshipPort, Purpose, access_patient
+from naho.platform.db import advisory_xact_lock
 from naho.platform.errors import Conflict, DomainError, Forbidden, NotFound
 from naho.platform.security.actor import SYSTEM_ACTOR, Actor
 from naho.platform.security.rules import Role
@@ -60,6 +61,7 @@ IN_FORCE = (ACTIVE, SUSPENDED)
 REVIEW_PENDING = "pending"
 PRESCRIBERS = frozenset({Role.PHYSICIAN})
 PRODUCTS_SHOWN = 20
+_LOCK_BASE = 0x6D65640000000000  # "med" in the high bytes, the patient's id below
 #: Audit tags of what was done (the door's event names what was asked).
 _DONE = {SUSPENDED: "medication:order:suspended", ACTIVE: "medication:order:resumed",
          STOPPED: "medication:order:stopped"}
@@ -257,6 +259,12 @@ def _require_prescriber(actor: Actor) -> None:
         raise PrescriberRequired("only a physician signs a medication order")
 
 
+def _lock_patient(session: Session, patient_id: uuid.UUID) -> None:
+    """One signature at a time per patient: two orders signed at once would each be checked
+    without the other (duplicate, interaction, daily dose)."""
+    advisory_xact_lock(session, _LOCK_BASE ^ (patient_id.int >> 72))
+
+
 def _rule_order(product: str, dose_value: float, dose_unit: str, route: str, frequency: str,
                 times_per_day: int | None, every_hours: float | None, max_per_24h: int | None) -> rules.Order:
     return rules.Order(product, rules.Quantity(dose_value, dose_unit), rules.check_route(route),
@@ -396,6 +404,7 @@ def prescribe(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: OrderC
     with uow:
         s, now = uow.session, uow.clock.now()
         access_patient(s, actor, patient_id, Purpose.CARE, now=now, port=port, action="medication:order:create")
+        _lock_patient(s, patient_id)
         context = _context(s, patient_id, now, weight=data.weight_kg, height=data.height_cm, pregnant=data.pregnant)
         alerts = _judge(s, actor, patient_id, order, context, data.override_reason, now=now,
                         action="medication:order:create")
@@ -438,6 +447,8 @@ def modify(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, data: OrderCreate
     with uow:
         s, now = uow.session, uow.clock.now()
         old = _open_order(s, actor, order_id, port, now, "medication:order:modify")
+        _lock_patient(s, old.patient_id)
+        s.refresh(old)
         if old.status not in IN_FORCE:
             raise OrderNotInForce("only an order in force is modified")
         patient_id, encounter_id = old.patient_id, old.encounter_id
@@ -483,10 +494,17 @@ def resume(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, change: StatusCha
     """Give a suspended order again, after the checks are run again against the orders now active
     (with the weight and height it was signed with)."""
     def recheck(s: Session, row: MedicationOrder, now: datetime) -> None:
+        _lock_patient(s, row.patient_id)
+        s.refresh(row)
         context = _context(s, row.patient_id, now, weight=row.weight_kg, height=row.height_cm,
                            pregnant=row.pregnant, exclude=row.id)
-        _judge(s, actor, row.patient_id, _row_order(row), context, change.override_reason, now=now,
-               action="medication:order:resume")
+        alerts = _judge(s, actor, row.patient_id, _row_order(row), context, change.override_reason, now=now,
+                        action="medication:order:resume")
+        overridden = [a.kind.value for a in alerts if a.severity is rules.Severity.OVERRIDE_REQUIRED]
+        if overridden:  # the reason given on resuming is traced like one given on signing
+            audit.record(s, actor, "medication:order:override", at=now, patient_id=row.patient_id,
+                         target=str(row.id), reason=(change.override_reason or "").strip(),
+                         details={"action": "resume", "overridden": overridden})
     return _change(uow, actor, order_id, change, port, (SUSPENDED,), ACTIVE, "medication:order:resume", recheck)
 
 
@@ -551,3 +569,28 @@ def stop_orders_on_discharge(make_uow: Callable[[], UnitOfWork]) -> Callable[[An
         if event.kind == "discharge":
             stop_all_at_discharge(make_uow(), SYSTEM_ACTOR, event.encounter_id)
     return handle
+
+
+class MedicationDataMover:
+    """Medication orders (with their alerts) follow a merged patient, and come back on undo
+    (identity.service.PatientDataMover). Moved rows are named "medication_order:<id>"."""
+
+    name = "medication"
+
+    def move(self, session: Session, from_id: uuid.UUID, to_id: uuid.UUID) -> list[str]:
+        ids = list(session.scalars(select(MedicationOrder.id).where(MedicationOrder.patient_id == from_id)))
+        self._point(session, ids, to_id)
+        return [f"{MedicationOrder.__tablename__}:{i}" for i in ids]
+
+    def move_back(self, session: Session, row_ids: list[str], to_id: uuid.UUID) -> None:
+        prefix = f"{MedicationOrder.__tablename__}:"
+        self._point(session, [uuid.UUID(r[len(prefix):]) for r in row_ids if r.startswith(prefix)], to_id)
+
+    def _point(self, session: Session, ids: list[uuid.UUID], to_id: uuid.UUID) -> None:
+        if ids:
+            session.execute(update(MedicationOrder).where(MedicationOrder.id.in_(ids)).values(patient_id=to_id))
+            session.execute(update(MedicationOrderAlert).where(MedicationOrderAlert.order_id.in_(ids))
+                            .values(patient_id=to_id))
+
+
+MOVER = MedicationDataMover()

@@ -3,6 +3,7 @@ safety checks applied; refusals save nothing and are traced; others are refused 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -25,12 +26,12 @@ AMOXICILLIN = {"product_code": "AMOX1GCP", "dose_value": 1, "dose_unit": "g", "r
 
 
 def _admit(client: TestClient, unit: str = "LENS-MED-MIN", bed: str | None = "LENS-MED-MIN-521-1",
-           name: str = "Deprez") -> tuple[str, str]:
+           name: str = "Deprez", first_names: str = "Lucien") -> tuple[str, str]:
     """A patient admitted by the admission desk; (patient id, stay id)."""
     login(client, CLERK)
     token = form_token(client)
     patient = client.post("/api/patients", headers={"x-csrf-token": token}, json={
-        "birth_name": name, "first_names": "Lucien", "sex": "M", "birth_date": "1957-11-08"}).json()["id"]
+        "birth_name": name, "first_names": first_names, "sex": "M", "birth_date": "1957-11-08"}).json()["id"]
     stay = client.post("/api/encounters", headers={"x-csrf-token": token}, json={
         "patient_id": patient, "establishment_code": "LENS", "encounter_class": "inpatient",
         "unit_code": unit, "bed_code": bed})
@@ -69,7 +70,7 @@ def _orders(uow_factory: UowFactory, patient: str | None = None) -> list[Medicat
     with uow_factory() as uow:
         query = select(MedicationOrder).order_by(MedicationOrder.created_at, MedicationOrder.version)
         if patient:
-            query = query.where(MedicationOrder.patient_id == __import__("uuid").UUID(patient))
+            query = query.where(MedicationOrder.patient_id == uuid.UUID(patient))
         rows = list(uow.session.scalars(query))
         uow.session.expunge_all()
         return rows
@@ -275,3 +276,23 @@ def test_malformed_orders_are_refused_before_any_check(client: TestClient, patie
     assert with_indication.status_code == 201, with_indication.text
     with uow_factory() as uow:
         assert uow.session.execute(select(func.count()).select_from(MedicationOrder)).scalar_one() == 1
+
+
+def test_resuming_is_checked_against_the_orders_given_meanwhile(client: TestClient, patient: str,
+                                                                uow_factory: UowFactory) -> None:
+    oral = _prescribe(client, patient, PARACETAMOL).json()
+    assert _post(client, f"/api/medication-orders/{oral['id']}/suspend", {}).status_code == 200
+    iv = {"product_code": "PARA1GINJ", "dose_value": 1, "dose_unit": "g", "route": "IV",
+          "frequency": "times_per_day", "times_per_day": 3}
+    assert _post(client, f"/api/patients/{patient}/medication-orders", iv).status_code == 201  # no duplicate now
+    refused = _post(client, f"/api/medication-orders/{oral['id']}/resume", {})
+    assert refused.status_code == 409
+    # both give 3 g a day: a duplicate, and 6 g of paracetamol a day in all
+    assert {a["kind"] for a in refused.json()["alerts"]} == {"duplicate", "dose"}
+    assert {str(o.id): o.status for o in _orders(uow_factory)}[oral["id"]] == "suspended"
+    resumed = _post(client, f"/api/medication-orders/{oral['id']}/resume",
+                    {"override_reason": "Relais per os le soir même"})
+    assert resumed.status_code == 200 and resumed.json()["status"] == "active"
+    [override] = _events(uow_factory, "medication:order:override")
+    assert override.reason == "Relais per os le soir même"
+    assert set(override.details["overridden"]) == {"duplicate", "dose"}

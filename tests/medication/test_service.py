@@ -15,7 +15,13 @@ from typer.testing import CliRunner
 from naho.cli import app as cli
 from naho.medication import service
 from naho.medication.catalogue import FORMULARY, FormularyError, load_catalogue
-from naho.medication.models import FormularyImport, FormularyInteraction, FormularyProduct, FormularySubstance
+from naho.medication.models import (
+    FormularyImport,
+    FormularyInteraction,
+    FormularyProduct,
+    FormularySubstance,
+    MedicationOrderAlert,
+)
 from naho.medication.schemas import OrderCreate
 from naho.medication.service import OrderBlocked, OrderNotFound, PrescriberRequired
 from naho.platform.audit import AuditEvent
@@ -178,3 +184,21 @@ def test_stop_all_at_discharge_leaves_other_stays_alone(client: TestClient, uow_
 
 def test_a_blocking_alert_is_an_unprocessable_order() -> None:
     assert OrderBlocked.status == 422 and service.OverrideReasonRequired.status == 409
+
+
+def test_orders_follow_a_merged_patient_and_come_back_on_undo(client: TestClient, uow_factory: UowFactory) -> None:
+    merged, _ = _admit(client)
+    _measure(client, merged)
+    order = _prescribe(client, merged, PARACETAMOL).json()
+    survivor, _ = _admit(client, bed="LENS-MED-MIN-524-1", name="Vandamme", first_names="Gérard")
+    with uow_factory() as uow:
+        moved = service.MOVER.move(uow.session, uuid.UUID(merged), uuid.UUID(survivor))
+        uow.commit()
+    assert moved == [f"medication_order:{order['id']}"]
+    assert [str(o.id) for o in _orders(uow_factory, survivor)] == [order["id"]] and not _orders(uow_factory, merged)
+    with uow_factory() as uow:
+        alert_patients = set(uow.session.scalars(select(MedicationOrderAlert.patient_id)))
+        assert alert_patients == {uuid.UUID(survivor)}
+        service.MOVER.move_back(uow.session, moved, uuid.UUID(merged))
+        uow.commit()
+    assert [str(o.id) for o in _orders(uow_factory, merged)] == [order["id"]]
