@@ -46,7 +46,7 @@ from naho.medication.models import (
 )
 from naho.medication.schemas import AlertPublic, ImportReport, OrderCreate, OrderPublic, ProductPublic, StatusChange
 from naho.platform import audit, i18n
-from naho.platform.access import CareRelationshipPort, Purpose, access_patient
+from naho.platform.access import CareRelationshipPort, PatientNotFound, Purpose, access_patient
 from naho.platform.db import advisory_xact_lock
 from naho.platform.errors import Conflict, DomainError, Forbidden, NotFound
 from naho.platform.security.actor import SYSTEM_ACTOR, Actor
@@ -421,7 +421,11 @@ def _open_order(s: Session, actor: Actor, order_id: uuid.UUID, port: CareRelatio
     row = s.get(MedicationOrder, order_id)
     if row is None:
         raise OrderNotFound("no such order")
-    access_patient(s, actor, row.patient_id, Purpose.CARE, now=now, port=port, action=action, target=str(order_id))
+    try:
+        access_patient(s, actor, row.patient_id, Purpose.CARE, now=now, port=port, action=action,
+                       target=str(order_id))
+    except PatientNotFound:
+        raise OrderNotFound("no such order") from None  # the refusal is audited; the answer says no more
     return row
 
 

@@ -202,3 +202,21 @@ def test_orders_follow_a_merged_patient_and_come_back_on_undo(client: TestClient
         service.MOVER.move_back(uow.session, moved, uuid.UUID(merged))
         uow.commit()
     assert [str(o.id) for o in _orders(uow_factory, merged)] == [order["id"]]
+
+
+def test_an_order_outside_the_care_team_is_answered_as_an_unknown_one(
+        client: TestClient, uow_factory: UowFactory) -> None:
+    patient, _ = _admit(client)
+    _measure(client, patient)
+    order = uuid.UUID(_prescribe(client, patient, PARACETAMOL).json()["id"])
+    stranger = Actor(uuid.uuid4(), "inconnu", "Docteur Inconnu", frozenset({Role.PHYSICIAN}))
+    care = RecordCareRelationship()
+    with pytest.raises(OrderNotFound) as outside:
+        service.stop(uow_factory(), stranger, order, service.StatusChange(), care)
+    with pytest.raises(OrderNotFound) as unknown:
+        service.stop(uow_factory(), stranger, uuid.uuid4(), service.StatusChange(), care)
+    assert outside.value.detail == unknown.value.detail
+    assert [o.status for o in _orders(uow_factory, patient)] == ["active"]
+    with uow_factory() as uow:
+        denied = uow.session.scalars(select(AuditEvent).where(AuditEvent.action == "patient:record:denied")).all()
+        assert [e.target for e in denied] == [str(order)]
