@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
-from email.utils import format_datetime, getaddresses, parseaddr
+from email.utils import format_datetime, getaddresses
 
 from asn1crypto import cms  # type: ignore[import-untyped]
 from cryptography import x509
@@ -176,13 +176,22 @@ def open_message(
     signed_content, signature_der = _split_multipart_signed(_canonical(decrypted))
     signer, chain = _verify_signature(signed_content, signature_der)
     _verify_trust(signer, chain, trust_anchors, now)
-    sender = parseaddr(str(outer.get("From", "")))[1].lower()
-    if not sender or sender not in certificate_emails(signer):
+    sender = _single_sender(outer)
+    if sender not in certificate_emails(signer):
         raise SignerAddressMismatch("the signer's certificate is not that of the From address")
     content = email.message_from_bytes(signed_content, _class=EmailMessage, policy=email.policy.SMTP)
     assert isinstance(content, EmailMessage)
     headers = {key: str(value) for key, value in outer.items() if key.upper().startswith("X-MSSANTE-")}
     return OpenedMessage(str(outer.get("Message-ID", "")), sender, signer, content, headers)
+
+
+def _single_sender(outer: Message) -> str:
+    """Exactly one From header holding exactly one address: no ambiguity on who signed."""
+    values = outer.get_all("From", [])
+    addresses = getaddresses([str(value) for value in values])
+    if len(values) != 1 or len(addresses) != 1 or "@" not in addresses[0][1]:
+        raise MessageMalformed("the message must have exactly one From address")
+    return addresses[0][1].lower()
 
 
 def recipients_of(message: Message) -> list[str]:

@@ -305,3 +305,82 @@ def test_software_identity_is_announced(pki):
         software=dataclasses.replace(smime.SoftwareIdentity(), version="9.9"),
     )
     assert message[smime.HEADER_SOFTWARE_VERSION] == "9.9"
+
+
+def test_a_message_with_two_from_addresses_is_refused(pki):
+    raw = f"From: {pki.bob.email}\r\n".encode() + seal(pki).as_bytes()  # a second From header
+    with pytest.raises(MessageMalformed, match="From"):
+        open_as(pki, raw)
+    message = seal(pki)
+    message.replace_header("From", f"{pki.group.email}, {pki.bob.email}")
+    with pytest.raises(MessageMalformed, match="From"):
+        open_as(pki, message.as_bytes())
+
+
+def test_a_header_injection_through_the_subject_is_impossible(pki):
+    with pytest.raises(ValueError):
+        smime.seal_message(
+            letter_id="l", domain="ght.fr", sender=pki.group, to=[pki.alice.email],
+            recipient_certificates=[pki.alice.certificate], subject="Lettre\r\nBcc: eve@example.org",
+            content=content(), date=NOW,
+        )
+
+
+def openssl_signed_for_alice(pki, tmp_path, *sign_args):
+    """Sign with openssl using extra options, envelope for Alice, and return the raw message."""
+    write_pki(pki, tmp_path)
+    pki.ca.write(tmp_path, "bob", pki.bob)
+    (tmp_path / "content.eml").write_bytes(content().as_bytes(policy=email.policy.SMTP))
+    sign = openssl("smime", "-sign", "-in", "content.eml", "-signer", "group.crt", "-inkey", "group.key",
+                   *sign_args, "-out", "signed.eml", cwd=tmp_path)
+    assert sign.returncode == 0, sign.stderr
+    encrypt = openssl("smime", "-encrypt", "-aes256", "-in", "signed.eml", "-from", pki.group.email,
+                      "-to", pki.alice.email, "-out", "mail.eml", "alice.crt", cwd=tmp_path)
+    assert encrypt.returncode == 0, encrypt.stderr
+    return (tmp_path / "mail.eml").read_bytes()
+
+
+def test_a_sha1_signature_is_refused(pki, tmp_path):
+    raw = openssl_signed_for_alice(pki, tmp_path, "-md", "sha1")
+    with pytest.raises(SignatureInvalid, match="sha1"):
+        open_as(pki, raw)
+
+
+def test_opaque_signed_data_is_refused(pki, tmp_path):
+    raw = openssl_signed_for_alice(pki, tmp_path, "-nodetach")
+    with pytest.raises(MessageNotSigned, match="opaque"):
+        open_as(pki, raw)
+
+
+def test_two_signers_are_refused(pki, tmp_path):
+    raw = openssl_signed_for_alice(pki, tmp_path, "-signer", "bob.crt", "-inkey", "bob.key")
+    with pytest.raises(MessageMalformed, match="one signer"):
+        open_as(pki, raw)
+
+
+def test_a_certificate_of_our_authority_not_meant_for_email_is_refused(pki):
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    from naho.messaging.pki import Identity
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "web server")]))
+        .issuer_name(pki.ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(hours=1))
+        .not_valid_after(NOW + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(pki.alice.certificate.extensions.get_extension_for_class(x509.KeyUsage).value, critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(pki.group.email)]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(pki.ca.key.public_key()), critical=False)
+        .sign(pki.ca.key, hashes.SHA256())
+    )
+    web = Identity(certificate, key)
+    with pytest.raises(SignerNotTrusted, match="e-mail protection"):
+        open_as(pki, seal(pki, sender=web).as_bytes())
