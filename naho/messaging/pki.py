@@ -192,3 +192,24 @@ def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
         encipher_only=False,
         decipher_only=False,
     )
+
+
+def create_demo_pki(
+    directory: Path,
+    now: dt.datetime,
+    *,
+    organisation: str,
+    group_email: str,
+    professionals: dict[str, str],
+) -> dict[str, PkiFiles]:
+    """Write a demo authority, the group's mailbox and professionals' identities as PEM files.
+
+    `professionals` maps e-mail addresses to full names. Returns the files by e-mail address,
+    ready to be named in configuration; every identity trusts the same `ca.crt`.
+    """
+    authority = TestAuthority(organisation, now)
+    files = {group_email: authority.write(directory, "group", authority.issue_organisation(group_email, organisation))}
+    for index, (email, full_name) in enumerate(sorted(professionals.items()), 1):
+        identity = authority.issue_professional(email, full_name, organisation)
+        files[email] = authority.write(directory, f"professional-{index}", identity)
+    return files

@@ -135,6 +135,14 @@ def seal_message(
     """
     if not to or not recipient_certificates:
         raise ValueError("a message needs recipients and their certificates")
+    # Each addressee must be able to read the letter, and nobody else may: a certificate that
+    # belongs to no addressee (a directory mix-up) would disclose the letter to its holder.
+    addressed = {address.lower() for _, address in getaddresses(list(to))}
+    certified = [set(certificate_emails(certificate)) for certificate in recipient_certificates]
+    if any(not emails & addressed for emails in certified):
+        raise ValueError("a recipient certificate belongs to none of the addressees")
+    if any(not any(address in emails for emails in certified) for address in addressed):
+        raise ValueError("an addressee has no certificate")
     if date.tzinfo is None:
         raise ValueError("date must be timezone-aware")
     inner = _canonical(content.as_bytes(policy=email.policy.SMTP))

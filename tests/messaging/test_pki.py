@@ -3,7 +3,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from naho.messaging.errors import PkiConfigurationInvalid
-from naho.messaging.pki import PkiFiles, certificate_emails, load_identity, load_trust_anchors
+from naho.messaging.pki import PkiFiles, certificate_emails, create_demo_pki, load_identity, load_trust_anchors
 
 
 def test_professional_certificate_carries_email_and_email_protection(pki):
@@ -54,3 +54,25 @@ def test_missing_or_garbage_files_are_refused(tmp_path):
         load_trust_anchors(files)
     with pytest.raises(PkiConfigurationInvalid, match="no trusted authority"):
         load_trust_anchors(PkiFiles(certificate=garbage, private_key=garbage, trust_anchors=()))
+
+
+def test_a_demo_pki_lets_the_group_write_to_a_professional(tmp_path):
+    from naho.messaging import smime
+    from tests.messaging.conftest import NOW
+
+    files = create_demo_pki(
+        tmp_path, NOW, organisation="GHT Démo", group_email="secretariat@ght-demo.mssante.fr",
+        professionals={"alice@medecin.mssante.fr": "Alice Martin"},
+    )
+    group = load_identity(files["secretariat@ght-demo.mssante.fr"])
+    alice = load_identity(files["alice@medecin.mssante.fr"])
+    message = smime.seal_message(
+        letter_id="demo", domain="ght-demo.mssante.fr", sender=group, to=[alice.email],
+        recipient_certificates=[alice.certificate], subject="Démo", content=smime.build_content("Bonjour", []),
+        date=NOW,
+    )
+    opened = smime.open_message(
+        message.as_bytes(), recipient=alice, trust_anchors=load_trust_anchors(files[alice.email]), now=NOW
+    )
+    assert opened.sender == "secretariat@ght-demo.mssante.fr"
+    assert opened.body_text().strip() == "Bonjour"

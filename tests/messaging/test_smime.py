@@ -384,3 +384,29 @@ def test_a_certificate_of_our_authority_not_meant_for_email_is_refused(pki):
     web = Identity(certificate, key)
     with pytest.raises(SignerNotTrusted, match="e-mail protection"):
         open_as(pki, seal(pki, sender=web).as_bytes())
+
+
+def test_a_certificate_of_someone_not_addressed_is_refused_when_sealing(pki):
+    with pytest.raises(ValueError, match="none of the addressees"):
+        smime.seal_message(
+            letter_id="l", domain="ght.fr", sender=pki.group, to=[pki.alice.email],
+            recipient_certificates=[pki.alice.certificate, pki.bob.certificate], subject="s",
+            content=content(), date=NOW,
+        )
+
+
+def test_an_addressee_without_a_certificate_is_refused_when_sealing(pki):
+    with pytest.raises(ValueError, match="no certificate"):
+        smime.seal_message(
+            letter_id="l", domain="ght.fr", sender=pki.group, to=[pki.alice.email, pki.bob.email],
+            recipient_certificates=[pki.alice.certificate], subject="s", content=content(), date=NOW,
+        )
+
+
+def test_several_addressees_each_open_the_same_message(pki):
+    message = smime.seal_message(
+        letter_id="l", domain="ght.fr", sender=pki.group, to=[f"Alice <{pki.alice.email.upper()}>", pki.bob.email],
+        recipient_certificates=[pki.alice.certificate, pki.bob.certificate], subject="s", content=content(), date=NOW,
+    )
+    for identity in (pki.alice, pki.bob):
+        assert open_as(pki, message.as_bytes(), identity=identity).attachments()[1].data == PDF
