@@ -8,6 +8,7 @@ in subjectAltName, emailProtection EKU) so that demo and tests exercise the same
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,8 +175,10 @@ class TestAuthority:
         )
         cert_path, key_path, ca_path = directory / f"{name}.crt", directory / f"{name}.key", directory / "ca.crt"
         cert_path.write_bytes(certificate_pem(certificate))
-        key_path.touch(mode=0o600)
-        key_path.write_bytes(private_key_pem(key))
+        descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as stream:
+            os.fchmod(stream.fileno(), 0o600)  # also when the file already existed
+            stream.write(private_key_pem(key))
         ca_path.write_bytes(certificate_pem(self.certificate))
         return PkiFiles(certificate=cert_path, private_key=key_path, trust_anchors=(ca_path,))
 

@@ -412,7 +412,15 @@ def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
 
 
 def _parse_xml(raw: bytes) -> ET.Element:
-    if b"<!DOCTYPE" in raw.upper() or b"<!ENTITY" in raw.upper():
+    # UTF-8 only: a DOCTYPE hidden in UTF-16 would slip past the byte search below.
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise XdmPackageInvalid("METADATA.XML must be UTF-8") from exc
+    declared = re.match(r"""^\ufeff?<\?xml[^>]*encoding\s*=\s*["']([^"']+)""", text)
+    if declared and declared.group(1).lower().replace("-", "") != "utf8":
+        raise XdmPackageInvalid("METADATA.XML must be UTF-8")
+    if "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
         raise XdmPackageInvalid("METADATA.XML must not declare a DOCTYPE or entities")
     try:
         return ET.fromstring(raw)  # noqa: S314 - DOCTYPE refused above, size bounded by Limits

@@ -76,3 +76,11 @@ def test_a_demo_pki_lets_the_group_write_to_a_professional(tmp_path):
     )
     assert opened.sender == "secretariat@ght-demo.mssante.fr"
     assert opened.body_text().strip() == "Bonjour"
+
+
+def test_an_existing_key_file_is_narrowed_to_its_owner(pki, tmp_path):
+    key = tmp_path / "group.key"
+    key.write_bytes(b"old")
+    key.chmod(0o644)
+    pki.ca.write(tmp_path, "group", pki.group)
+    assert (key.stat().st_mode & 0o777) == 0o600

@@ -326,14 +326,15 @@ def test_a_header_injection_through_the_subject_is_impossible(pki):
         )
 
 
-def openssl_signed_for_alice(pki, tmp_path, *sign_args):
+def openssl_signed_for_alice(pki, tmp_path, *sign_args, command="smime"):
     """Sign with openssl using extra options, envelope for Alice, and return the raw message."""
     write_pki(pki, tmp_path)
     pki.ca.write(tmp_path, "bob", pki.bob)
     (tmp_path / "content.eml").write_bytes(content().as_bytes(policy=email.policy.SMTP))
-    sign = openssl("smime", "-sign", "-in", "content.eml", "-signer", "group.crt", "-inkey", "group.key",
+    sign = openssl(command, "-sign", "-in", "content.eml", "-signer", "group.crt", "-inkey", "group.key",
                    *sign_args, "-out", "signed.eml", cwd=tmp_path)
     assert sign.returncode == 0, sign.stderr
+    assert (tmp_path / "signed.eml").exists(), sign.stderr
     encrypt = openssl("smime", "-encrypt", "-aes256", "-in", "signed.eml", "-from", pki.group.email,
                       "-to", pki.alice.email, "-out", "mail.eml", "alice.crt", cwd=tmp_path)
     assert encrypt.returncode == 0, encrypt.stderr
@@ -410,3 +411,21 @@ def test_several_addressees_each_open_the_same_message(pki):
     )
     for identity in (pki.alice, pki.bob):
         assert open_as(pki, message.as_bytes(), identity=identity).attachments()[1].data == PDF
+
+
+def test_a_signature_without_the_signers_certificate_is_refused(pki, tmp_path):
+    raw = openssl_signed_for_alice(pki, tmp_path, "-nocerts")
+    with pytest.raises(MessageNotSigned, match="certificate is not included"):
+        open_as(pki, raw)
+
+
+def test_an_rsa_pss_signature_is_refused_for_now(pki, tmp_path):
+    raw = openssl_signed_for_alice(pki, tmp_path, "-keyopt", "rsa_padding_mode:pss", command="cms")
+    with pytest.raises(SignatureInvalid, match="not accepted"):
+        open_as(pki, raw)
+
+
+def test_a_plain_openssl_cms_signature_is_accepted(pki, tmp_path):
+    # The control for the PSS refusal: the same command without PSS passes every check.
+    raw = openssl_signed_for_alice(pki, tmp_path, command="cms")
+    assert [a.data for a in open_as(pki, raw).attachments()] == [ZIP, PDF]

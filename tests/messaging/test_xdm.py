@@ -240,3 +240,14 @@ def test_duplicate_entries_are_refused():
     package = xdm.pack(submission())
     with pytest.raises(XdmPackageInvalid, match="duplicate"):
         xdm.unpack(rezip(package, add={"readme.txt": b"again"}))
+
+
+def test_metadata_not_in_utf8_is_refused():
+    package = xdm.pack(submission())
+    as_utf16 = metadata(package).decode("utf-8").replace("utf-8", "utf-16").encode("utf-16")
+    with pytest.raises(XdmPackageInvalid, match="UTF-8"):
+        xdm.unpack(rezip(package, replace={"IHE_XDM/SUBSET01/METADATA.XML": as_utf16}))
+    declared_latin1 = metadata(package).replace(b"encoding='utf-8'", b"encoding='iso-8859-1'")
+    assert declared_latin1 != metadata(package)
+    with pytest.raises(XdmPackageInvalid, match="UTF-8"):
+        xdm.unpack(rezip(package, replace={"IHE_XDM/SUBSET01/METADATA.XML": declared_latin1}))
