@@ -28,6 +28,8 @@ class Identity:
 
     certificate: x509.Certificate
     private_key: rsa.RSAPrivateKey
+    # Intermediate authorities up to (not including) the root, sent along with signatures.
+    chain: tuple[x509.Certificate, ...] = ()
 
     @property
     def email(self) -> str:
@@ -56,7 +58,8 @@ def certificate_emails(certificate: x509.Certificate) -> list[str]:
 def load_identity(files: PkiFiles) -> Identity:
     """Load our certificate and key, refusing a key that does not belong to the certificate."""
     try:
-        certificate = x509.load_pem_x509_certificate(files.certificate.read_bytes())
+        # The certificate file holds our certificate first, then its intermediate authorities.
+        certificate, *chain = x509.load_pem_x509_certificates(files.certificate.read_bytes())
         key = serialization.load_pem_private_key(files.private_key.read_bytes(), files.private_key_password)
     except (OSError, ValueError, TypeError) as exc:
         raise PkiConfigurationInvalid(f"cannot load the messaging certificate or key: {exc}") from exc
@@ -66,7 +69,7 @@ def load_identity(files: PkiFiles) -> Identity:
         raise PkiConfigurationInvalid("the messaging key does not match its certificate")
     if not certificate_emails(certificate):
         raise PkiConfigurationInvalid("the messaging certificate has no e-mail address in subjectAltName")
-    return Identity(certificate, key)
+    return Identity(certificate, key, tuple(chain))
 
 
 def load_trust_anchors(files: PkiFiles) -> list[x509.Certificate]:
@@ -101,9 +104,15 @@ class TestAuthority:
     """
 
     __test__ = False  # not a pytest test class despite its name
+    certificate: x509.Certificate
+    key: rsa.RSAPrivateKey
 
-    def __init__(self, name: str, now: dt.datetime, *, days: int = 3650) -> None:
+    def __init__(
+        self, name: str, now: dt.datetime, *, days: int = 3650, parent: TestAuthority | None = None
+    ) -> None:
+        """A root authority, or an intermediate one under `parent` (as IGC-Santé's are)."""
         self.now = now
+        self.parent = parent
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE)
         subject = x509.Name([
             x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
@@ -111,19 +120,32 @@ class TestAuthority:
             x509.NameAttribute(NameOID.COMMON_NAME, f"{name} test authority"),
         ])
         public_key = self.key.public_key()
-        self.certificate = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
-            .issuer_name(subject)
+            .issuer_name(parent.certificate.subject if parent else subject)
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(hours=1))
             .not_valid_after(now + dt.timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0 if parent else 1), critical=True)
             .add_extension(_key_usage(cert_sign=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-            .sign(self.key, hashes.SHA256())
         )
+        if parent:
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(parent.key.public_key()), critical=False
+            )
+        self.certificate = builder.sign(parent.key if parent else self.key, hashes.SHA256())
+
+    @property
+    def root(self) -> TestAuthority:
+        return self.parent.root if self.parent else self
+
+    @property
+    def chain(self) -> tuple[x509.Certificate, ...]:
+        """This authority and its parents, except the root."""
+        return (self.certificate, *self.parent.chain) if self.parent else ()
 
     def issue_organisation(self, email: str, organisation: str, *, days: int = 825) -> Identity:
         """The certificate of an organisational mailbox (e.g. the group's MSSanté mailbox)."""
@@ -165,21 +187,23 @@ class TestAuthority:
             )
             .sign(self.key, hashes.SHA256())
         )
-        return Identity(certificate, key)
+        return Identity(certificate, key, self.chain)
 
     def write(self, directory: Path, name: str, identity: Identity | None = None) -> PkiFiles:
         """Write an identity (or the authority itself) as PEM files, for configuration."""
         directory.mkdir(parents=True, exist_ok=True)
-        certificate, key = (
-            (identity.certificate, identity.private_key) if identity else (self.certificate, self.key)
+        certificates, key = (
+            ((identity.certificate, *identity.chain), identity.private_key)
+            if identity
+            else ((self.certificate, *(self.parent.chain if self.parent else ())), self.key)
         )
         cert_path, key_path, ca_path = directory / f"{name}.crt", directory / f"{name}.key", directory / "ca.crt"
-        cert_path.write_bytes(certificate_pem(certificate))
+        cert_path.write_bytes(b"".join(certificate_pem(certificate) for certificate in certificates))
         descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "wb") as stream:
             os.fchmod(stream.fileno(), 0o600)  # also when the file already existed
             stream.write(private_key_pem(key))
-        ca_path.write_bytes(certificate_pem(self.certificate))
+        ca_path.write_bytes(certificate_pem(self.root.certificate))
         return PkiFiles(certificate=cert_path, private_key=key_path, trust_anchors=(ca_path,))
 
 

@@ -146,12 +146,14 @@ def seal_message(
     if date.tzinfo is None:
         raise ValueError("date must be timezone-aware")
     inner = _canonical(content.as_bytes(policy=email.policy.SMTP))
-    signed = (
+    signer = (
         pkcs7.PKCS7SignatureBuilder()
         .set_data(inner)
         .add_signer(sender.certificate, sender.private_key, hashes.SHA256())
-        .sign(serialization.Encoding.SMIME, [pkcs7.PKCS7Options.DetachedSignature])
     )
+    for intermediate in sender.chain:  # so that receivers can build the path to their root
+        signer = signer.add_certificate(intermediate)
+    signed = signer.sign(serialization.Encoding.SMIME, [pkcs7.PKCS7Options.DetachedSignature])
     envelope = pkcs7.PKCS7EnvelopeBuilder().set_data(_canonical(signed))
     envelope = envelope.set_content_encryption_algorithm(algorithms.AES256)
     seen: set[bytes] = set()

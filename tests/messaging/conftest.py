@@ -20,6 +20,12 @@ class Pki:
         self.rogue_ca = TestAuthority("Rogue", NOW)
         # Same address as the group's mailbox, issued by an authority we do not trust.
         self.impostor = self.rogue_ca.issue_organisation("secretariat@ght-test.mssante.fr", "GHT Test")
+        # A two-level hierarchy, as IGC-Santé's: root -> intermediate -> professional.
+        self.root = TestAuthority("Racine Test", NOW)
+        self.intermediate = TestAuthority("Personnes Test", NOW, parent=self.root)
+        self.carol = self.intermediate.issue_professional(
+            "carol.petit@medecin.mssante.fr", "Carol Petit", "Cabinet Petit"
+        )
 
 
 @pytest.fixture(scope="session")

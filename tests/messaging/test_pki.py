@@ -84,3 +84,14 @@ def test_an_existing_key_file_is_narrowed_to_its_owner(pki, tmp_path):
     key.chmod(0o644)
     pki.ca.write(tmp_path, "group", pki.group)
     assert (key.stat().st_mode & 0o777) == 0o600
+
+
+def test_an_intermediate_authority_chains_to_its_root(pki, tmp_path):
+    assert pki.carol.chain == (pki.intermediate.certificate,)
+    pki.carol.certificate.verify_directly_issued_by(pki.intermediate.certificate)
+    pki.intermediate.certificate.verify_directly_issued_by(pki.root.certificate)
+    files = pki.intermediate.write(tmp_path, "carol", pki.carol)
+    loaded = load_identity(files)
+    assert loaded.certificate == pki.carol.certificate
+    assert loaded.chain == (pki.intermediate.certificate,)
+    assert load_trust_anchors(files) == [pki.root.certificate]

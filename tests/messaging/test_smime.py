@@ -429,3 +429,23 @@ def test_a_plain_openssl_cms_signature_is_accepted(pki, tmp_path):
     # The control for the PSS refusal: the same command without PSS passes every check.
     raw = openssl_signed_for_alice(pki, tmp_path, command="cms")
     assert [a.data for a in open_as(pki, raw).attachments()] == [ZIP, PDF]
+
+
+def test_a_signer_under_an_intermediate_authority_is_trusted_through_the_root(pki, tmp_path):
+    message = smime.seal_message(
+        letter_id="l", domain="medecin.mssante.fr", sender=pki.carol, to=[pki.alice.email],
+        recipient_certificates=[pki.alice.certificate], subject="s", content=content(), date=NOW,
+    )
+    opened = open_as(pki, message.as_bytes(), anchors=[pki.root.certificate])
+    assert opened.sender == pki.carol.email
+    with pytest.raises(SignerNotTrusted):
+        open_as(pki, message.as_bytes(), anchors=[pki.ca.certificate])
+    # OpenSSL builds the same path from the certificates the signature carries.
+    write_pki(pki, tmp_path)
+    (tmp_path / "root.crt").write_bytes(pki.root.certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "mail.eml").write_bytes(message.as_bytes())
+    openssl("smime", "-decrypt", "-in", "mail.eml", "-recip", "alice.crt", "-inkey", "alice.key",
+            "-out", "signed.eml", cwd=tmp_path)
+    verify = openssl("smime", "-verify", "-in", "signed.eml", "-CAfile", "root.crt", "-purpose", "smimesign",
+                     "-attime", str(int(NOW.timestamp())), "-out", "content.eml", cwd=tmp_path)
+    assert verify.returncode == 0, verify.stderr
