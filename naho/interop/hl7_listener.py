@@ -95,6 +95,8 @@ class AdtListener:
         self.zone = ZoneInfo(settings.timezone)
         #: MSH-3/MSH-4 ("APP/FACILITY") allowed to send; None: any system that can connect.
         self.senders = frozenset(senders) if senders is not None else None
+        #: Every domain's patient data that follows a merge (A40): the app's port.
+        self.movers = container.ports.get("patient_movers")
 
     async def handle(self, message: bytes, peer: str) -> bytes:
         return await asyncio.to_thread(self.receive, message, peer)
@@ -152,7 +154,7 @@ class AdtListener:
         header = command.header
         try:
             applied = adt.apply(uow, adt.interface_actor(header.sender, address=peer or None), command,
-                                authority=self.authority)
+                                authority=self.authority, movers=self.movers)
         except (OperationalError, InterfaceError):
             session.rollback()
             raise  # the database is away: no ACK, the sender sends again

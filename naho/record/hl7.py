@@ -64,7 +64,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any
@@ -76,6 +76,7 @@ from naho.identity import rules as identity_rules
 from naho.identity import service as identity
 from naho.identity.errors import InvalidIdentity, PossibleDuplicates
 from naho.identity.schemas import PatientCreate, PatientPublic, TraitsUpdate
+from naho.identity.service import PatientDataMover
 from naho.platform.access import Purpose
 from naho.platform.errors import DomainError, NotFound
 from naho.platform.security.actor import Actor
@@ -678,16 +679,20 @@ def interface_actor(sender: str, *, address: str | None = None) -> Actor:
                  via="system", address=address)
 
 
-def apply(uow: UnitOfWork, actor: Actor, command: AdtCommand, *, authority: str) -> Applied:
+def apply(uow: UnitOfWork, actor: Actor, command: AdtCommand, *, authority: str,
+          movers: Sequence[PatientDataMover] | None = None) -> Applied:
     """Run the command through the identity and record services.
 
     Each service opens `with uow:` and commits: give a unit of work that lends one transaction
     to all of them (the listener does) and a message is applied whole or not at all, e.g. A01
     for a new patient registers the identity and admits in one go. `authority` is the assigning
-    authority of our IPPs and NDAs (CX-4.1).
+    authority of our IPPs and NDAs (CX-4.1); `movers` the domains whose patient data follows a
+    merge (A40), the app's `patient_movers` port (default: the record's only).
     """
-    handler = _HANDLERS[type(command)]
-    applied = handler(uow, actor, command, authority)
+    if isinstance(command, MergeIdentities) and movers is not None:
+        applied = _merge(uow, actor, command, authority, movers)
+    else:
+        applied = _HANDLERS[type(command)](uow, actor, command, authority)
     _learn(uow, command, applied, authority)
     return replace(applied, sender_ids=_sender_ids(command))
 
@@ -894,9 +899,11 @@ def _prior_patient(uow: UnitOfWork, prior: Identifier, authority: str) -> uuid.U
     return found
 
 
-def _merge(uow: UnitOfWork, actor: Actor, command: AdtCommand, authority: str) -> Applied:
+def _merge(uow: UnitOfWork, actor: Actor, command: AdtCommand, authority: str,
+           movers: Sequence[PatientDataMover] = (record.MOVER,)) -> Applied:
     """A40: merge the MRG-1 record into the PID-3 one through identity.merge_patients (traced,
-    undoable; refused for two different INS or a pair declared distinct). Both must be known."""
+    undoable; refused for two different INS, a pair declared distinct or suspected twins). Both
+    must be known. `movers`: every domain's patient data that follows a merge (the app's port)."""
     assert isinstance(command, MergeIdentities)
     survivor = _require_patient(uow, command.patient, authority)
     merged = _prior_patient(uow, command.prior[0], authority)
@@ -906,7 +913,7 @@ def _merge(uow: UnitOfWork, actor: Actor, command: AdtCommand, authority: str) -
         return Applied("already merged into this patient", survivor)
     header = command.header
     identity.merge_patients(uow, actor, survivor, merged, f"A40 from {header.sender} ({header.control_id})",
-                            record.CARE, [record.MOVER])
+                            record.CARE, movers)
     return Applied(f"merged {command.prior[0].value} into this patient", survivor)
 
 

@@ -31,7 +31,7 @@ from naho.platform.security.rules import Role
 from naho.platform.uow import UnitOfWork
 from naho.record.service import RecordCareRelationship
 from tests.medication.test_api import PARACETAMOL, _admit, _measure, _orders, _post, _prescribe
-from tests.personas import NURSE, login
+from tests.personas import CLERK, NURSE, login
 
 UowFactory = Callable[[], UnitOfWork]
 
@@ -220,3 +220,22 @@ def test_an_order_outside_the_care_team_is_answered_as_an_unknown_one(
     with uow_factory() as uow:
         denied = uow.session.scalars(select(AuditEvent).where(AuditEvent.action == "patient:record:denied")).all()
         assert [e.target for e in denied] == [str(order)]
+
+
+def test_an_inbound_a40_moves_the_orders_with_the_merged_patient(client: TestClient, app,  # type: ignore[no-untyped-def]
+                                                                 uow_factory: UowFactory) -> None:
+    from naho.interop.hl7_listener import AdtListener
+    from tests.interop.test_hl7_pam_movements import message, send
+
+    merged, _ = _admit(client)
+    _measure(client, merged)
+    order = _prescribe(client, merged, PARACETAMOL).json()
+    survivor, _ = _admit(client, bed="LENS-MED-MIN-524-1", name="Vandamme", first_names="Gérard")
+    login(client, CLERK)
+    ipps = {p: client.get(f"/api/patients/{p}").json()["ipp"] for p in (merged, survivor)}
+    gam = AdtListener(app.state.container)
+    merge = message("A40", "M1", ipp=ipps[survivor], name="VANDAMME^GERARD^GERARD",
+                    mrg=f"{ipps[merged]}^^^NAHO^PI", structure="ADT_A39")
+    assert send(gam, merge)[0] == "AA"
+    # The medication orders followed the merge as the stays and the chart do (the app's movers).
+    assert [str(o.id) for o in _orders(uow_factory, survivor)] == [order["id"]] and not _orders(uow_factory, merged)
