@@ -24,7 +24,7 @@ from email.utils import format_datetime, getaddresses
 
 from asn1crypto import cms  # type: ignore[import-untyped]
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import algorithms
@@ -57,6 +57,8 @@ _ACCEPTED_DIGESTS: dict[str, hashes.HashAlgorithm] = {
     "sha384": hashes.SHA384(),
     "sha512": hashes.SHA512(),
 }
+# What asn1crypto and cryptography raise on malformed input (found by fuzzing, see test_robustness).
+_PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, UnsupportedAlgorithm, x509.InvalidVersion)
 _PKCS7_MIME = {"application/pkcs7-mime", "application/x-pkcs7-mime"}
 _PKCS7_SIGNATURE = {"application/pkcs7-signature", "application/x-pkcs7-signature"}
 
@@ -242,13 +244,13 @@ def _decrypt(der: bytes, recipient: Identity) -> bytes:
                 ours = ours or _is_issuer_and_serial(rid.chosen, recipient.certificate)
             elif rid.name == "subject_key_identifier":
                 ours = ours or rid.chosen.native == _subject_key_identifier(recipient.certificate)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise MessageMalformed(f"unreadable S/MIME envelope: {exc}") from exc
     if not ours:
         raise MessageNotForUs("the message is not encrypted for our certificate")
     try:
         return pkcs7.pkcs7_decrypt_der(der, recipient.certificate, recipient.private_key, [])
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise MessageMalformed(f"the envelope cannot be decrypted: {exc}") from exc
 
 
@@ -291,12 +293,29 @@ def _split_multipart_signed(entity: bytes) -> tuple[bytes, bytes]:
     return parts[0], signature_der
 
 
-def _verify_signature(content: bytes, signature_der: bytes) -> tuple[x509.Certificate, list[x509.Certificate]]:
-    """Check the CMS SignedData over `content`; return the signer and the other certificates."""
+@dataclass(frozen=True)
+class _SignerView:
+    """What the checks need from a CMS SignedData, read once so that parse errors surface here."""
+
+    signer: x509.Certificate
+    others: list[x509.Certificate]
+    public_key: object
+    encapsulated_type: str
+    listed_digests: list[str]
+    digest_name: str
+    signature_algorithm: str
+    signature: bytes
+    signed_attrs_der: bytes | None
+    message_digests: list[bytes]
+    content_types: list[str]
+
+
+def _read_signed_data(signature_der: bytes) -> _SignerView:
     try:
         info = cms.ContentInfo.load(signature_der)
         if info["content_type"].native != "signed_data":
             raise MessageNotSigned("the signature part is not CMS signed-data")
+        info.native  # noqa: B018 - asn1crypto parses lazily: force the whole structure now
         signed_data = info["content"]
         if signed_data["encap_content_info"]["content"].native is not None:
             raise MessageMalformed("a detached signature must not carry the content")
@@ -310,43 +329,58 @@ def _verify_signature(content: bytes, signature_der: bytes) -> tuple[x509.Certif
             if choice.name == "certificate"
         ]
         signer = _find_signer(signer_info["sid"], certificates)
-        digest_name = signer_info["digest_algorithm"]["algorithm"].native
-        signature_algorithm = signer_info["signature_algorithm"].signature_algo
-        signature = signer_info["signature"].native
         signed_attrs = signer_info["signed_attrs"]
         attributes = {attr["type"].native: attr["values"] for attr in signed_attrs}
-        signed_attrs_der = b"\x31" + signed_attrs.dump()[1:] if len(signed_attrs) else None
-    except (ValueError, TypeError, KeyError) as exc:
+        return _SignerView(
+            signer=signer,
+            others=[c for c in certificates if c != signer],
+            public_key=signer.public_key(),
+            encapsulated_type=signed_data["encap_content_info"]["content_type"].native,
+            listed_digests=[algorithm["algorithm"].native for algorithm in signed_data["digest_algorithms"]],
+            digest_name=signer_info["digest_algorithm"]["algorithm"].native,
+            signature_algorithm=signer_info["signature_algorithm"]["algorithm"].native,
+            signature=signer_info["signature"].native,
+            signed_attrs_der=b"\x31" + signed_attrs.dump()[1:] if len(signed_attrs) else None,
+            message_digests=[value.native for value in attributes.get("message_digest", [])],
+            content_types=[value.native for value in attributes.get("content_type", [])],
+        )
+    except _PARSE_ERRORS as exc:
         raise MessageMalformed(f"unreadable CMS signature: {exc}") from exc
 
-    algorithm = _ACCEPTED_DIGESTS.get(digest_name)
+
+def _verify_signature(content: bytes, signature_der: bytes) -> tuple[x509.Certificate, list[x509.Certificate]]:
+    """Check the CMS SignedData over `content` (RFC 5652 §5.4, §11); return signer and other certificates."""
+    view = _read_signed_data(signature_der)
+    if view.encapsulated_type != "data":
+        raise SignatureInvalid("the signed content type is not data")
+    algorithm = _ACCEPTED_DIGESTS.get(view.digest_name)
     if algorithm is None:
-        raise SignatureInvalid(f"digest algorithm {digest_name} is not accepted")
+        raise SignatureInvalid(f"digest algorithm {view.digest_name} is not accepted")
+    if view.digest_name not in view.listed_digests:
+        raise SignatureInvalid("the signer's digest algorithm is not listed in the signed data")
     digest = hashes.Hash(algorithm)
     digest.update(content)
     content_digest = digest.finalize()
-    if signed_attrs_der is None:
+    if view.signed_attrs_der is None:
         signed_bytes = content  # no signed attributes: the signature covers the content itself
     else:
-        message_digest = attributes.get("message_digest")
-        content_type = attributes.get("content_type")
-        if message_digest is None or len(message_digest) != 1 or content_type is None:
+        if len(view.message_digests) != 1 or len(view.content_types) != 1:
             raise SignatureInvalid("signed attributes lack the message digest or content type")
-        if content_type[0].native != "data":
-            raise SignatureInvalid("the signed content type is not data")
-        if not hmac.compare_digest(message_digest[0].native, content_digest):
+        if view.content_types[0] != view.encapsulated_type:
+            raise SignatureInvalid("the signed content type differs from the encapsulated one")
+        if not hmac.compare_digest(view.message_digests[0], content_digest):
             raise SignatureInvalid("the content does not match its signature (altered message)")
-        signed_bytes = signed_attrs_der
-    if signature_algorithm != "rsassa_pkcs1v15":
-        raise SignatureInvalid(f"signature algorithm {signature_algorithm} is not accepted")
-    public_key = signer.public_key()
-    if not isinstance(public_key, rsa.RSAPublicKey):
+        signed_bytes = view.signed_attrs_der
+    # rsaEncryption, or the RSA PKCS#1 v1.5 combination with the signer's own digest.
+    if view.signature_algorithm not in ("rsassa_pkcs1v15", f"{view.digest_name}_rsa"):
+        raise SignatureInvalid(f"signature algorithm {view.signature_algorithm} is not accepted")
+    if not isinstance(view.public_key, rsa.RSAPublicKey):
         raise SignatureInvalid("the signer's key is not RSA")
     try:
-        public_key.verify(signature, signed_bytes, padding.PKCS1v15(), algorithm)
+        view.public_key.verify(view.signature, signed_bytes, padding.PKCS1v15(), algorithm)
     except InvalidSignature as exc:
         raise SignatureInvalid("the signature does not verify (altered message or forged signer)") from exc
-    return signer, [c for c in certificates if c != signer]
+    return view.signer, view.others
 
 
 def _find_signer(sid: object, certificates: list[x509.Certificate]) -> x509.Certificate:
@@ -392,7 +426,7 @@ def _verify_trust(
     )
     try:
         verifier.verify(signer, intermediates)
-    except VerificationError as exc:
+    except (VerificationError, ValueError, UnsupportedAlgorithm) as exc:
         raise SignerNotTrusted(f"the signer's certificate is not trusted: {exc}") from exc
     try:
         usages = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value

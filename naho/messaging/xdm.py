@@ -22,6 +22,7 @@ import re
 import uuid
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -347,7 +348,7 @@ def unpack(data: bytes, limits: Limits = Limits()) -> list[UnpackedSubmission]:
         raise XdmTooLarge("the package exceeds the maximum archive size")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as exc:
         raise XdmPackageInvalid("not a zip archive") from exc
     with archive:
         entries = _checked_entries(archive, limits)
@@ -404,7 +405,7 @@ def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
     try:
         with archive.open(info) as stream:
             data = stream.read(limit + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError, RuntimeError) as exc:
         raise XdmPackageInvalid(f"corrupt entry {info.filename}: {exc}") from exc
     if len(data) > limit:
         raise XdmTooLarge(f"entry larger than declared or allowed: {info.filename}")

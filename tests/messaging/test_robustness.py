@@ -1,0 +1,57 @@
+"""Mutated input never escapes as anything but a typed refusal, and never passes altered."""
+
+import base64
+import re
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from naho.messaging import smime, xdm
+from naho.messaging.errors import MessagingError, XdmPackageInvalid
+from tests.messaging.conftest import NOW
+from tests.messaging.test_smime import PDF as LETTER_PDF
+from tests.messaging.test_smime import ZIP, decrypted_entity, envelope, seal
+from tests.messaging.test_xdm import CDA, PDF, submission
+
+PACKAGE = xdm.pack(submission())
+flips = st.lists(st.tuples(st.integers(min_value=0), st.integers(min_value=1, max_value=255)), min_size=1, max_size=3)
+
+
+def mutate(data: bytes, changes) -> bytes:
+    mutated = bytearray(data)
+    for position, mask in changes:
+        mutated[position % len(mutated)] ^= mask
+    return bytes(mutated)
+
+
+@settings(max_examples=300, deadline=None)
+@given(flips)
+def test_a_mutated_package_is_refused_or_yields_the_original_documents(changes):
+    try:
+        (unpacked,) = xdm.unpack(mutate(PACKAGE, changes))
+    except XdmPackageInvalid:
+        return
+    assert [d.data for d in unpacked.documents] == [PDF, CDA]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=flips)
+def test_a_mutated_signature_is_refused_or_changes_nothing_that_is_signed(pki, changes):
+    entity = decrypted_entity(pki, seal(pki).as_bytes())
+    found = re.search(rb"smime\.p7s\"?\r\n\r\n([A-Za-z0-9+/=\r\n]+)", entity)
+    assert found
+    der = base64.b64decode(found.group(1))
+    mutated = mutate(der, changes)
+    if mutated == der:  # two flips of the same byte cancelled out
+        return
+    forged_entity = (
+        entity[: found.start(1)] + base64.encodebytes(mutated).replace(b"\n", b"\r\n") + entity[found.end(1) :]
+    )
+    forged = envelope(forged_entity, pki.alice.certificate, f"From: {pki.group.email}\r\n")
+    try:
+        opened = smime.open_message(forged, recipient=pki.alice, trust_anchors=[pki.ca.certificate], now=NOW)
+    except MessagingError:
+        return
+    # Unsigned fields (e.g. the SignedData version) may change without harm; signer and content may not.
+    assert opened.signer == pki.group.certificate
+    assert [a.data for a in opened.attachments()] == [ZIP, LETTER_PDF]
