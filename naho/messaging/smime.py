@@ -59,6 +59,7 @@ _ACCEPTED_DIGESTS: dict[str, hashes.HashAlgorithm] = {
 }
 # What asn1crypto and cryptography raise on malformed input (found by fuzzing, see test_robustness).
 _PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, UnsupportedAlgorithm, x509.InvalidVersion)
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,./:=? -]{0,69}[0-9A-Za-z'()+_,./:=?-]")  # RFC 2046 §5.1.1
 _PKCS7_MIME = {"application/pkcs7-mime", "application/x-pkcs7-mime"}
 _PKCS7_SIGNATURE = {"application/pkcs7-signature", "application/x-pkcs7-signature"}
 
@@ -273,7 +274,9 @@ def _split_multipart_signed(entity: bytes) -> tuple[bytes, bytes]:
     boundary = headers.get_boundary()
     if protocol not in _PKCS7_SIGNATURE or not boundary:
         raise MessageNotSigned("multipart/signed without a PKCS#7 protocol or boundary")
-    delimiter = b"\r\n--" + boundary.encode("ascii", "strict")
+    if not _BOUNDARY.fullmatch(boundary):
+        raise MessageMalformed("invalid multipart boundary")
+    delimiter = b"\r\n--" + boundary.encode("ascii")
     segments = (b"\r\n" + body).split(delimiter)
     # segments: preamble, part 1, part 2, close delimiter ("--" + epilogue)
     if len(segments) != 4 or not segments[3].startswith(b"--"):

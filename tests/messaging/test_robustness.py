@@ -55,3 +55,16 @@ def test_a_mutated_signature_is_refused_or_changes_nothing_that_is_signed(pki, c
     # Unsigned fields (e.g. the SignedData version) may change without harm; signer and content may not.
     assert opened.signer == pki.group.certificate
     assert [a.data for a in opened.attachments()] == [ZIP, LETTER_PDF]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=flips)
+def test_a_mutated_signed_entity_is_refused_or_changes_nothing_that_is_signed(pki, changes):
+    entity = decrypted_entity(pki, seal(pki).as_bytes())
+    forged = envelope(mutate(entity, changes), pki.alice.certificate, f"From: {pki.group.email}\r\n")
+    try:
+        opened = smime.open_message(forged, recipient=pki.alice, trust_anchors=[pki.ca.certificate], now=NOW)
+    except MessagingError:
+        return
+    assert opened.signer == pki.group.certificate
+    assert [a.data for a in opened.attachments()] == [ZIP, LETTER_PDF]

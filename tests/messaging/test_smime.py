@@ -449,3 +449,11 @@ def test_a_signer_under_an_intermediate_authority_is_trusted_through_the_root(pk
     verify = openssl("smime", "-verify", "-in", "signed.eml", "-CAfile", "root.crt", "-purpose", "smimesign",
                      "-attime", str(int(NOW.timestamp())), "-out", "content.eml", cwd=tmp_path)
     assert verify.returncode == 0, verify.stderr
+
+
+def test_a_non_ascii_multipart_boundary_is_refused(pki):
+    entity = decrypted_entity(pki, seal(pki).as_bytes())
+    boundary = email.message_from_bytes(entity, policy=email.policy.SMTP).get_boundary()
+    forged = entity.replace(boundary.encode(), "é".encode() + boundary.encode()[1:])
+    with pytest.raises(MessageMalformed, match="boundary"):
+        open_as(pki, envelope(forged, pki.alice.certificate, f"From: {pki.group.email}\r\n"))
