@@ -21,6 +21,7 @@ from naho.messaging.errors import (
     SignerAddressMismatch,
     SignerNotTrusted,
 )
+from tests.conftest import service_missing
 from tests.messaging.conftest import NOW
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
@@ -137,6 +138,8 @@ def write_pki(pki, tmp_path):
 
 
 def openssl(*args, cwd):
+    if not shutil.which(OPENSSL):
+        service_missing("the OpenSSL command line is not installed (apt-get install openssl)")
     return subprocess.run([OPENSSL, *args], cwd=cwd, capture_output=True, check=False)
 
 
