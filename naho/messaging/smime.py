@@ -43,12 +43,13 @@ from naho.messaging.errors import (
 )
 from naho.messaging.pki import Identity, certificate_emails
 
-# Identification of the sending software (LPS) in MSSanté exchanges. The names follow the
-# issue's `X-MSS-...` family; they must be checked against the ANS "Référentiel #1/#2
-# MSSanté" before going live (not verifiable from this workplace), hence kept in one place.
-HEADER_SOFTWARE_NAME = "X-MSSANTE-LPS-NOM"
-HEADER_SOFTWARE_VERSION = "X-MSSANTE-LPS-VERSION"
-HEADER_SOFTWARE_VENDOR = "X-MSSANTE-LPS-EDITEUR"
+# MSSanté headers (ANS "Référentiel socle MSSanté #2, clients de messageries", ECO.2.4.x):
+# X-MSS-CODECDA (the code of each CDA document carried in an IHE_XDM archive), X-MSS-INS,
+# X-MSS-NIL… Their values are set by the service that composes a letter (it knows the documents
+# and the patient's identity); this module only carries them, signed-and-sealed mail being
+# otherwise opaque, and reads them back. Names outside this family are refused.
+MSS_HEADER_PREFIX = "X-MSS-"
+_HEADER_NAME = re.compile(r"^X-MSS-[A-Z0-9-]{1,40}$")
 
 _MESSAGE_ID_NAMESPACE = uuid.UUID("5b1f8a3e-2f57-4c1e-9a57-2d8f1e6c0a11")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.IGNORECASE)
@@ -62,15 +63,6 @@ _PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, Un
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,./:=? -]{0,69}[0-9A-Za-z'()+_,./:=?-]")  # RFC 2046 §5.1.1
 _PKCS7_MIME = {"application/pkcs7-mime", "application/x-pkcs7-mime"}
 _PKCS7_SIGNATURE = {"application/pkcs7-signature", "application/x-pkcs7-signature"}
-
-
-@dataclass(frozen=True)
-class SoftwareIdentity:
-    """The sending software, announced in the MSSanté headers."""
-
-    name: str = "naho"
-    version: str = "0.1.0"
-    vendor: str = "naho"
 
 
 @dataclass(frozen=True)
@@ -130,9 +122,12 @@ def seal_message(
     subject: str,
     content: EmailMessage,
     date: dt.datetime,
-    software: SoftwareIdentity = SoftwareIdentity(),
+    mss_headers: Sequence[tuple[str, str]] = (),
 ) -> EmailMessage:
     """Sign `content` with the sender's key, then encrypt it for the recipients and the sender.
+
+    `mss_headers`: the MSSanté `X-MSS-...` headers of the letter, as (name, value) pairs (a name
+    may repeat: a multi-valued header); other names, and values with line breaks, are refused.
 
     The sender is always a recipient of the envelope, so that the sent copy stays readable.
     """
@@ -148,6 +143,9 @@ def seal_message(
         raise ValueError("an addressee has no certificate")
     if date.tzinfo is None:
         raise ValueError("date must be timezone-aware")
+    for name, value in mss_headers:
+        if not _HEADER_NAME.match(name.upper()) or "\r" in value or "\n" in value:
+            raise ValueError(f"{name!r} is not an MSSanté X-MSS- header with a one-line value")
     inner = _canonical(content.as_bytes(policy=email.policy.SMTP))
     signer = (
         pkcs7.PKCS7SignatureBuilder()
@@ -173,9 +171,8 @@ def seal_message(
     message["Subject"] = subject
     message["Date"] = format_datetime(date.astimezone(dt.UTC))
     message["Message-ID"] = message_id(letter_id, domain)
-    message[HEADER_SOFTWARE_NAME] = software.name
-    message[HEADER_SOFTWARE_VERSION] = software.version
-    message[HEADER_SOFTWARE_VENDOR] = software.vendor
+    for name, value in mss_headers:
+        message[name.upper()] = value
     return message
 
 
@@ -194,7 +191,7 @@ def open_message(
         raise SignerAddressMismatch("the signer's certificate is not that of the From address")
     content = email.message_from_bytes(signed_content, _class=EmailMessage, policy=email.policy.SMTP)
     assert isinstance(content, EmailMessage)
-    headers = {key: str(value) for key, value in outer.items() if key.upper().startswith("X-MSSANTE-")}
+    headers = {key: str(value) for key, value in outer.items() if key.upper().startswith(MSS_HEADER_PREFIX)}
     return OpenedMessage(str(outer.get("Message-ID", "")), sender, signer, content, headers)
 
 

@@ -1,5 +1,4 @@
 import base64
-import dataclasses
 import datetime as dt
 import email
 import email.policy
@@ -50,6 +49,7 @@ def seal(pki, *, sender=None, to=None, letter_id="letter-42"):
         subject="Lettre de liaison",
         content=content(),
         date=NOW,
+        mss_headers=[("X-MSS-CODECDA", "11490-0")],
     )
 
 
@@ -85,7 +85,7 @@ def test_a_sealed_message_opens_with_its_body_and_attachments(pki):
         ("IHE_XDM.ZIP", "application/zip", ZIP),
         ("lettre.pdf", "application/pdf", PDF),
     ]
-    assert opened.headers[smime.HEADER_SOFTWARE_NAME] == "naho"
+    assert opened.headers["X-MSS-CODECDA"] == "11490-0"
 
 
 def test_the_outer_message_shows_no_clinical_content(pki):
@@ -301,13 +301,17 @@ def test_recipients_of_lists_to_and_cc(pki):
     assert smime.recipients_of(message) == [pki.alice.email, pki.bob.email]
 
 
-def test_software_identity_is_announced(pki):
-    message = smime.seal_message(
-        letter_id="l", domain="ght.fr", sender=pki.group, to=[pki.alice.email],
-        recipient_certificates=[pki.alice.certificate], subject="s", content=content(), date=NOW,
-        software=dataclasses.replace(smime.SoftwareIdentity(), version="9.9"),
-    )
-    assert message[smime.HEADER_SOFTWARE_VERSION] == "9.9"
+def test_mssante_headers_are_carried_and_nothing_else(pki):
+    def sealed(headers):  # type: ignore[no-untyped-def]
+        return smime.seal_message(
+            letter_id="l", domain="ght.fr", sender=pki.group, to=[pki.alice.email],
+            recipient_certificates=[pki.alice.certificate], subject="s", content=content(), date=NOW,
+            mss_headers=headers)
+    message = sealed([("X-MSS-CODECDA", "11490-0"), ("X-MSS-CODECDA", "11502-2")])
+    assert message.get_all("X-MSS-CODECDA") == ["11490-0", "11502-2"]  # multi-valued: one per document
+    for refused in ([("X-Mailer", "naho")], [("X-MSS-CODECDA", "11490-0\r\nBcc: eve@example.org")]):
+        with pytest.raises(ValueError):
+            sealed(refused)
 
 
 def test_a_message_with_two_from_addresses_is_refused(pki):
