@@ -283,16 +283,23 @@ def _check_changer(session: Session, actor: Actor, encounter: Encounter) -> None
                             rule="NotInCareTeam")
 
 
+def _open_for_change(session: Session, actor: Actor, encounter_id: uuid.UUID, port: CareRelationshipPort,
+                     now: datetime) -> Encounter:
+    """The stay whose team `actor` changes: through the door, then the rule of who may change it."""
+    encounter = _stay(session, encounter_id)
+    access_patient(session, actor, encounter.patient_id, _purpose(actor), now=now, port=port, action=ACCESS_CHANGE,
+                   target=str(encounter.id))
+    _check_changer(session, actor, encounter)
+    return encounter
+
+
 def add_member(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID, username: str, role: str,
                port: CareRelationshipPort) -> NamedMember:
     """Name a professional of the directory on the stay, in a team role."""
     with uow:
         s = uow.session
         now = uow.clock.now()
-        encounter = _stay(s, encounter_id)
-        access_patient(s, actor, encounter.patient_id, _purpose(actor), now=now, port=port, action=ACCESS_CHANGE,
-                       target=str(encounter.id))
-        _check_changer(s, actor, encounter)
+        encounter = _open_for_change(s, actor, encounter_id, port, now)
         account = s.execute(select(Account).where(Account.username == username.strip().lower())).scalar_one_or_none()
         member = staff.staff_of_account(s, account.id) if account is not None else None
         if account is None or member is None or not account.active:
@@ -321,10 +328,7 @@ def end_member(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID, member_id
     with uow:
         s = uow.session
         now = uow.clock.now()
-        encounter = _stay(s, encounter_id)
-        access_patient(s, actor, encounter.patient_id, _purpose(actor), now=now, port=port, action=ACCESS_CHANGE,
-                       target=str(encounter.id))
-        _check_changer(s, actor, encounter)
+        encounter = _open_for_change(s, actor, encounter_id, port, now)
         row = s.get(CareTeamMember, member_id)
         if row is None or row.encounter_id != encounter_id:
             raise MemberNotFound("no such member of this stay's care team", rule="MemberNotFound")

@@ -255,19 +255,8 @@ def admit_patient(uow: UnitOfWork, actor: Actor, data: AdmissionCreate) -> Encou
                                bed_code=data.bed_code, unit_beds=beds, now=now)
         except rules.StayRuleError as exc:
             raise _refused(exc) from exc
-        encounter = Encounter(
-            id=encounter_id, patient_id=data.patient_id, nda=f"{next_number(s, 'nda', start=26000001):09d}",
-            establishment_code=data.establishment_code, encounter_class=data.encounter_class,
-            status=str(stay.status), unit_code=data.unit_code, bed_code=data.bed_code, started_at=data.at or now,
-            ended_at=None, expected_end_at=data.expected_end_at, created_at=now,
-        )
-        s.add(encounter)
-        s.flush()
-        added = _save(s, actor, encounter, [], stay, now)
-        _emit(uow, actor, encounter, added)
-        result = _public(s, encounter)
-        uow.commit()
-        return result
+        return _open_stay(uow, actor, stay, patient_id=data.patient_id, bed_code=data.bed_code,
+                          started_at=data.at or now, expected_end_at=data.expected_end_at)
 
 
 def pre_admit_patient(uow: UnitOfWork, actor: Actor, data: PreAdmissionCreate) -> EncounterPublic:
@@ -287,19 +276,33 @@ def pre_admit_patient(uow: UnitOfWork, actor: Actor, data: PreAdmissionCreate) -
                                    unit_beds=beds, now=now)
         except rules.StayRuleError as exc:
             raise _refused(exc) from exc
-        encounter = Encounter(
-            id=encounter_id, patient_id=data.patient_id, nda=f"{next_number(s, 'nda', start=26000001):09d}",
-            establishment_code=data.establishment_code, encounter_class=data.encounter_class,
-            status=str(stay.status), unit_code=data.unit_code, bed_code=None, started_at=data.planned_at,
-            ended_at=None, expected_end_at=data.expected_end_at, created_at=now,
-        )
-        s.add(encounter)
-        s.flush()
-        added = _save(s, actor, encounter, [], stay, now)
-        _emit(uow, actor, encounter, added)
-        result = _public(s, encounter)
-        uow.commit()
-        return result
+        # The planned bed is a wish kept on the movement; the stay holds no bed until it arrives.
+        return _open_stay(uow, actor, stay, patient_id=data.patient_id, bed_code=None, started_at=data.planned_at,
+                          expected_end_at=data.expected_end_at)
+
+
+def _new_nda(session: Session) -> str:
+    return f"{next_number(session, 'nda', start=26000001):09d}"
+
+
+def _open_stay(uow: UnitOfWork, actor: Actor, stay: rules.Stay, *, patient_id: uuid.UUID, bed_code: str | None,
+               started_at: datetime, expected_end_at: datetime | None) -> EncounterPublic:
+    """Write a stay the rules just opened (admission or pre-admission) with its NDA, its
+    movements and their ADT messages, and commit."""
+    s, now = uow.session, uow.clock.now()
+    unit_code = stay.movements[0].unit_code
+    encounter = Encounter(
+        id=uuid.UUID(stay.id), patient_id=patient_id, nda=_new_nda(s), establishment_code=stay.establishment_code,
+        encounter_class=str(stay.encounter_class), status=str(stay.status), unit_code=unit_code, bed_code=bed_code,
+        started_at=started_at, ended_at=None, expected_end_at=expected_end_at, created_at=now,
+    )
+    s.add(encounter)
+    s.flush()
+    added = _save(s, actor, encounter, [], stay, now)
+    _emit(uow, actor, encounter, added)
+    result = _public(s, encounter)
+    uow.commit()
+    return result
 
 
 def _emit(uow: UnitOfWork, actor: Actor, encounter: Encounter, added: list[Movement],
@@ -626,7 +629,7 @@ def import_stay(session: Session, patient_id: uuid.UUID, *, establishment_code: 
         stay = rules.discharge(stay, movement_id=str(uuid.uuid4()), at=discharged_at, now=now)
     encounter = Encounter(
         id=encounter_id, patient_id=patient_id,
-        nda=f"{nda_number or next_number(session, 'nda', start=26000001):09d}",
+        nda=f"{nda_number:09d}" if nda_number else _new_nda(session),
         establishment_code=establishment_code, encounter_class=encounter_class, status=str(stay.status),
         unit_code=unit_code, bed_code=bed_code, started_at=admitted_at, ended_at=None,
         expected_end_at=expected_end_at, created_at=now,
