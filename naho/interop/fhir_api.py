@@ -290,9 +290,8 @@ def search_encounter(request: Request, container: ContainerDep, actor: ActorDep)
         stays: list[EncounterPublic] = []
         try:
             if token is not None:
-                found = record_fhir.encounter_id_by_nda(s, token.code) \
-                    if token.system in (None, record_fhir.NDA_SYSTEM) else None
-                stays = [record.get_encounter(s, found)] if found else []
+                found = record.stay_by_nda(s, token.code) if token.system in (None, record_fhir.NDA_SYSTEM) else None
+                stays = [record.get_encounter(s, found[0])] if found else []
                 stays = [e for e in stays if patient_id is None or e.patient_id == patient_id]
                 for e in stays:
                     access_patient(s, actor, e.patient_id, _purpose(actor), now=uow.clock.now(),

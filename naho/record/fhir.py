@@ -31,7 +31,6 @@ from naho.record.models import Allergy as AllergyRow
 from naho.record.models import ClinicalDocument as DocumentRow
 from naho.record.models import ClinicalNote as NoteRow
 from naho.record.models import Condition as ConditionRow
-from naho.record.models import Encounter as EncounterRow
 from naho.record.models import Observation as ObservationRow
 from naho.record.rules import VITAL_BY_LOINC, BadCode, EncounterClass, EncounterStatus, check_icd10
 from naho.record.schemas import EncounterPublic
@@ -124,11 +123,6 @@ def encounter_resources(session: Session, encounters: Sequence[EncounterPublic])
         beds=sorted({e.bed_code for e in encounters if e.bed_code}),
     )
     return [encounter_resource(e, refs) for e in encounters]
-
-
-def encounter_id_by_nda(session: Session, nda: str) -> uuid.UUID | None:
-    """The stay behind an NDA (the caller then goes through the door for its patient)."""
-    return session.scalars(select(EncounterRow.id).where(EncounterRow.nda == nda.strip())).first()
 
 
 # --- the clinical chart: Condition, AllergyIntolerance, Observation, DocumentReference ---------------------

@@ -434,7 +434,8 @@ def _search_patients(container: ContainerDep, actor: ActorDep, query: str) -> li
     with a birth date written dd/mm/yyyy among the words (alone: everyone born that day)."""
     if service.NDA_PATTERN.match(query):
         with container.session_factory() as s:
-            among = service.patients_by_nda(s, query)
+            stay = service.stay_by_nda(s, query)
+        among = [stay[1]] if stay else []
         return identity.search_patients(container.uow(), actor, query, container.ports["care"], among=among,
                                         limit=20)
     born = None

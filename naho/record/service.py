@@ -536,9 +536,11 @@ def stays_of(session: Session, patient_id: uuid.UUID) -> list[EncounterPublic]:
 NDA_PATTERN = re.compile(r"^\d{9}$")
 
 
-def patients_by_nda(session: Session, nda: str) -> list[uuid.UUID]:
-    """The patient of the stay with this NDA (none if unknown); the caller decides visibility."""
-    return list(session.scalars(select(Encounter.patient_id).where(Encounter.nda == nda.strip())))
+def stay_by_nda(session: Session, nda: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """The stay behind an NDA and its patient, (stay id, patient id), or None; the caller then
+    goes through the door for that patient."""
+    row = session.execute(select(Encounter.id, Encounter.patient_id).where(Encounter.nda == nda.strip())).first()
+    return (row[0], row[1]) if row else None
 
 
 def get_encounter(session: Session, encounter_id: uuid.UUID) -> EncounterPublic:
