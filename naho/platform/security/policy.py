@@ -105,7 +105,8 @@ class Policy:
                     raise LoginRequired(request.url.path)
                 raise HTTPException(401, detail=AUTHENTICATION_REQUIRED, headers={"WWW-Authenticate": "Bearer"})
             await check_csrf(request)
-            if actor is not None and self.roles is not None and not roles_allow(actor.roles, self.roles):
+            if not self.anonymous and actor is not None and self.roles is not None \
+                    and not roles_allow(actor.roles, self.roles):
                 raise HTTPException(403, detail=ROLE_REFUSED)
             yield
         finally:
