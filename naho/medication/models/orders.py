@@ -18,6 +18,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from naho.platform.db import Base, new_id
 
+__all__ = ['FormularyImport', 'FormularySubstance', 'FormularyProduct', 'FormularyInteraction', 'MedicationOrder', 'MedicationOrderAlert']
+
 
 class FormularyImport(Base):
     """One import of the formulary file: when, by whom, which file (its SHA-256) and what changed."""

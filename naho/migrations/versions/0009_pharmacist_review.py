@@ -1,0 +1,27 @@
+"""pharmacist review
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-05 07:30:00
+
+Reserved for this step of the medication circuit; filled in with its tables.
+"""
+from collections.abc import Sequence
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+import naho.platform.db  # noqa: F401
+
+revision: str = '0009'
+down_revision: str | None = '0008'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
