@@ -18,7 +18,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from naho.platform.db import Base, new_id
 
-__all__ = ['FormularyImport', 'FormularySubstance', 'FormularyProduct', 'FormularyInteraction', 'MedicationOrder', 'MedicationOrderAlert']
+__all__ = [
+    "FormularyImport", "FormularyInteraction", "FormularyProduct", "FormularySubstance", "MedicationOrder",
+    "MedicationOrderAlert",
+]
 
 
 class FormularyImport(Base):
