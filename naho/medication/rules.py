@@ -1004,6 +1004,24 @@ def order_amounts(order: Order, product: Product, patient: PatientContext, unit:
     return Amounts(converted, None, converted * order.frequency.doses_per_day())
 
 
+def presentations_per_dose(order: Order, product: Product, patient: PatientContext) -> float | None:
+    """How many units of the product (tablets, ampoules, vials...) one administration takes: what
+    the pharmacy dispenses and the nurse prepares. None for a continuous infusion, or when it cannot
+    be known (see `order_amounts`)."""
+    dose = order.dose.parsed
+    if dose.per_hour is not None:
+        return None
+    if dose.dimension is Dimension.PRESENTATION and not (dose.per_kg or dose.per_m2):
+        return order.dose.value
+    strength = product.components[0].amount
+    if strength is None:
+        return None
+    amounts = order_amounts(order, product, patient, strength.unit)
+    if amounts is None or amounts.single is None:
+        return None
+    return amounts.single / strength.value
+
+
 def _check_dose(order: Order, product: Product, patient: PatientContext, active: Sequence[_Active],
                 catalogue: Catalogue) -> list[Alert]:
     alerts: list[Alert] = []

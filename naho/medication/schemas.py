@@ -53,6 +53,21 @@ class AlertPublic(BaseModel):
     override_reason: str | None = None
 
 
+class PharmacistReviewPublic(BaseModel):
+    """The pharmacist's latest analysis of an order version, as the prescriber and nurses see it:
+    the decision, the coded intervention (SFPC) and the comment."""
+
+    decision: str
+    problem_code: str | None = None
+    problem_label: str | None = None  # in the reader's language
+    intervention_code: str | None = None
+    intervention_label: str | None = None
+    comment: str | None = None
+    pharmacist: str
+    at: datetime
+    prescriber_response: str | None = None  # accepted | declined, once the prescriber answers
+
+
 class OrderPublic(BaseModel):
     id: uuid.UUID
     patient_id: uuid.UUID
@@ -82,6 +97,8 @@ class OrderPublic(BaseModel):
     status_changed_at: datetime | None
     status_reason: str | None
     alerts: list[AlertPublic]
+    #: Filled from the review step (review.latest_reviews) when the pharmacist has spoken.
+    pharmacist_review: PharmacistReviewPublic | None = None
 
 
 class ProductPublic(BaseModel):
