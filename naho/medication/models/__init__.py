@@ -6,4 +6,5 @@ analysis), `administration` (the plan of care as given: doses, infusions), `disp
 from naho.medication.models.administration import *  # noqa: F403
 from naho.medication.models.dispensing import *  # noqa: F403
 from naho.medication.models.orders import *  # noqa: F403
+from naho.medication.models.reconciliation import *  # noqa: F403
 from naho.medication.models.review import *  # noqa: F403

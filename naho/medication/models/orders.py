@@ -126,6 +126,15 @@ class MedicationOrder(Base):
     status_changed_at: Mapped[datetime | None]
     status_changed_by: Mapped[str | None] = mapped_column(String(300))
     status_reason: Mapped[str | None] = mapped_column(String(1000))
+    #: Continuous infusions: the concentration of the preparation (1 mg/mL) and the titration
+    #: range of the rate, in the order's dose unit (ICU drips: min and max the nurse may run).
+    concentration_value: Mapped[float | None]
+    concentration_unit: Mapped[str | None] = mapped_column(String(20))
+    titration_min: Mapped[float | None]
+    titration_max: Mapped[float | None]
+    #: The protocol (order set) the order was applied from, and the application it was part of.
+    protocol_code: Mapped[str | None] = mapped_column(String(60))
+    protocol_run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
 
 
 class MedicationOrderAlert(Base):
