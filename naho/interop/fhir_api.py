@@ -26,6 +26,7 @@ from starlette.responses import Response
 from naho.identity import fhir as identity_fhir
 from naho.identity import service as identity
 from naho.interop import fhir, fhir_audit
+from naho.medication import fhir as medication_fhir
 from naho.platform import audit
 from naho.platform.access import CareRelationshipPort, PatientNotFound, Purpose, access_patient, reading_purpose
 from naho.platform.deps import ActorDep, ContainerDep
@@ -133,8 +134,23 @@ AUDIT_EVENT = fhir.ResourceSupport("AuditEvent", "The audit trail, newest first:
     _P("action", "token", "C | R | U | D | E; comma: or"),
     _P("subtype", "token", f"naho's audit tag ({fhir_audit.SUBTYPE_SYSTEM}|patient:record:denied); comma: or"),
 ))
+MEDICATION = fhir.ResourceSupport("Medication", "Products of the group's formulary (livret thérapeutique), "
+                                  "with their substances (ATC) and strengths.", (
+    _P("code", "token", f"Product code ({medication_fhir.PRODUCT_SYSTEM}|PARA500CP); comma: or"),
+    _P("ingredient-code", "token", f"ATC code or class of the first substance ({medication_fhir.ATC_SYSTEM}|N02BE); "
+                                   "a prefix finds the class; comma: or"),
+    _P("status", "token", "active | inactive"),
+))
+MEDICATION_REQUEST = fhir.ResourceSupport("MedicationRequest", "Medication orders of the patients the caller cares "
+                                          "for, one resource per version (priorPrescription names the one it "
+                                          "replaced), newest first.", (
+    *_SUBJECT,
+    _P("status", "token", "active | on-hold | stopped; comma: or"),
+    _P("encounter", "reference", "Encounter/id: the orders of a stay"),
+    _P("medication", "reference", "Medication/id: the orders of a product"),
+), includes=("MedicationRequest:patient", "MedicationRequest:subject"))
 SUPPORTED = {r.type: r for r in (PATIENT, ENCOUNTER, ORGANIZATION, LOCATION, PRACTITIONER, CONDITION, ALLERGY,
-                                 OBSERVATION, DOCUMENT, BINARY, AUDIT_EVENT)}
+                                 OBSERVATION, DOCUMENT, BINARY, AUDIT_EVENT, MEDICATION, MEDICATION_REQUEST)}
 #: $everything pages deeper than a search (each kind of entry is paged by the database).
 EVERYTHING = fhir.ResourceSupport("Patient", "Patient/$everything", ())
 EVERYTHING_WINDOW = 50_000
@@ -574,12 +590,90 @@ def read_binary(resource_id: str, request: Request, container: ContainerDep, act
     return fhir.resource_response(binary, pretty=pretty)
 
 
+# --- Medication, MedicationRequest ----------------------------------------------------------------------
+
+def _product_codes(search: fhir.Search, name: str, system: str) -> list[str] | None:
+    tokens = _code_tokens(search, name)
+    if tokens is None:
+        return None
+    return [code for token_system, code in tokens if token_system in (None, system)]
+
+
+@router.get("/Medication/{resource_id}", dependencies=[Depends(READERS)])
+def read_medication(resource_id: str, request: Request, container: ContainerDep) -> Response:
+    pretty = fhir.read_options(request)
+    with container.uow() as uow:
+        found = medication_fhir.read_medication(uow.session, resource_id)
+    if found is None:
+        raise fhir.ResourceNotFound(f"Medication/{resource_id} is not known")
+    return fhir.resource_response(found, pretty=pretty)
+
+
+@router.get("/Medication", dependencies=[Depends(READERS)])
+def search_medication(request: Request, container: ContainerDep) -> Response:
+    """The formulary is not patient data: any staff member or system may read it."""
+    search = fhir.parse_search(request, MEDICATION)
+    with container.uow() as uow:
+        found, total = medication_fhir.find_medications(
+            uow.session, products=_product_codes(search, "code", medication_fhir.PRODUCT_SYSTEM),
+            atc=_product_codes(search, "ingredient-code", medication_fhir.ATC_SYSTEM),
+            statuses=_codes(search, "status", medication_fhir.MEDICATION_STATUSES),
+            offset=search.offset, count=search.count)
+    return fhir.searchset_response(request, search, found, has_next=search.offset + len(found) < total,
+                                   total=total)
+
+
+@router.get("/MedicationRequest/{resource_id}", dependencies=[Depends(READERS)])
+def read_medication_request(resource_id: str, request: Request, container: ContainerDep,
+                            actor: ActorDep) -> Response:
+    pretty = fhir.read_options(request)
+    order_id = _read_id(resource_id, "MedicationRequest")
+    uow = container.uow()
+    with uow:
+        s = uow.session
+        try:
+            patient_id = medication_fhir.request_patient(s, order_id)
+            if patient_id is None:
+                raise PatientNotFound("no such order")
+            _open_chart(s, actor, patient_id, container.ports["care"], uow.clock.now(),
+                        action="medication:order:view", target=str(order_id))
+        except PatientNotFound:
+            raise fhir.ResourceNotFound(f"MedicationRequest/{resource_id} is not known") from None
+        resource = medication_fhir.read_request(s, order_id)
+        uow.commit()
+    return fhir.resource_response(resource, pretty=pretty)
+
+
+@router.get("/MedicationRequest", dependencies=[Depends(READERS)])
+def search_medication_request(request: Request, container: ContainerDep, actor: ActorDep) -> Response:
+    search = fhir.parse_search(request, MEDICATION_REQUEST)
+    patient_id = _subject(search)
+    medication = search.get("medication")
+    criteria = medication_fhir.RequestCriteria(
+        statuses=_codes(search, "status", medication_fhir.REQUEST_STATUSES),
+        encounter_id=_ref_id(search, "encounter", "Encounter"),
+        product=fhir.parse_reference(medication, "Medication", "medication") if medication is not None else None)
+    uow = container.uow()
+    with uow:
+        s = uow.session
+        try:
+            _open_chart(s, actor, patient_id, container.ports["care"], uow.clock.now(), action="medication:order:view")
+        except PatientNotFound:
+            return fhir.searchset_response(request, search, [], has_next=False, total=0)
+        found, total = medication_fhir.find_requests(s, patient_id, criteria, offset=search.offset,
+                                                     count=search.count)
+        included = _patients(s, [patient_id]) if search.includes and found else []
+        uow.commit()
+    return fhir.searchset_response(request, search, found, has_next=search.offset + len(found) < total,
+                                   total=total, included=included)
+
+
 # --- Patient/$everything ------------------------------------------------------------------------------------
 
 @router.get("/Patient/{resource_id}/$everything", dependencies=[Depends(READERS)])
 def patient_everything(resource_id: str, request: Request, container: ContainerDep, actor: ActorDep) -> Response:
-    """The patient's record in one searchset: the patient, stays, problems, allergies, vital signs
-    and documents, in that order, newest first within each; one pass through the door per page."""
+    """The patient's record in one searchset: the patient, stays, problems, allergies, vital signs,
+    documents and medication orders, in that order, newest first within each; one pass through the door per page."""
     search = fhir.parse_search(request, EVERYTHING, default_count=fhir.MAX_COUNT, window=EVERYTHING_WINDOW)
     patient_id = _read_id(resource_id, "Patient")
     uow = container.uow()
@@ -611,6 +705,11 @@ def patient_everything(resource_id: str, request: Request, container: ContainerD
                                                           offset=skip, count=room, binary_base=_binary_base(request))
             shown.extend(found)
             position += total
+        skip, room = wanted()
+        found, total = medication_fhir.find_requests(s, patient_id, medication_fhir.RequestCriteria(),
+                                                     offset=skip, count=room)
+        shown.extend(found)
+        position += total
         uow.commit()
     return fhir.searchset_response(request, search, shown, has_next=search.offset + len(shown) < position,
                                    total=position, path=f"Patient/{resource_id}/$everything")
