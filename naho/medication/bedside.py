@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from naho.medication.rules import (
     FrequencyKind,
+    MedicationRuleError,
     Order,
     PatientContext,
     Product,
@@ -167,9 +168,12 @@ def check_order_in_force(facts: OrderFacts) -> list[Check]:
     return found
 
 
-def _strengths(product: Product) -> tuple[tuple[str, float | None, str | None, float | None], ...]:
+_Strength = tuple[str, float | None, str | None, float | None]
+
+
+def _strengths(product: Product) -> tuple[_Strength, ...]:
     """Substances and strength per unit, comparable across products (in base units)."""
-    found = []
+    found: list[_Strength] = []
     for c in product.components:
         if c.amount is None:
             found.append((c.substance, None, None, c.volume_ml))
@@ -339,3 +343,25 @@ def dose_status(due_at: datetime, now: datetime, outcome: Outcome | str | None,
 def doses_in_24h(given_at: Sequence[datetime], now: datetime) -> int:
     """How many 'if needed' doses were given in the 24 hours before `now`."""
     return sum(1 for t in given_at if now - timedelta(hours=24) < t <= now)
+
+
+def dose_rate_from_pump(rate_ml_h: float, concentration_value: float | None, concentration_unit: str | None,
+                        order_unit: str, weight_kg: float | None) -> float | None:
+    """The dose rate (in the order's unit: mg/h, µg/kg/min...) a pump set at `rate_ml_h` gives with
+    the preparation's concentration (`1 mg/mL`), or None when it cannot be known."""
+    if not concentration_value or not concentration_unit or "/" not in concentration_unit:
+        return None
+    amount_unit, volume_unit = (p.strip() for p in concentration_unit.split("/", 1))
+    if volume_unit != "mL":
+        return None
+    ordered = parse_unit(order_unit)
+    if ordered.per_hour is None or ordered.per_m2 or (ordered.per_kg and not weight_kg):
+        return None
+    try:
+        per_hour = rate_ml_h * concentration_value * parse_unit(amount_unit).to_base / ordered.to_base
+    except MedicationRuleError:
+        return None
+    if parse_unit(amount_unit).dimension is not ordered.dimension:
+        return None
+    rate = per_hour / ordered.per_hour
+    return rate / weight_kg if ordered.per_kg and weight_kg else rate
