@@ -7,8 +7,19 @@ import uuid
 
 from fastapi import APIRouter, Depends
 
-from naho.medication import service
-from naho.medication.schemas import OrderCreate, OrderPublic, ProductPublic, StatusChange
+from naho.medication import reconciliation, service
+from naho.medication.schemas import (
+    DischargeChange,
+    HomeMedicationCreate,
+    HomeMedicationDecision,
+    HomeMedicationPublic,
+    OrderCreate,
+    OrderPublic,
+    ProductPublic,
+    ProtocolApply,
+    ProtocolPublic,
+    StatusChange,
+)
 from naho.platform.deps import ActorDep, ContainerDep
 from naho.platform.security.policy import requires
 from naho.platform.security.rules import Role
@@ -53,3 +64,37 @@ def stop(order_id: uuid.UUID, data: StatusChange, container: ContainerDep, actor
 @router.get("/medication/products", dependencies=[Depends(FORMULARY_READERS)])
 def products(container: ContainerDep, q: str = "") -> list[ProductPublic]:
     return service.search_products(container.uow(), q)
+
+
+@router.get("/medication/protocols", dependencies=[Depends(CARERS)])
+def protocols(container: ContainerDep) -> list[ProtocolPublic]:
+    return service.list_protocols(container.uow())
+
+
+@router.post("/patients/{patient_id}/medication-protocols/{code}", status_code=201,
+             dependencies=[Depends(PRESCRIBERS)])
+def apply_protocol(patient_id: uuid.UUID, code: str, data: ProtocolApply, container: ContainerDep,
+                   actor: ActorDep) -> list[OrderPublic]:
+    return service.apply_protocol(container.uow(), actor, patient_id, code, data, container.ports["care"])
+
+
+@router.get("/patients/{patient_id}/home-medications", dependencies=[Depends(CARERS)])
+def home_medications(patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep) -> list[HomeMedicationPublic]:
+    return reconciliation.home_medications(container.uow(), actor, patient_id, container.ports["care"])
+
+
+@router.post("/patients/{patient_id}/home-medications", status_code=201, dependencies=[Depends(CARERS)])
+def add_home_medication(patient_id: uuid.UUID, data: HomeMedicationCreate, container: ContainerDep,
+                        actor: ActorDep) -> HomeMedicationPublic:
+    return reconciliation.add_home_medication(container.uow(), actor, patient_id, data, container.ports["care"])
+
+
+@router.post("/home-medications/{line_id}/decision", dependencies=[Depends(PRESCRIBERS)])
+def decide_home_medication(line_id: uuid.UUID, data: HomeMedicationDecision, container: ContainerDep,
+                           actor: ActorDep) -> HomeMedicationPublic:
+    return reconciliation.decide(container.uow(), actor, line_id, data, container.ports["care"])
+
+
+@router.get("/encounters/{encounter_id}/discharge-medications", dependencies=[Depends(CARERS)])
+def discharge_medications(encounter_id: uuid.UUID, container: ContainerDep, actor: ActorDep) -> list[DischargeChange]:
+    return reconciliation.discharge_list(container.uow(), actor, encounter_id, container.ports["care"])

@@ -201,6 +201,135 @@ def cockcroft_gault(age_years: float, weight_kg: float, female: bool, creatinine
     return factor * (140 - age_years) * weight_kg / creatinine_umol_l
 
 
+#: A serum creatinine older than this (days) no longer gives the clearance the renal checks use.
+CREATININE_VALID_DAYS = 7.0
+
+
+def clearance_from_creatinine(age_years: float, weight_kg: float | None, sex: Sex, creatinine_umol_l: float,
+                              days_old: float) -> float | None:
+    """The creatinine clearance the checks use (Cockcroft-Gault, mL/min, capped at 300), or None when
+    the result is older than CREATININE_VALID_DAYS or the weight is unknown. An unknown sex takes
+    the female factor: the lower clearance, so the stricter renal rule."""
+    if days_old > CREATININE_VALID_DAYS or weight_kg is None:
+        return None
+    clearance = cockcroft_gault(age_years, weight_kg, sex is not Sex.MALE, creatinine_umol_l)
+    return min(max(clearance, 0.0), 300.0)
+
+
+# --- continuous infusions -----------------------------------------------------------------------
+
+
+class BadInfusion(MedicationRuleError):
+    """A concentration, rate or titration range that cannot describe a continuous infusion."""
+
+
+@dataclass(frozen=True, slots=True)
+class Concentration:
+    """Amount of drug per mL of the prepared infusion: `1 mg/mL`, or 50 mg in 50 mL
+    (`Concentration.of_preparation(50, "mg", 50)`)."""
+
+    value: float
+    unit: str  # "mg/mL", "µg/mL", "UI/mL", "mmol/mL"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.value, bool) or not math.isfinite(self.value) or self.value <= 0:
+            raise BadInfusion(f"a concentration is a positive number, not {self.value!r}")
+        amount, _, per = self.unit.partition("/")
+        if per.strip() != "mL" or amount.strip() not in _UNITS or \
+                _UNITS[amount.strip()][0] in (Dimension.VOLUME, Dimension.PRESENTATION):
+            raise BadInfusion(f"a concentration is an amount per mL (mg/mL, µg/mL, UI/mL), not {self.unit!r}")
+
+    @property
+    def amount_unit(self) -> str:
+        return self.unit.partition("/")[0].strip()
+
+    @classmethod
+    def of_preparation(cls, amount: float, amount_unit: str, volume_ml: float) -> Concentration:
+        """The concentration of `amount` (`amount_unit`) diluted to `volume_ml` mL."""
+        if not (math.isfinite(volume_ml) and volume_ml > 0):
+            raise BadInfusion(f"a volume is a positive number of mL, not {volume_ml!r}")
+        return cls(amount / volume_ml, f"{amount_unit}/mL")
+
+
+def _hourly_amount(value: float, unit: DoseUnit, weight_kg: float | None) -> float:
+    """An amount per hour in the unit's plain symbol (per kg multiplied out)."""
+    if unit.per_hour is None:
+        raise BadInfusion(f"{unit.symbol} is not a rate (mg/h, µg/kg/min, mL/h)")
+    if unit.per_m2:
+        raise BadInfusion("a rate per m² is not converted; give it per kg or absolute")
+    amount = value * unit.per_hour
+    if unit.per_kg:
+        if weight_kg is None:
+            raise BadInfusion("a rate per kg needs the patient's weight")
+        amount *= weight_kg
+    return amount
+
+
+def infusion_ml_per_hour(rate: Quantity, concentration: Concentration, weight_kg: float | None) -> float:
+    """The pump rate in mL/h of a dose rate (`2 mg/h`, `0.1 µg/kg/min`) at `concentration`; a rate
+    already in mL/h is returned as is (in mL/h)."""
+    unit = rate.parsed
+    amount = _hourly_amount(rate.value, unit, weight_kg)
+    if unit.dimension is Dimension.VOLUME:
+        return amount * unit.to_base
+    in_concentration = convert(amount, unit.symbol.split("/")[0], concentration.amount_unit)
+    if in_concentration is None:
+        raise BadInfusion(f"a rate in {rate.unit} cannot be given with a concentration in {concentration.unit}")
+    return in_concentration / concentration.value
+
+
+def infusion_dose_rate(ml_per_hour: float, concentration: Concentration, unit: str, weight_kg: float | None) -> float:
+    """The dose rate in `unit` (`mg/h`, `µg/kg/min`) of a pump running at `ml_per_hour` mL/h."""
+    if not (math.isfinite(ml_per_hour) and ml_per_hour >= 0):
+        raise BadInfusion(f"a pump rate is a non-negative number of mL/h, not {ml_per_hour!r}")
+    target = parse_unit(unit)
+    per_one = _hourly_amount(1.0, target, weight_kg)  # what 1 `unit` gives per hour, in its plain symbol
+    in_target = convert(ml_per_hour * concentration.value, concentration.amount_unit, target.symbol.split("/")[0])
+    if in_target is None:
+        raise BadInfusion(f"a concentration in {concentration.unit} cannot give a rate in {unit}")
+    return in_target / per_one
+
+
+def checked_rate(rate: Quantity, concentration: Concentration | None) -> Quantity:
+    """The rate the dose checks compare: a pump rate in mL/h becomes an amount per hour of the drug
+    when the concentration of the preparation is known (otherwise the product's own strength is
+    used, right for an undiluted syringe)."""
+    unit = rate.parsed
+    if concentration is None or unit.dimension is not Dimension.VOLUME or unit.per_kg or unit.per_m2:
+        return rate
+    ml_per_hour = _hourly_amount(rate.value, unit, None) * unit.to_base
+    return Quantity(ml_per_hour * concentration.value, f"{concentration.amount_unit}/h")
+
+
+def check_infusion(dose: Quantity, frequency: Frequency, concentration: Concentration | None,
+                   titration_min: float | None, titration_max: float | None) -> None:
+    """A concentration and a titration range belong to a continuous infusion; the concentration's
+    amount measures what the rate does (mg/h with mg/mL, not UI/mL); the range holds (check_titration)."""
+    given = concentration is not None or titration_min is not None or titration_max is not None
+    if given and frequency.kind is not FrequencyKind.CONTINUOUS:
+        raise BadInfusion("a concentration or a titration range is given for a continuous infusion only")
+    unit = dose.parsed
+    if concentration is not None and unit.dimension is not Dimension.VOLUME and \
+            convert(1.0, unit.symbol.split("/")[0], concentration.amount_unit) is None:
+        raise BadInfusion(f"a rate in {dose.unit} cannot be given with a concentration in {concentration.unit}")
+    check_titration(dose, titration_min, titration_max)
+
+
+def check_titration(dose: Quantity, minimum: float | None, maximum: float | None) -> None:
+    """A titration range (ICU drips) is given whole, in the order's rate unit, with 0 < min < max and
+    the starting rate inside it."""
+    if minimum is None and maximum is None:
+        return
+    if minimum is None or maximum is None:
+        raise BadInfusion("a titration range gives both its minimum and its maximum")
+    if dose.parsed.per_hour is None:
+        raise BadInfusion("only a continuous infusion is titrated")
+    if not (math.isfinite(minimum) and math.isfinite(maximum) and 0 < minimum < maximum):
+        raise BadInfusion(f"a titration range is 0 < minimum < maximum, not {minimum!r}-{maximum!r}")
+    if not minimum <= dose.value <= maximum:
+        raise BadInfusion(f"the starting rate {dose.value!r} lies outside the titration range {minimum!r}-{maximum!r}")
+
+
 # --- schedule -----------------------------------------------------------------------------------
 
 
@@ -658,6 +787,8 @@ class PatientContext:
     creatinine_clearance_ml_min: float | None = None
     allergies: frozenset[str] = frozenset()
     active_orders: tuple[Order, ...] = ()
+    #: Days since the latest creatinine when it is too old to give the clearance (None otherwise).
+    creatinine_days_old: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.age_years <= 130:
@@ -1115,6 +1246,13 @@ def _check_renal(order: Order, product: Product, patient: PatientContext, active
     clearance = patient.creatinine_clearance_ml_min
     for index, substance in enumerate(catalogue.substances_of(product)):
         if not substance.renal:
+            continue
+        if clearance is None and patient.creatinine_days_old is not None:
+            alerts.append(_alert(AlertKind.UNCHECKED, Severity.INFO, N_(
+                "{substance} is adjusted to renal function and the latest creatinine is {days} days old "
+                "(more than {valid}): the clearance was not computed; check the creatinine."), substance.code,
+                substance=substance.name, days=_num(round(patient.creatinine_days_old)),
+                valid=_num(CREATININE_VALID_DAYS)))
             continue
         if clearance is None:
             alerts.append(_alert(AlertKind.RENAL, Severity.INFO, N_(

@@ -35,6 +35,12 @@ class OrderCreate(BaseModel):
     height_cm: float | None = None
     pregnant: bool | None = None
     override_reason: str | None = Field(default=None, max_length=1000)
+    #: Continuous infusions: the concentration of the preparation (`1` `mg/mL`), and the titration
+    #: range of the rate in the dose unit (both or neither).
+    concentration_value: float | None = Field(default=None, gt=0)
+    concentration_unit: str | None = Field(default=None, max_length=20)
+    titration_min: float | None = Field(default=None, gt=0)
+    titration_max: float | None = Field(default=None, gt=0)
 
 
 class StatusChange(BaseModel):
@@ -99,6 +105,14 @@ class OrderPublic(BaseModel):
     alerts: list[AlertPublic]
     #: Filled from the review step (review.latest_reviews) when the pharmacist has spoken.
     pharmacist_review: PharmacistReviewPublic | None = None
+    concentration_value: float | None = None
+    concentration_unit: str | None = None
+    titration_min: float | None = None
+    titration_max: float | None = None
+    #: The pump rate of a continuous infusion whose concentration is known, in mL/h.
+    rate_ml_h: float | None = None
+    protocol_code: str | None = None
+    protocol_run_id: uuid.UUID | None = None
 
 
 class ProductPublic(BaseModel):
@@ -120,3 +134,89 @@ class ImportReport(BaseModel):
     added: int
     updated: int
     withdrawn: int
+
+
+class ProtocolLinePublic(BaseModel):
+    product_code: str
+    product_name: str
+    dose_value: float
+    dose_unit: str
+    route: str
+    frequency: str
+    times_per_day: int | None
+    every_hours: float | None
+    max_per_24h: int | None
+    indication: str | None
+    duration_days: float | None
+    comment: str | None
+
+
+class ProtocolPublic(BaseModel):
+    """A protocol (order set) of the group: lines applied together, all or nothing."""
+
+    code: str
+    name: str
+    description: str
+    source: str
+    lines: list[ProtocolLinePublic]
+
+
+class ProtocolApply(BaseModel):
+    """Apply a protocol: the weight and height stated (else the chart's), and the reasons that
+    override alerts, by line number (0 for the first line)."""
+
+    weight_kg: float | None = None
+    height_cm: float | None = None
+    pregnant: bool | None = None
+    override_reasons: dict[int, str] = Field(default_factory=dict)
+
+
+class HomeMedicationCreate(BaseModel):
+    """One line of the home treatment at admission, as its source gives it."""
+
+    drug: str = Field(min_length=1, max_length=300)
+    product_code: str | None = Field(default=None, max_length=60)
+    dose: str | None = Field(default=None, max_length=100)
+    frequency: str | None = Field(default=None, max_length=100)
+    source: str = Field(min_length=1, max_length=30)
+
+
+class HomeMedicationDecision(BaseModel):
+    """The prescriber's decision on a home-treatment line: `continue` or `substitute` sign
+    `order` (through the checks); `stop` states its reason."""
+
+    decision: str = Field(min_length=1, max_length=20)
+    reason: str | None = Field(default=None, max_length=1000)
+    order: OrderCreate | None = None
+
+
+class HomeMedicationPublic(BaseModel):
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    encounter_id: uuid.UUID | None
+    drug: str
+    product_code: str | None
+    product_name: str | None
+    dose: str | None
+    frequency: str | None
+    source: str
+    recorded_at: datetime
+    recorded_by: str
+    decision: str | None
+    decision_reason: str | None
+    decided_at: datetime | None
+    decided_by: str | None
+    order_id: uuid.UUID | None
+
+
+class DischargeChange(BaseModel):
+    """One treatment at discharge and its change versus admission: `new`, `continued`,
+    `modified` or `stopped` (a home treatment stopped, with its reason)."""
+
+    change: str
+    drug: str
+    dose: str | None
+    frequency: str | None
+    order_id: uuid.UUID | None
+    home_medication_id: uuid.UUID | None
+    reason: str | None

@@ -44,7 +44,18 @@ from naho.medication.models import (
     MedicationOrder,
     MedicationOrderAlert,
 )
-from naho.medication.schemas import AlertPublic, ImportReport, OrderCreate, OrderPublic, ProductPublic, StatusChange
+from naho.medication.protocols import Protocol, ProtocolLine, load_protocols
+from naho.medication.schemas import (
+    AlertPublic,
+    ImportReport,
+    OrderCreate,
+    OrderPublic,
+    ProductPublic,
+    ProtocolApply,
+    ProtocolLinePublic,
+    ProtocolPublic,
+    StatusChange,
+)
 from naho.platform import audit, i18n
 from naho.platform.access import CareRelationshipPort, PatientNotFound, Purpose, access_patient
 from naho.platform.db import advisory_xact_lock
@@ -271,20 +282,53 @@ def _rule_order(product: str, dose_value: float, dose_unit: str, route: str, fre
                        rules.Frequency(rules.FrequencyKind(frequency), times_per_day, every_hours, max_per_24h))
 
 
-def _order_of(data: OrderCreate) -> rules.Order:
+def _concentration(value: float | None, unit: str | None) -> rules.Concentration | None:
+    if value is None and not unit:
+        return None
+    if value is None or not unit:
+        raise rules.BadInfusion("a concentration gives its value and its unit (mg/mL)")
+    return rules.Concentration(value, unit.strip())
+
+
+def _checked(order: rules.Order, concentration: rules.Concentration | None,
+             titration_max: float | None) -> list[rules.Order]:
+    """What the checks judge: the order with a pump rate in mL/h turned into an amount of drug per
+    hour (when the concentration is known), and the top of its titration range, checked like the
+    rate itself."""
+    checked = [dataclasses.replace(order, dose=rules.checked_rate(order.dose, concentration))]
+    if titration_max is not None:
+        top = rules.Quantity(titration_max, order.dose.unit)
+        checked.append(dataclasses.replace(order, dose=rules.checked_rate(top, concentration)))
+    return checked
+
+
+def _orders_of(data: OrderCreate) -> list[rules.Order]:
+    """The orders the checks judge for `data` (see `_checked`); malformed input is OrderInvalid."""
     try:
         order = _rule_order(data.product_code, data.dose_value, data.dose_unit, data.route, data.frequency,
                             data.times_per_day, data.every_hours, data.max_per_24h)
+        concentration = _concentration(data.concentration_value, data.concentration_unit)
+        rules.check_infusion(order.dose, order.frequency, concentration, data.titration_min, data.titration_max)
     except rules.MedicationRuleError as exc:
         raise OrderInvalid(str(exc), rule=type(exc).__name__) from exc
     if order.frequency.kind is rules.FrequencyKind.IF_NEEDED and not (data.indication or "").strip():
         raise OrderInvalid("an 'if needed' order states its indication", rule="IndicationRequired")
-    return order
+    return _checked(order, concentration, data.titration_max)
+
+
+def _order_of(data: OrderCreate) -> rules.Order:
+    return _orders_of(data)[0]
+
+
+def _row_orders(row: MedicationOrder) -> list[rules.Order]:
+    order = _rule_order(row.product_code, row.dose_value, row.dose_unit, row.route, row.frequency,
+                        row.times_per_day, row.every_hours, row.max_per_24h)
+    return _checked(order, _concentration(row.concentration_value, row.concentration_unit), row.titration_max)
 
 
 def _row_order(row: MedicationOrder) -> rules.Order:
-    return _rule_order(row.product_code, row.dose_value, row.dose_unit, row.route, row.frequency,
-                       row.times_per_day, row.every_hours, row.max_per_24h)
+    """An order in force as the checks count it (a pump rate as an amount per hour)."""
+    return _row_orders(row)[0]
 
 
 def _age_years(birth: date, now: datetime) -> float:
@@ -294,19 +338,28 @@ def _age_years(birth: date, now: datetime) -> float:
 def _context(session: Session, patient_id: uuid.UUID, now: datetime, *, weight: float | None,
              height: float | None, pregnant: bool | None, exclude: uuid.UUID | None = None) -> rules.PatientContext:
     """What the checks know of the patient: identity, the weight and height stated on the order or
-    else the latest measured, active allergies, the orders being given. No clearance yet: lab
-    results are a later step, so the renally adjusted drugs inform instead."""
+    else the latest measured, active allergies, the orders being given, and the creatinine
+    clearance (Cockcroft-Gault) from the latest serum creatinine of the chart when it is recent
+    (rules.CREATININE_VALID_DAYS); an older one is said by the renal check."""
     person = identity.summaries(session, [patient_id])[patient_id]
     sex = {"F": rules.Sex.FEMALE, "M": rules.Sex.MALE}.get(person.sex, rules.Sex.UNKNOWN)
     active = session.scalars(select(MedicationOrder).where(
         MedicationOrder.patient_id == patient_id, MedicationOrder.status == ACTIVE))
+    age = _age_years(person.birth_date, now)
+    weight = weight if weight is not None else chart.latest_measure(session, patient_id, "weight")
+    clearance = days_old = None
+    creatinine = chart.latest_lab_result(session, patient_id, "creatinine")
     try:
+        if creatinine is not None:
+            days = max(0.0, (now - creatinine[1]).total_seconds() / 86400)
+            clearance = rules.clearance_from_creatinine(age, weight, sex, creatinine[0], days)
+            days_old = days if days > rules.CREATININE_VALID_DAYS else None
         return rules.PatientContext(
-            age_years=_age_years(person.birth_date, now),
-            weight_kg=weight if weight is not None else chart.latest_measure(session, patient_id, "weight"),
+            age_years=age, weight_kg=weight,
             height_cm=height if height is not None else chart.latest_measure(session, patient_id, "height"),
             sex=sex, pregnant=pregnant, allergies=chart.active_allergy_codes(session, patient_id),
-            active_orders=tuple(_row_order(r) for r in active if r.id != exclude))
+            active_orders=tuple(_row_order(r) for r in active if r.id != exclude),
+            creatinine_clearance_ml_min=clearance, creatinine_days_old=days_old)
     except rules.MedicationRuleError as exc:
         raise OrderInvalid(str(exc), rule=type(exc).__name__) from exc
 
@@ -316,34 +369,61 @@ def _alert_json(alert: rules.Alert) -> dict[str, Any]:
             "params": dict(alert.params), "substance": alert.substance}
 
 
-def _judge(session: Session, actor: Actor, patient_id: uuid.UUID, order: rules.Order,
-           context: rules.PatientContext, reason: str | None, *, now: datetime, action: str) -> list[rules.Alert]:
-    """Run the checks; a refusal is audited (committed alone) and raised with the alerts listed."""
+def _check(session: Session, orders: Iterable[rules.Order], context: rules.PatientContext) -> list[rules.Alert]:
+    """The alerts of the orders judged together for one signature (an infusion's rate and the top
+    of its titration range), each alert once, most severe first."""
+    found: list[rules.Alert] = []
     try:
-        alerts = rules.check_order(order, context, catalogue(session))
+        for order in orders:
+            found += [a for a in rules.check_order(order, context, catalogue(session)) if a not in found]
     except rules.MedicationRuleError as exc:
         raise OrderInvalid(str(exc), rule=type(exc).__name__) from exc
-    refusal: DomainError | None = None
+    severities = list(rules.Severity)
+    return sorted(found, key=lambda a: severities.index(a.severity))
+
+
+def _unsigned(alerts: list[rules.Alert], reason: str | None) -> rules.Severity | None:
+    """The severity that refuses the signature (blocking, or override_required without a reason)."""
     try:
         rules.overridden_alerts(alerts, reason)
     except rules.OrderBlocked:
-        blocking = [_alert_json(a) for a in alerts if a.severity is rules.Severity.BLOCKING]
-        refusal = OrderBlocked("a blocking alert stands: the order cannot be signed", alerts=blocking)
+        return rules.Severity.BLOCKING
     except rules.OverrideReasonRequired:
+        return rules.Severity.OVERRIDE_REQUIRED
+    return None
+
+
+def _refuse(session: Session, actor: Actor, patient_id: uuid.UUID, refusal: DomainError, *, now: datetime,
+            action: str, products: list[str], alerts: list[rules.Alert]) -> None:
+    """Audit a refused signature (committed alone: nothing else was written) and raise it."""
+    audit.record(session, actor, "medication:order:refused", at=now, patient_id=patient_id,
+                 details={"action": action, "product": ", ".join(products), "status": refusal.status,
+                          "alerts": [{"kind": a.kind.value, "severity": a.severity.value} for a in alerts]})
+    session.commit()  # the refused attempt stays in the trail
+    raise refusal
+
+
+def _judge(session: Session, actor: Actor, patient_id: uuid.UUID, orders: list[rules.Order],
+           context: rules.PatientContext, reason: str | None, *, now: datetime, action: str) -> list[rules.Alert]:
+    """Run the checks; a refusal is audited (committed alone) and raised with the alerts listed."""
+    alerts = _check(session, orders, context)
+    refused = _unsigned(alerts, reason)
+    if refused is rules.Severity.BLOCKING:
+        blocking = [_alert_json(a) for a in alerts if a.severity is rules.Severity.BLOCKING]
+        _refuse(session, actor, patient_id, OrderBlocked("a blocking alert stands: the order cannot be signed",
+                                                         alerts=blocking),
+                now=now, action=action, products=[orders[0].product], alerts=alerts)
+    if refused is rules.Severity.OVERRIDE_REQUIRED:
         needing = [_alert_json(a) for a in alerts if a.severity is rules.Severity.OVERRIDE_REQUIRED]
-        refusal = OverrideReasonRequired("these alerts need a reason (override_reason)", alerts=needing)
-    if refusal is not None:
-        audit.record(session, actor, "medication:order:refused", at=now, patient_id=patient_id,
-                     details={"action": action, "product": order.product, "status": refusal.status,
-                              "alerts": [{"kind": a.kind.value, "severity": a.severity.value} for a in alerts]})
-        session.commit()  # the refused attempt stays in the trail; nothing else was written
-        raise refusal
+        _refuse(session, actor, patient_id, OverrideReasonRequired("these alerts need a reason (override_reason)",
+                                                                   alerts=needing),
+                now=now, action=action, products=[orders[0].product], alerts=alerts)
     return alerts
 
 
 def _save(session: Session, actor: Actor, patient_id: uuid.UUID, data: OrderCreate, context: rules.PatientContext,
           alerts: Iterable[rules.Alert], *, now: datetime, encounter_id: uuid.UUID | None,
-          replaces: MedicationOrder | None = None) -> MedicationOrder:
+          replaces: MedicationOrder | None = None, protocol: tuple[str, uuid.UUID] | None = None) -> MedicationOrder:
     reason = (data.override_reason or "").strip() or None
     starts = data.starts_at or now
     row = MedicationOrder(
@@ -356,7 +436,10 @@ def _save(session: Session, actor: Actor, patient_id: uuid.UUID, data: OrderCrea
         ends_at=starts + timedelta(days=data.duration_days) if data.duration_days else None,
         comment=(data.comment or "").strip() or None, weight_kg=context.weight_kg, height_cm=context.height_cm,
         pregnant=context.pregnant, override_reason=reason, prescriber_id=actor.account_id,
-        prescriber_label=actor.label, created_at=now)
+        prescriber_label=actor.label, created_at=now, concentration_value=data.concentration_value,
+        concentration_unit=(data.concentration_unit or "").strip() or None, titration_min=data.titration_min,
+        titration_max=data.titration_max, protocol_code=protocol[0] if protocol else None,
+        protocol_run_id=protocol[1] if protocol else None)
     session.add(row)
     session.flush()
     listed = list(alerts)
@@ -369,6 +452,7 @@ def _save(session: Session, actor: Actor, patient_id: uuid.UUID, data: OrderCrea
                  reason=reason if overridden else None,
                  details={"product": row.product_code, "version": row.version,
                           "replaces": str(replaces.id) if replaces else None, "overridden": overridden,
+                          "protocol": protocol[0] if protocol else None,
                           "weight_kg": row.weight_kg, "height_cm": row.height_cm})
     return row
 
@@ -393,26 +477,46 @@ def _public(session: Session, rows: list[MedicationOrder]) -> list[OrderPublic]:
         max_per_24h=r.max_per_24h, indication=r.indication, starts_at=r.starts_at, ends_at=r.ends_at,
         comment=r.comment, weight_kg=r.weight_kg, height_cm=r.height_cm, override_reason=r.override_reason,
         prescriber=r.prescriber_label, created_at=r.created_at, status_changed_at=r.status_changed_at,
-        status_reason=r.status_reason, alerts=alerts.get(r.id, [])) for r in rows]
+        status_reason=r.status_reason, alerts=alerts.get(r.id, []), concentration_value=r.concentration_value,
+        concentration_unit=r.concentration_unit, titration_min=r.titration_min, titration_max=r.titration_max,
+        rate_ml_h=_rate_ml_h(r), protocol_code=r.protocol_code, protocol_run_id=r.protocol_run_id) for r in rows]
+
+
+def _rate_ml_h(row: MedicationOrder) -> float | None:
+    """The pump rate of an infusion whose concentration is known (None if it cannot be computed)."""
+    if row.frequency != rules.FrequencyKind.CONTINUOUS or row.concentration_value is None:
+        return None
+    try:
+        concentration = _concentration(row.concentration_value, row.concentration_unit)
+        assert concentration is not None
+        return round(rules.infusion_ml_per_hour(rules.Quantity(row.dose_value, row.dose_unit), concentration,
+                                                row.weight_kg), 2)
+    except rules.MedicationRuleError:
+        return None
 
 
 def prescribe(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: OrderCreate,
               port: CareRelationshipPort) -> OrderPublic:
     """Sign a new medication order after the safety checks (physicians of the care team)."""
     _require_prescriber(actor)
-    order = _order_of(data)
+    orders = _orders_of(data)
     with uow:
         s, now = uow.session, uow.clock.now()
         access_patient(s, actor, patient_id, Purpose.CARE, now=now, port=port, action="medication:order:create")
-        _lock_patient(s, patient_id)
-        context = _context(s, patient_id, now, weight=data.weight_kg, height=data.height_cm, pregnant=data.pregnant)
-        alerts = _judge(s, actor, patient_id, order, context, data.override_reason, now=now,
-                        action="medication:order:create")
-        row = _save(s, actor, patient_id, data, context, alerts, now=now,
-                    encounter_id=chart.current_encounter(s, patient_id))
+        row = _sign(s, actor, patient_id, data, orders, now=now, action="medication:order:create")
         public = _public(s, [row])[0]
         uow.commit()
         return public
+
+
+def _sign(s: Session, actor: Actor, patient_id: uuid.UUID, data: OrderCreate, orders: list[rules.Order], *,
+          now: datetime, action: str) -> MedicationOrder:
+    """Check and save a new order in the caller's transaction (the caller went through the door)."""
+    _lock_patient(s, patient_id)
+    context = _context(s, patient_id, now, weight=data.weight_kg, height=data.height_cm, pregnant=data.pregnant)
+    alerts = _judge(s, actor, patient_id, orders, context, data.override_reason, now=now, action=action)
+    return _save(s, actor, patient_id, data, context, alerts, now=now,
+                 encounter_id=chart.current_encounter(s, patient_id))
 
 
 def _open_order(s: Session, actor: Actor, order_id: uuid.UUID, port: CareRelationshipPort, now: datetime,
@@ -447,7 +551,7 @@ def modify(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, data: OrderCreate
     """A new version of an order in force, checked against the patient's other active orders; the
     old version is kept as `replaced` and the new one waits for the pharmacist's analysis."""
     _require_prescriber(actor)
-    order = _order_of(data)
+    orders = _orders_of(data)
     with uow:
         s, now = uow.session, uow.clock.now()
         old = _open_order(s, actor, order_id, port, now, "medication:order:modify")
@@ -458,7 +562,7 @@ def modify(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, data: OrderCreate
         patient_id, encounter_id = old.patient_id, old.encounter_id
         context = _context(s, patient_id, now, weight=data.weight_kg, height=data.height_cm,
                            pregnant=data.pregnant, exclude=old.id)
-        alerts = _judge(s, actor, patient_id, order, context, data.override_reason, now=now,
+        alerts = _judge(s, actor, patient_id, orders, context, data.override_reason, now=now,
                         action="medication:order:modify")
         _mark(s, old, IN_FORCE, REPLACED, actor, now, None)
         row = _save(s, actor, patient_id, data, context, alerts, now=now, encounter_id=encounter_id, replaces=old)
@@ -502,7 +606,7 @@ def resume(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, change: StatusCha
         s.refresh(row)
         context = _context(s, row.patient_id, now, weight=row.weight_kg, height=row.height_cm,
                            pregnant=row.pregnant, exclude=row.id)
-        alerts = _judge(s, actor, row.patient_id, _row_order(row), context, change.override_reason, now=now,
+        alerts = _judge(s, actor, row.patient_id, _row_orders(row), context, change.override_reason, now=now,
                         action="medication:order:resume")
         overridden = [a.kind.value for a in alerts if a.severity is rules.Severity.OVERRIDE_REQUIRED]
         if overridden:  # the reason given on resuming is traced like one given on signing
@@ -598,3 +702,97 @@ class MedicationDataMover:
 
 
 MOVER = MedicationDataMover()
+
+
+# --- protocols (order sets) --------------------------------------------------------------------------
+
+
+class ProtocolNotFound(NotFound):
+    """No protocol of this code."""
+
+
+_PROTOCOLS: list[tuple[rules.Catalogue, dict[str, Protocol]]] = []
+
+
+def protocols(session: Session) -> dict[str, Protocol]:
+    """The shipped protocols, validated against the formulary in force (once per import): a
+    protocol naming a withdrawn product refuses the file (protocols.ProtocolError)."""
+    cat = catalogue(session)
+    if not _PROTOCOLS or _PROTOCOLS[0][0] is not cat:
+        _PROTOCOLS[:] = [(cat, load_protocols(cat))]
+    return _PROTOCOLS[0][1]
+
+
+def _line_create(line: ProtocolLine, data: ProtocolApply, reason: str | None) -> OrderCreate:
+    return OrderCreate(
+        product_code=line.product, dose_value=line.dose.value, dose_unit=line.dose.unit, route=line.route,
+        frequency=line.frequency.kind, times_per_day=line.frequency.times_per_day,
+        every_hours=line.frequency.every_hours, max_per_24h=line.frequency.max_per_24h, indication=line.indication,
+        duration_days=line.duration_days, comment=line.comment, weight_kg=data.weight_kg, height_cm=data.height_cm,
+        pregnant=data.pregnant, override_reason=reason)
+
+
+def list_protocols(uow: UnitOfWork) -> list[ProtocolPublic]:
+    """The protocols a prescriber may apply, with their lines (no patient data)."""
+    with uow:
+        s = uow.session
+        found = protocols(s)
+        names = {code: name for code, name in s.execute(select(FormularyProduct.code, FormularyProduct.name))}
+        return [ProtocolPublic(code=p.code, name=p.name, description=p.description, source=p.source, lines=[
+            ProtocolLinePublic(product_code=line.product, product_name=names.get(line.product, line.product),
+                               dose_value=line.dose.value, dose_unit=line.dose.unit, route=line.route,
+                               frequency=line.frequency.kind.value, times_per_day=line.frequency.times_per_day,
+                               every_hours=line.frequency.every_hours, max_per_24h=line.frequency.max_per_24h,
+                               indication=line.indication, duration_days=line.duration_days, comment=line.comment)
+            for line in p.lines]) for p in found.values()]
+
+
+def apply_protocol(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, code: str, data: ProtocolApply,
+                   port: CareRelationshipPort) -> list[OrderPublic]:
+    """Sign every line of a protocol as one order, all or nothing.
+
+    Each line is checked against the patient (orders in force, allergies, clearance...) and the
+    protocol's other lines, as if they were already active: interactions, duplicates and daily
+    doses between lines are seen. One blocked line refuses the protocol (422); lines whose alerts
+    need a reason not given in `override_reasons` refuse it too (409), every such line listed
+    with its alerts (`lines`), so the prescriber answers them all at once.
+    """
+    _require_prescriber(actor)
+    with uow:
+        s, now = uow.session, uow.clock.now()
+        access_patient(s, actor, patient_id, Purpose.CARE, now=now, port=port, action="medication:protocol:apply",
+                       target=code)
+        protocol = protocols(s).get(code)
+        if protocol is None:
+            raise ProtocolNotFound(f"no protocol {code!r}")
+        lines = [_line_create(line, data, data.override_reasons.get(n)) for n, line in enumerate(protocol.lines)]
+        checks = [_orders_of(line) for line in lines]
+        _lock_patient(s, patient_id)
+        context = _context(s, patient_id, now, weight=data.weight_kg, height=data.height_cm, pregnant=data.pregnant)
+        judged: list[list[rules.Alert]] = []
+        refused: list[dict[str, Any]] = []
+        worst: rules.Severity | None = None
+        for n, line in enumerate(lines):
+            others = tuple(c[0] for m, c in enumerate(checks) if m != n)
+            alerts = _check(s, checks[n], dataclasses.replace(context, active_orders=context.active_orders + others))
+            judged.append(alerts)
+            severity = _unsigned(alerts, line.override_reason)
+            if severity is not None:
+                refused.append({"line": n, "product": line.product_code, "severity": severity.value,
+                                "alerts": [_alert_json(a) for a in alerts if a.severity is severity]})
+                worst = rules.Severity.BLOCKING if rules.Severity.BLOCKING in (worst, severity) else severity
+        if refused:
+            error: DomainError = (
+                OrderBlocked("a blocking alert stands on a line: the protocol cannot be applied", lines=refused)
+                if worst is rules.Severity.BLOCKING else
+                OverrideReasonRequired("lines of the protocol need a reason (override_reasons)", lines=refused))
+            _refuse(s, actor, patient_id, error, now=now, action="medication:protocol:apply",
+                    products=[line.product_code for line in lines], alerts=[a for alerts in judged for a in alerts])
+        run, encounter = uuid.uuid4(), chart.current_encounter(s, patient_id)
+        rows = [_save(s, actor, patient_id, line, context, alerts, now=now, encounter_id=encounter,
+                      protocol=(code, run)) for line, alerts in zip(lines, judged, strict=True)]
+        audit.record(s, actor, "medication:protocol:applied", at=now, patient_id=patient_id, target=str(run),
+                     details={"protocol": code, "orders": [str(r.id) for r in rows]})
+        public = _public(s, rows)
+        uow.commit()
+        return public

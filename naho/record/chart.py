@@ -94,6 +94,35 @@ def latest_measure(session: Session, patient_id: uuid.UUID, key: str) -> float |
         .order_by(Observation.effective_at.desc()).limit(1)).scalar_one_or_none()
 
 
+def latest_lab_result(session: Session, patient_id: uuid.UUID, key: str) -> tuple[float, datetime] | None:
+    """The latest valid laboratory result (`creatinine`) and when it was measured, or None (the
+    caller went through the door). Medication orders compute the creatinine clearance from it."""
+    result = rules.LAB_RESULTS[key]
+    row = session.execute(select(Observation.value, Observation.effective_at).where(
+        Observation.patient_id == patient_id, Observation.loinc == result.loinc, Observation.status == "final")
+        .order_by(Observation.effective_at.desc()).limit(1)).first()
+    return (row[0], row[1]) if row else None
+
+
+def record_lab_result(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, key: str, value: float,
+                      effective_at: datetime | None, port: CareRelationshipPort) -> ObservationPublic:
+    """One laboratory result typed from the lab's report (`creatinine` in µmol/L); refused when
+    implausible or dated in the future."""
+    def write(s: Session, now: datetime) -> ObservationPublic:
+        if key not in rules.LAB_RESULTS:
+            raise rules.UnknownVitalSign(f"unknown laboratory result {key!r}")
+        result = rules.check_vital(key, value)
+        at = effective_at or now
+        if at > now + rules.FUTURE_TOLERANCE:
+            raise rules.MovementInTheFuture("a result cannot be dated in the future")
+        row = Observation(patient_id=patient_id, encounter_id=_current_encounter(s, patient_id), loinc=result.loinc,
+                          value=value, unit=result.unit, effective_at=at, recorded_at=now, recorded_by=actor.label)
+        s.add(row)
+        s.flush()
+        return _obs(row)
+    return _write(uow, actor, patient_id, port, "patient:lab:create", write)  # type: ignore[return-value]
+
+
 def active_allergy_codes(session: Session, patient_id: uuid.UUID) -> frozenset[str]:
     """The substance codes of the patient's active allergies (`ATC:J01C`, `FOOD:peanut`)."""
     return frozenset(session.scalars(select(Allergy.substance_code).where(

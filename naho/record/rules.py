@@ -616,6 +616,10 @@ VITAL_SIGNS: dict[str, VitalSign] = {v.key: v for v in (
     VitalSign("8302-2", "height", "cm", 20, 250),
 )}
 VITAL_BY_LOINC = {v.loinc: v for v in VITAL_SIGNS.values()}
+#: Laboratory results other domains read from the chart (serum creatinine for the renal dose checks).
+LAB_RESULTS: dict[str, VitalSign] = {v.key: v for v in (
+    VitalSign("14682-9", "creatinine", "umol/L", 5, 3000),
+)}
 
 _ICD10 = re.compile(r"^[A-Z]\d{2}(?:\.?[0-9A-Z]{1,4})?$")
 _SUBSTANCE = re.compile(r"^(ATC|FOOD|ENV|OTHER):[A-Za-z0-9_.-]{1,50}$")
@@ -634,8 +638,8 @@ class BadCode(StayRuleError):
 
 
 def check_vital(key: str, value: float) -> VitalSign:
-    """The vital sign of this key, if `value` is plausible for it."""
-    sign = VITAL_SIGNS.get(key)
+    """The vital sign (or laboratory result, LAB_RESULTS) of this key, if `value` is plausible for it."""
+    sign = VITAL_SIGNS.get(key) or LAB_RESULTS.get(key)
     if sign is None:
         raise UnknownVitalSign(f"unknown vital sign {key!r}")
     if not sign.low <= value <= sign.high:
