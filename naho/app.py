@@ -24,6 +24,9 @@ from naho.interop import fhir, fhir_api, fhir_write
 from naho.interop.hl7_listener import start_listener, stop_listener
 from naho.interop.hl7_sender import make_adt_handler
 from naho.medication import api as medication_api
+from naho.medication import emar_pages as medication_emar_pages
+from naho.medication import review as medication_review
+from naho.medication import review_pages as medication_review_pages
 from naho.medication import service as medication_service
 from naho.platform import i18n
 from naho.platform.clock import Clock, SystemClock
@@ -95,7 +98,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     # A discharge stops the stay's medication orders (in its own transaction, after the discharge's).
     container.bus.subscribe(PatientMoved, medication_service.stop_orders_on_discharge(container.uow))
     # Domains whose patient-owned rows follow a merge (identity vigilance).
-    container.ports["patient_movers"] = [MOVER, medication_service.MOVER]
+    container.ports["patient_movers"] = [MOVER, medication_service.MOVER, medication_review.MOVER]
     if not settings.production:
         # Production needs the real INSi adapter (establishment certificate); none is shipped yet.
         container.ports["insi"] = SimulatedInsi()
@@ -142,8 +145,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     for router in (web_pages.router, sso.router, web_admin.router, sites_pages.router, sites_api.router,
                    staff_pages.router, staff_pages.workspace, staff_api.router, identity_pages.router,
                    identity_api.router, record_pages.router, care_team_pages.router,
-                   record_api.router, medication_api.router, fhir_api.router,
-                   fhir_write.router):
+                   record_api.router, medication_api.router, medication_review_pages.router, fhir_api.router,
+                   fhir_write.router, medication_emar_pages.router):
         # Routers carry their prefix and policy themselves: their routes are added as they are,
         # so every route the app serves is a plain APIRoute whose policy can be checked.
         app.router.routes.extend(router.routes)

@@ -550,6 +550,20 @@ def get_encounter(session: Session, encounter_id: uuid.UUID) -> EncounterPublic:
     return _public(session, encounter)
 
 
+def current_stays(session: Session, patient_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, EncounterPublic]:
+    """The stay in progress (or on leave) of each of these patients that has one, without its
+    movements: where they are now (the pharmacy's review queue, ward counts)."""
+    if not patient_ids:
+        return {}
+    encounters = list(session.scalars(select(Encounter).where(
+        Encounter.patient_id.in_(set(patient_ids)),
+        Encounter.status.in_([str(rules.EncounterStatus.IN_PROGRESS), str(rules.EncounterStatus.ON_LEAVE)]))))
+    names: dict[str, str] = {}
+    for code in {e.establishment_code for e in encounters}:
+        names.update({u.code: u.name for u in sites.unit_choices(session, code)})
+    return {e.patient_id: _public(session, e, [], names) for e in encounters}
+
+
 def bed_board(session: Session, unit_code: str, now: datetime) -> BedBoard:
     """Who is in which bed of a unit now, expected discharges, free beds; patients without bed;
     expected arrivals (stays pre-admitted in the unit, from a day overdue to a week ahead)."""
