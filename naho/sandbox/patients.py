@@ -34,6 +34,7 @@ from naho.platform.uow import UnitOfWork
 from naho.record import care_team, chart
 from naho.record import service as record
 from naho.sandbox import clinical
+from naho.sandbox.medication import InBed, seed_orders
 from naho.sandbox.population import Population, generate_population
 from naho.sites import service as sites
 from naho.staff import service as staff
@@ -98,6 +99,17 @@ def _vitals(rng: random.Random, start: datetime, end: datetime) -> list[tuple[st
     return measures
 
 
+def _measures(rng: random.Random, age: int, sex: str, at: datetime) -> list[tuple[str, float, datetime]]:
+    """Weight and height taken at admission (a prescription states them): plausible for the age."""
+    if age < 15:
+        height = 50 + age * 6.5 + rng.uniform(-5, 5)
+        weight = max(3.0, 3.5 + age * 2.6 + rng.uniform(-2, 2))
+    else:
+        height = rng.gauss(176 if sex == "M" else 163, 7)
+        weight = max(40.0, rng.gauss(78 if sex == "M" else 66, 12))
+    return [("weight", round(weight, 1), at), ("height", float(round(height)), at)]
+
+
 def _beds(session: Session) -> tuple[list[tuple[_Unit, str]], dict[str, list[str]]]:
     """(unit, bed) of every bed of an inpatient unit, and the beds of each unit."""
     found = []
@@ -111,13 +123,16 @@ def _beds(session: Session) -> tuple[list[tuple[_Unit, str]], dict[str, list[str
     return found, by_unit
 
 
-def _referents(session: Session, unit_codes: list[str]) -> dict[str, dict[str, list[uuid.UUID]]]:
-    """Account ids of each unit's physicians and nurses, in directory order (deterministic)."""
+def _referents(session: Session, unit_codes: list[str],
+               labels: dict[uuid.UUID, str]) -> dict[str, dict[str, list[uuid.UUID]]]:
+    """Account ids of each unit's physicians and nurses, in directory order (deterministic);
+    `labels` receives how each signs (as an actor's label)."""
     accounts = {name: id_ for name, id_ in session.execute(select(Account.username, Account.id))}
     found: dict[str, dict[str, list[uuid.UUID]]] = {}
     for code in unit_codes:
         people, _total = staff.list_staff(session, unit_code=code, limit=500)
         found[code] = {p: [accounts[m.username] for m in people if m.profession == p] for p in ("physician", "nurse")}
+        labels.update({accounts[m.username]: f"{m.first_name} {m.last_name} ({m.username})" for m in people})
     return found
 
 
@@ -222,7 +237,9 @@ def seed_patients(uow: UnitOfWork, *, count: int, seed: int, progress: Progress 
         # (a neonatology cot, without newborns in the population) stays free.
         waiting = list(range(len(in_bed)))
         admitted = finished = problems_total = allergies_total = notes_total = members = 0
-        referents = _referents(s, sorted(unit_beds))
+        labels: dict[uuid.UUID, str] = {}
+        referents = _referents(s, sorted(unit_beds), labels)
+        in_bed_now: list[InBed] = []
         # Chart rows are added after the identities and stays (which flush one by one): then one
         # flush inserts them in batches, instead of a few rows riding along with every flush.
         later: list[Callable[[], None]] = []
@@ -260,17 +277,21 @@ def seed_patients(uow: UnitOfWork, *, count: int, seed: int, progress: Progress 
                 notes = [("nursing", ADMISSION_NOTE, since),
                          *clinical.stay_notes(care, unit_kind=unit.kind, unit_name=unit.name, age=age, sex=sex,
                                               problems=problems, admitted_at=since, now=now)]
-                vitals = _vitals(rng, max(since, now - VITALS_SPAN), now)
+                vitals = [*_measures(care, age, sex, since), *_vitals(rng, max(since, now - VITALS_SPAN), now)]
                 later.append(partial(chart.import_history, s, patient_id, observations=vitals, notes=notes,
                                      author=AUTHOR, now=now, encounter_id=stay))
                 notes_total += len(notes)
                 # The stay's referents, named by the unit when the patient came in.
+                physician = None
                 for role, profession in (("referring_physician", "physician"), ("referring_nurse", "nurse")):
                     candidates = referents[unit.code][profession]
                     if candidates and (profession == "physician" or care.random() < 0.5):
-                        later.append(partial(care_team.import_member, s, stay, care.choice(candidates), role,
-                                             at=since))
+                        chosen = care.choice(candidates)
+                        physician = chosen if profession == "physician" else physician
+                        later.append(partial(care_team.import_member, s, stay, chosen, role, at=since))
                         members += 1
+                in_bed_now.append(InBed(patient_id, stay, unit.kind, age, since, physician,
+                                        labels.get(physician) if physician else None))
                 admitted += 1
             elif rng.random() < 0.3:
                 past = next((u for u, _bed in (rng.choice(beds) for _ in range(8)) if fits(u.kind, age, sex)), None)
@@ -292,12 +313,14 @@ def seed_patients(uow: UnitOfWork, *, count: int, seed: int, progress: Progress 
                 progress(index, len(records))
         for add in later:
             add()
+        treated = seed_orders(s, in_bed_now, rng=random.Random(f"{seed}:medication"), now=now)
         result = {"patients_created": len(records), "stays_in_progress": admitted, "past_stays": finished,
                   "problems": problems_total, "allergies": allergies_total, "notes": notes_total,
-                  "care_team_members": members}
+                  "care_team_members": members, "medication_orders": treated.imported}
         audit.record(s, SYSTEM_ACTOR, "sandbox:patients:seed", at=now, details={
             "patients": len(records), "in_bed": admitted, "past_stays": finished, "problems": problems_total,
-            "allergies": allergies_total, "notes": notes_total, "care_team_members": members})
+            "allergies": allergies_total, "notes": notes_total, "care_team_members": members,
+            "medication_orders": treated.imported, "medication_orders_left_out": treated.left_out})
         uow.commit()
     if progress:
         progress(len(records), len(records))

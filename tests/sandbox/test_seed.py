@@ -107,3 +107,24 @@ def test_synthetic_patients_fill_beds_without_double_booking(db_url: str) -> Non
     assert in_progress == result["stays_in_progress"]
     assert charted == in_progress  # every patient in a bed has vital signs to show
     assert seed_patients(uow, count=300, seed=7) == {"patients_created": 0}  # only into an empty index
+    _check_seeded_orders(uow, result)
+
+
+def _check_seeded_orders(uow: UnitOfWork, result: dict[str, int]) -> None:
+    """Patients in bed have their ward's usual orders, checked like signed ones: weight and height
+    measured, signed by a physician of the stay's unit, never a penicillin for the allergic."""
+    from naho.medication.models import MedicationOrder
+    from naho.record.models import Allergy, Encounter
+
+    assert result["medication_orders"] > result["stays_in_progress"]
+    with uow:
+        s = uow.session
+        orders = list(s.scalars(select(MedicationOrder)))
+        in_bed = {e.id: e.patient_id for e in s.scalars(select(Encounter).where(Encounter.status == "in_progress"))}
+        allergic = set(s.scalars(select(Allergy.patient_id).where(Allergy.substance_code.startswith("ATC:J01C"))))
+        s.expunge_all()
+    assert len(orders) == result["medication_orders"]
+    assert all(o.encounter_id in in_bed and in_bed[o.encounter_id] == o.patient_id for o in orders)
+    assert all(o.weight_kg and o.height_cm and o.prescriber_label.endswith(")") for o in orders)
+    assert {o.review_status for o in orders} == {"validated", "pending"}
+    assert not [o for o in orders if o.patient_id in allergic and o.product_code.startswith("AMOX")]
