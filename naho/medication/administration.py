@@ -330,11 +330,14 @@ def _earlier_if_needed(s: Session, row: MedicationOrder, now: datetime) -> tuple
         MedicationAdministration.outcome != str(Outcome.NOT_GIVEN), MedicationAdministration.at > now - DAY)))
 
 
-def _refuse(s: Session, actor: Actor, row: MedicationOrder, checks: list[Check], now: datetime, action: str) -> None:
-    """Trace the refusal (committed alone) and raise it with the checks."""
-    audit.record(s, actor, "medication:administration:refused", at=now, patient_id=row.patient_id,
-                 target=str(row.id), details={"action": action, "refused": [
-                     {"right": str(c.right), "message": c.message} for c in checks if c.blocking]})
+def _refuse(s: Session, actor: Actor, row: MedicationOrder, checks: list[Check], now: datetime, action: str,
+            *, trace: bool = True) -> None:
+    """Trace the refusal (committed alone, with the door's trace) and raise it with the checks. A
+    dry run of the dialog (`trace` False) keeps the door's trace only."""
+    if trace:
+        audit.record(s, actor, "medication:administration:refused", at=now, patient_id=row.patient_id,
+                     target=str(row.id), details={"action": action, "refused": [
+                         {"right": str(c.right), "message": c.message} for c in checks if c.blocking]})
     s.commit()
     raise AdministrationBlocked("the administration is refused: " + "; ".join(
         c.text() for c in checks if c.blocking), checks=[c.model_dump() for c in _public_checks(checks)])
@@ -362,7 +365,8 @@ def record_administration(uow: UnitOfWork, actor: Actor, data: AdministrationCre
     _require_giver(actor)
     with uow:
         s, now = uow.session, uow.clock.now()
-        row = service._open_order(s, actor, data.order_id, port, now, "medication:administration:record")
+        action = "medication:administration:check" if check_only else "medication:administration:record"
+        row = service._open_order(s, actor, data.order_id, port, now, action)
         if row.frequency == rules.FrequencyKind.CONTINUOUS:
             raise AdministrationInvalid("a continuous infusion is started, changed and stopped as such",
                                         rule="UseInfusionEvents")
@@ -385,7 +389,7 @@ def record_administration(uow: UnitOfWork, actor: Actor, data: AdministrationCre
         checks = bedside.check_administration(facts, attempt, context)
         checks = _merge(checks, [c for c in (patient_refusal, dose_refusal) if c is not None])
         if bedside.blocked(checks):
-            _refuse(s, actor, row, checks, now, "check" if check_only else "record")
+            _refuse(s, actor, row, checks, now, "record", trace=not check_only)
         given = data.outcome is not Outcome.NOT_GIVEN
         adm = MedicationAdministration(
             id=uuid.uuid4(), patient_id=row.patient_id, order_id=row.id, order_version=row.version,
@@ -407,7 +411,7 @@ def record_administration(uow: UnitOfWork, actor: Actor, data: AdministrationCre
             return public
         _insert(s, adm)
         warnings = [c.message for c in checks if not c.passed]
-        audit.record(s, actor, "medication:administration:record", at=now, patient_id=row.patient_id,
+        audit.record(s, actor, "medication:administration:recorded", at=now, patient_id=row.patient_id,
                      target=str(adm.id), reason=adm.reason or adm.no_scan_reason,
                      details={"order": str(row.id), "version": row.version, "due_sequence": adm.due_sequence,
                               "outcome": adm.outcome, "product": adm.product_code, "lot": adm.lot,
