@@ -279,6 +279,11 @@ def _period(start: datetime, hours: int) -> tuple[datetime, datetime]:
     return start, start + timedelta(hours=hours)
 
 
+def _product_names(s: Session, codes: Iterable[str]) -> dict[str, str]:
+    return {code: name for code, name in s.execute(
+        select(FormularyProduct.code, FormularyProduct.name).where(FormularyProduct.code.in_(set(codes))))}
+
+
 def _dose_text(row: MedicationOrder) -> str:
     amount = f"{row.dose_value:g}".replace(".", ",")
     return f"{amount} {row.dose_unit} {row.route}"
@@ -333,8 +338,7 @@ def _compute(s: Session, establishment_code: str, unit_code: str, start: datetim
     active = list(s.scalars(select(MedicationOrder).where(
         MedicationOrder.patient_id.in_(ids), MedicationOrder.status == orders.ACTIVE)
         .order_by(MedicationOrder.created_at)))
-    names = {code: name for code, name in s.execute(select(FormularyProduct.code, FormularyProduct.name).where(
-        FormularyProduct.code.in_({r.product_code for r in active})))}
+    names = _product_names(s, {r.product_code for r in active})
     catalogue = orders.catalogue(s)
     taken = _already(s, [r.id for r in active], start, end)
     people = identity.summaries(s, ids)
@@ -412,8 +416,7 @@ def _view(s: Session, batch: DispensingBatch) -> BatchView:
     lines = list(s.scalars(select(DispensingLine).where(DispensingLine.batch_id == batch.id)))
     doses = {d.line_id: d for d in s.scalars(select(DispensedDose).where(DispensedDose.batch_id == batch.id))}
     codes = {line.product_code for line in lines} | {d.product_code for d in doses.values()}
-    names = dict(s.execute(select(FormularyProduct.code, FormularyProduct.name)
-                           .where(FormularyProduct.code.in_(codes))).tuples())
+    names = _product_names(s, codes)
     people = identity.summaries(s, {line.patient_id for line in lines})
     unit = sites.get_unit(s, batch.unit_code)
     views = []
@@ -486,6 +489,7 @@ def _prepare(s: Session, actor: Actor, batch: DispensingBatch, line: DispensingL
                      .values(status=PREPARED).execution_options(synchronize_session=False))
     if getattr(done, "rowcount", 0) != 1:
         raise LineAlreadyPrepared("this line was already prepared")
+    s.refresh(line)
     label = f"{LABEL_PREFIX}{counters.next_number(s, LABEL_COUNTER):010d}"
     dose = DispensedDose(
         id=uuid.uuid4(), label=label, line_id=line.id, batch_id=batch.id, patient_id=line.patient_id,
@@ -507,6 +511,7 @@ def _prepare(s: Session, actor: Actor, batch: DispensingBatch, line: DispensingL
     if left is None:
         s.execute(update(DispensingBatch).where(DispensingBatch.id == batch.id, DispensingBatch.status == OPEN)
                   .values(status=PREPARED, prepared_at=now).execution_options(synchronize_session=False))
+        s.refresh(batch)
     audit.record(s, actor, "medication:dispensing:prepare", at=now, patient_id=line.patient_id, target=str(dose.id),
                  reason=reason, details={"label": label, "batch": str(batch.id), "order": str(line.order_id),
                                          "product": given.code, "lot": stock_lot.lot, "units": line.units,
@@ -807,8 +812,7 @@ def return_to_stock(uow: UnitOfWork, actor: Actor, lot_id: uuid.UUID, quantity: 
 
 
 def _lot_views(s: Session, rows: list[PharmacyStockLot]) -> list[StockLotView]:
-    names = dict(s.execute(select(FormularyProduct.code, FormularyProduct.name)
-                           .where(FormularyProduct.code.in_({r.product_code for r in rows}))).tuples())
+    names = _product_names(s, {r.product_code for r in rows})
     sums: dict[uuid.UUID, int] = {}
     for lot_id, quantity in s.execute(select(PharmacyStockMove.lot_id, PharmacyStockMove.quantity)
                                       .where(PharmacyStockMove.lot_id.in_([r.id for r in rows]))):
@@ -825,3 +829,33 @@ def stock(uow: UnitOfWork, actor: Actor, establishment_code: str) -> list[StockL
         rows = list(s.scalars(select(PharmacyStockLot).where(PharmacyStockLot.establishment_code == establishment_code)
                               .order_by(PharmacyStockLot.product_code, PharmacyStockLot.expiry)))
         return _lot_views(s, rows)
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The establishments whose pharmacy the actor works in, the one chosen and its units."""
+
+    establishments: list[str]
+    establishment_code: str
+    units: list[tuple[str, str]]  # (code, name), care units first
+
+
+def choices(uow: UnitOfWork, actor: Actor, establishment_code: str | None) -> Choices:
+    """What the dispensing page offers to choose: the actor's pharmacies and the units they serve."""
+    with uow:
+        s = uow.session
+        mine = [est for est, _unit in staff.workplaces_of(s, actor.account_id)]
+        served = [est for est in dict.fromkeys(mine) if _serves(s, actor, est)]
+        if not served:
+            raise NotPharmacyStaff("only pharmacy staff dispense")
+        chosen = establishment_code if establishment_code in served else served[0]
+        units = [(u.code, u.name) for u in sites.list_units(s, chosen) if u.kind != "pharmacy" and u.bed_count]
+        return Choices(served, chosen, units)
+
+
+def _serves(s: Session, actor: Actor, establishment_code: str) -> bool:
+    try:
+        _pharmacy(s, actor, establishment_code)
+    except NotPharmacyStaff:
+        return False
+    return True
