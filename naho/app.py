@@ -24,6 +24,7 @@ from naho.interop import fhir, fhir_api, fhir_write
 from naho.interop.hl7_listener import start_listener, stop_listener
 from naho.interop.hl7_sender import make_adt_handler
 from naho.medication import api as medication_api
+from naho.medication import dispensing_pages as medication_dispensing_pages
 from naho.medication import emar_pages as medication_emar_pages
 from naho.medication import review as medication_review
 from naho.medication import review_pages as medication_review_pages
@@ -146,7 +147,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                    staff_pages.router, staff_pages.workspace, staff_api.router, identity_pages.router,
                    identity_api.router, record_pages.router, care_team_pages.router,
                    record_api.router, medication_api.router, medication_review_pages.router, fhir_api.router,
-                   fhir_write.router, medication_emar_pages.router):
+                   fhir_write.router, medication_emar_pages.router, medication_dispensing_pages.router,
+                   medication_dispensing_pages.api):
         # Routers carry their prefix and policy themselves: their routes are added as they are,
         # so every route the app serves is a plain APIRoute whose policy can be checked.
         app.router.routes.extend(router.routes)
