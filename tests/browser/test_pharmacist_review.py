@@ -21,7 +21,8 @@ from naho.platform.security.models import Account
 from naho.platform.security.rules import Role
 from naho.platform.uow import UnitOfWork
 from naho.record import service as record
-from tests.personas import PASSWORD, PHARMACIST, PHYSICIAN
+from tests.browser.test_admission import _sign_in
+from tests.personas import PHARMACIST, PHYSICIAN
 
 pytestmark = pytest.mark.browser
 
@@ -53,14 +54,6 @@ def _ordered_patient(db_url: str) -> tuple[str, str]:
         return str(patient), str(order.id)
     finally:
         engine.dispose()
-
-
-def _sign_in(page, username: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(page.base + "/connexion")
-    page.get_by_label("Identifiant").fill(username)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(re.compile(r"/accueil$"))
 
 
 def test_the_pharmacist_refuses_with_codes_and_the_prescriber_reads_and_accepts(  # type: ignore[no-untyped-def]
