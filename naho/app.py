@@ -29,6 +29,10 @@ from naho.medication import emar_pages as medication_emar_pages
 from naho.medication import review as medication_review
 from naho.medication import review_pages as medication_review_pages
 from naho.medication import service as medication_service
+from naho.messaging import api as messaging_api
+from naho.messaging import pages as messaging_pages
+from naho.messaging.sending import LETTER_TOPIC, load_config
+from naho.messaging.smtp import make_letter_handler
 from naho.platform import i18n
 from naho.platform.clock import Clock, SystemClock
 from naho.platform.db import make_engine, make_session_factory
@@ -94,6 +98,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     container.ports["outbox_handlers"] = dict(outbox_handlers or {})
     if settings.hl7_adt_destination:  # naho's own movements as PAM FR ADT over MLLP
         container.ports["outbox_handlers"].setdefault("hl7.adt", make_adt_handler(settings, clock=container.clock))
+    # Secure messaging: the group's mailbox (certificate from configuration), letters by SMTP.
+    container.ports["messaging"] = load_config(settings)
+    if settings.messaging_smtp_host:
+        container.ports["outbox_handlers"].setdefault(
+            LETTER_TOPIC, make_letter_handler(settings, container.session_factory, container.clock))
     # The one door to patient data asks the record who is in the care team.
     container.ports["care"] = CARE
     # A discharge stops the stay's medication orders (in its own transaction, after the discharge's).
@@ -143,7 +152,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         app.add_middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie=sso.FLOW_COOKIE,
                            max_age=600, same_site="lax", https_only=settings.production)
 
-    for router in (web_pages.router, sso.router, web_admin.router, sites_pages.router, sites_api.router,
+    for router in (messaging_pages.router, messaging_api.router,
+                   web_pages.router, sso.router, web_admin.router, sites_pages.router, sites_api.router,
                    staff_pages.router, staff_pages.workspace, staff_api.router, identity_pages.router,
                    identity_api.router, record_pages.router, care_team_pages.router,
                    record_api.router, medication_api.router, medication_review_pages.router, fhir_api.router,

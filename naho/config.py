@@ -68,6 +68,23 @@ class Settings(BaseSettings):
     hl7_receiving_application: str = ""
     hl7_receiving_facility: str = ""
 
+    # Secure health messaging (MSSanté): SMTP relay, empty host: letters are not sent.
+    messaging_smtp_host: str = ""
+    messaging_smtp_port: int = 25
+    #: "auto": STARTTLS when the relay offers it; "required": refuse a relay without it; "never".
+    messaging_smtp_starttls: Literal["auto", "required", "never"] = "auto"
+    #: PEM file of authorities trusted for the relay's TLS certificate (empty: the system's).
+    messaging_smtp_ca_file: Path | None = None
+    messaging_smtp_timeout: float = 30.0
+    #: The group's mailbox certificate (then its intermediates) and key, PEM; trusted authorities.
+    messaging_certificate: Path | None = None
+    messaging_private_key: Path | None = None
+    messaging_trust_anchors: str = ""
+    #: OIDs of the XDM packages: unique ids are <root>.<letter number>; the IPP's assigning authority.
+    messaging_oid_root: str = "2.25.164096397395423478917011962893563158705"
+    messaging_ipp_oid: str = "2.25.164096397395423478917011962893563158705.1"
+    messaging_institution: str = "GHT de l'Artois"
+
     # Background workers
     workers: bool = True
     outbox_poll_seconds: float = 1.0

@@ -7,6 +7,7 @@ from sqlalchemy import create_engine, text
 
 import naho.identity.models
 import naho.medication.models
+import naho.messaging.models
 import naho.platform.access
 import naho.platform.audit
 import naho.platform.counters

@@ -1,0 +1,131 @@
+"""Pages of secure messaging: the directory, and the patient's correspondents and letters.
+Thin: the services decide (the one door, consent, the rules) and audit."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import RedirectResponse
+from starlette.responses import Response
+
+from naho.messaging import consent, correspondents, directory, sending, service
+from naho.platform import i18n
+from naho.platform.deps import ActorDep, ContainerDep
+from naho.platform.errors import DomainError
+from naho.platform.security.policy import requires
+from naho.platform.security.rules import Role
+from naho.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+#: The national directory is public data: any professional of the hospital may search it.
+DIRECTORY_READERS = requires(Role.PHYSICIAN, Role.NURSE, Role.PHARMACIST, Role.ADMISSION_CLERK)
+#: The patient's page; the door then wants them in the care team.
+CARERS = requires(Role.PHYSICIAN, Role.NURSE)
+#: Sending a document of the chart outside the hospital is a physician's decision.
+SENDERS = requires(Role.PHYSICIAN)
+
+STATUS_LABELS = {
+    "queued": i18n.N_("Queued"),
+    "sent": i18n.N_("Sent"),
+    "delivered": i18n.N_("Delivered"),
+    "read": i18n.N_("Read"),
+    "failed": i18n.N_("Failed"),
+}
+ROLE_LABELS = {"gp": i18n.N_("General practitioner (médecin traitant)"), "other": i18n.N_("Other correspondent")}
+#: Why an action was refused, by rule name, shown translated.
+REFUSALS = {
+    "SharingObjected": i18n.N_("The patient objected to sharing their data with community professionals: "
+                               "nothing was sent."),
+    "NoSecureMailbox": i18n.N_("A recipient has no secure mailbox or no known certificate: nothing was sent."),
+    "NotACorrespondent": i18n.N_("Choose recipients among the patient's correspondents."),
+    "NoRecipient": i18n.N_("Choose at least one recipient."),
+    "SealRefused": i18n.N_("The letter could not be sealed for these recipients: nothing was sent."),
+    "MessagingNotConfigured": i18n.N_("Secure messaging is not configured: nothing was sent."),
+    "LetterDocumentNotFound": i18n.N_("Choose a document of the patient's chart."),
+    "AlreadyCorrespondent": i18n.N_("This professional is already a correspondent of the patient."),
+    "UnknownCorrespondentRole": i18n.N_("Choose the GP or another correspondent."),
+    "CorrespondentNotFound": i18n.N_("This correspondent is no longer attached."),
+    "ProfessionalNotFound": i18n.N_("Choose a professional found in the directory."),
+}
+def _page(patient_id: uuid.UUID, error: str | None = None, notice: str | None = None) -> Response:
+    query = f"?erreur={error}" if error else ("?envoye=1" if notice else "")
+    return RedirectResponse(f"/patients/{patient_id}/correspondants{query}", status_code=303)
+
+
+def _refused(patient_id: uuid.UUID, exc: DomainError) -> Response:
+    return _page(patient_id, str(exc.extra.get("rule", "")) or "refused")
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return uuid.UUID(int=0)  # nothing has this id: the service answers after the door
+
+
+@router.get("/annuaire", dependencies=[Depends(DIRECTORY_READERS)])
+def directory_page(request: Request, container: ContainerDep,
+                   q: Annotated[str, Query(max_length=100)] = "") -> Response:
+    with container.session_factory() as s:
+        found = directory.search(s, q) if q else []
+    return render(request, "messaging/directory.html", {"found": found, "search": q})
+
+
+@router.get("/patients/{patient_id}/correspondants", dependencies=[Depends(CARERS)])
+def patient_page(request: Request, patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
+                 q: Annotated[str, Query(max_length=100)] = "", erreur: str | None = None,
+                 envoye: str | None = None) -> Response:
+    view = service.view_patient_messaging(container.uow(), actor, patient_id, container.ports["care"], search=q)
+    error = (i18n._(REFUSALS[erreur]) if erreur in REFUSALS
+             else i18n._("The action was refused.") if erreur else None)
+    return render(request, "messaging/patient.html", {
+        "view": view, "error": error, "sent_notice": bool(envoye), "roles": ROLE_LABELS, "statuses": STATUS_LABELS,
+        "can_send": actor.has_any(Role.PHYSICIAN)})
+
+
+@router.post("/patients/{patient_id}/correspondants", dependencies=[Depends(CARERS)])
+def attach(patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
+           professional_id: Annotated[str, Form(max_length=40)] = "",
+           role: Annotated[str, Form(max_length=20)] = "") -> Response:
+    try:
+        correspondents.attach(container.uow(), actor, patient_id, _uuid(professional_id), role,
+                              container.ports["care"])
+    except (correspondents.AlreadyCorrespondent, correspondents.UnknownCorrespondentRole) as exc:
+        return _refused(patient_id, exc)
+    except directory.ProfessionalNotFound:
+        return _page(patient_id, "ProfessionalNotFound")
+    return _page(patient_id)
+
+
+@router.post("/patients/{patient_id}/correspondants/{correspondent_id}/fin", dependencies=[Depends(CARERS)])
+def end(patient_id: uuid.UUID, correspondent_id: str, container: ContainerDep, actor: ActorDep) -> Response:
+    try:
+        correspondents.end(container.uow(), actor, patient_id, _uuid(correspondent_id), container.ports["care"])
+    except correspondents.CorrespondentNotFound as exc:
+        return _refused(patient_id, exc)
+    return _page(patient_id)
+
+
+@router.post("/patients/{patient_id}/courriers", dependencies=[Depends(SENDERS)])
+async def send(patient_id: uuid.UUID, request: Request, container: ContainerDep, actor: ActorDep) -> Response:
+    async with request.form() as form:
+        document_id = _uuid(str(form.get("document_id") or ""))
+        recipients = [_uuid(str(value)) for value in form.getlist("professional_id")][:20]
+    try:
+        sending.send_document(container.uow, actor, patient_id, document_id, recipients, container.ports["care"],
+                              container.ports.get("messaging"))
+    except (sending.SharingObjected, sending.RecipientUnreachable, sending.MessagingNotConfigured,
+            sending.LetterDocumentNotFound) as exc:
+        return _refused(patient_id, exc)
+    return _page(patient_id, notice="sent")
+
+
+@router.post("/patients/{patient_id}/opposition", dependencies=[Depends(CARERS)])
+def objection(patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
+              objects: Annotated[str, Form(max_length=5)] = "",
+              reason: Annotated[str, Form(max_length=1000)] = "") -> Response:
+    consent.record_objection(container.uow(), actor, patient_id, objects=objects == "oui", reason=reason,
+                             port=container.ports["care"])
+    return _page(patient_id)
