@@ -4,6 +4,7 @@ answer, the door and the trail; each refusal beside its legitimate twin."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -18,8 +19,11 @@ from naho.medication.models import MedicationOrder, PharmacistReview
 from naho.platform import i18n
 from naho.platform.audit import AuditEvent
 from naho.platform.clock import FixedClock
+from naho.platform.security.actor import Actor
 from naho.platform.security.models import Account
+from naho.platform.security.rules import Role
 from naho.platform.uow import UnitOfWork
+from naho.record.service import CARE
 from naho.sites import service as sites
 from naho.staff.models import StaffAssignment, StaffMember
 from tests.personas import CLERK, NURSE, PHARMACIST, PHYSICIAN, form_token, login
@@ -206,6 +210,35 @@ def test_a_second_decision_on_the_same_version_gets_409(client: TestClient, lens
     assert _order(uow_factory, order).review_status == "validated"
     with uow_factory() as uow:
         assert len(uow.session.scalars(select(PharmacistReview)).all()) == 1
+
+
+def test_two_decisions_at_once_on_one_version_give_one_review_and_one_409(
+        client: TestClient, lens: str, uow_factory: UowFactory) -> None:
+    order = uuid.UUID(_prescribe(client, lens, PARACETAMOL))
+    with uow_factory() as uow:
+        account = uow.session.execute(select(Account.id).where(Account.username == PHARMACIST)).scalar_one()
+    pharmacist = Actor(account_id=account, username=PHARMACIST, display_name="Nadia Benali",
+                       roles=frozenset({Role.PHARMACIST}))
+    start, outcomes = threading.Barrier(2), []
+
+    def attempt(body: dict[str, str]) -> None:
+        start.wait()
+        try:
+            review.review_order(uow_factory(), pharmacist, order, review.ReviewCreate(**body), CARE)
+            outcomes.append(body["decision"])
+        except review.ReviewNotPending:
+            outcomes.append("409")
+
+    threads = [threading.Thread(target=attempt, args=(body,)) for body in ({"decision": "validated"}, REFUSAL)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) in (["409", "validated"], ["409", "refused"])
+    won = next(o for o in outcomes if o != "409")
+    assert _order(uow_factory, str(order)).review_status == won
+    with uow_factory() as uow:
+        assert [r.decision for r in uow.session.scalars(select(PharmacistReview))] == [won]
 
 
 def test_a_modified_order_is_pending_again_and_its_replaced_version_cannot_be_decided(
