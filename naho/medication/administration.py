@@ -118,6 +118,8 @@ class InfusionEventCreate(BaseModel):
 
 class AdministrationPublic(BaseModel):
     id: uuid.UUID | None  # None for a check run without recording
+    #: A check run only: a blocking check stands (recording would be refused).
+    blocked: bool = False
     order_id: uuid.UUID
     patient_id: uuid.UUID
     kind: str
@@ -330,14 +332,11 @@ def _earlier_if_needed(s: Session, row: MedicationOrder, now: datetime) -> tuple
         MedicationAdministration.outcome != str(Outcome.NOT_GIVEN), MedicationAdministration.at > now - DAY)))
 
 
-def _refuse(s: Session, actor: Actor, row: MedicationOrder, checks: list[Check], now: datetime, action: str,
-            *, trace: bool = True) -> None:
-    """Trace the refusal (committed alone, with the door's trace) and raise it with the checks. A
-    dry run of the dialog (`trace` False) keeps the door's trace only."""
-    if trace:
-        audit.record(s, actor, "medication:administration:refused", at=now, patient_id=row.patient_id,
-                     target=str(row.id), details={"action": action, "refused": [
-                         {"right": str(c.right), "message": c.message} for c in checks if c.blocking]})
+def _refuse(s: Session, actor: Actor, row: MedicationOrder, checks: list[Check], now: datetime, action: str) -> None:
+    """Trace the refusal (committed alone, with the door's trace) and raise it with the checks."""
+    audit.record(s, actor, "medication:administration:refused", at=now, patient_id=row.patient_id,
+                 target=str(row.id), details={"action": action, "refused": [
+                     {"right": str(c.right), "message": c.message} for c in checks if c.blocking]})
     s.commit()
     raise AdministrationBlocked("the administration is refused: " + "; ".join(
         c.text() for c in checks if c.blocking), checks=[c.model_dump() for c in _public_checks(checks)])
@@ -361,7 +360,8 @@ def record_administration(uow: UnitOfWork, actor: Actor, data: AdministrationCre
                           *, check_only: bool = False) -> AdministrationPublic:
     """Check the five rights for one dose and record it (nurses and physicians of the care team).
     A blocking check refuses it (422, checks listed, audited); a dose already recorded is 409.
-    With `check_only` the checks are answered and nothing is written but the door's trace."""
+    With `check_only` the checks are answered (`blocked` when one refuses) and nothing is written
+    but the door's trace: the bedside dialog asks after each scan."""
     _require_giver(actor)
     with uow:
         s, now = uow.session, uow.clock.now()
@@ -388,8 +388,8 @@ def record_administration(uow: UnitOfWork, actor: Actor, data: AdministrationCre
         context = _patient_context(row, person.birth_date, now)
         checks = bedside.check_administration(facts, attempt, context)
         checks = _merge(checks, [c for c in (patient_refusal, dose_refusal) if c is not None])
-        if bedside.blocked(checks):
-            _refuse(s, actor, row, checks, now, "record", trace=not check_only)
+        if bedside.blocked(checks) and not check_only:
+            _refuse(s, actor, row, checks, now, "record")
         given = data.outcome is not Outcome.NOT_GIVEN
         adm = MedicationAdministration(
             id=uuid.uuid4(), patient_id=row.patient_id, order_id=row.id, order_version=row.version,
@@ -423,7 +423,8 @@ def record_administration(uow: UnitOfWork, actor: Actor, data: AdministrationCre
 
 def _public(adm: MedicationAdministration, checks: list[Check], *, stored: bool = True) -> AdministrationPublic:
     return AdministrationPublic(
-        id=adm.id if stored else None, order_id=adm.order_id, patient_id=adm.patient_id, kind=adm.kind,
+        id=adm.id if stored else None, blocked=bedside.blocked(checks), order_id=adm.order_id,
+        patient_id=adm.patient_id, kind=adm.kind,
         outcome=adm.outcome, at=adm.at, due_at=adm.due_at, due_sequence=adm.due_sequence,
         product_code=adm.product_code, lot=adm.lot, amount=adm.amount, route=adm.route, dose_rate=adm.dose_rate,
         rate_ml_h=adm.rate_ml_h, recorded_by=adm.recorded_by, unreviewed=adm.unreviewed,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from naho.medication.dispensing_rules import may_substitute
 from naho.medication.rules import (
     FrequencyKind,
     MedicationRuleError,
@@ -168,24 +169,10 @@ def check_order_in_force(facts: OrderFacts) -> list[Check]:
     return found
 
 
-_Strength = tuple[str, float | None, str | None, float | None]
-
-
-def _strengths(product: Product) -> tuple[_Strength, ...]:
-    """Substances and strength per unit, comparable across products (in base units)."""
-    found: list[_Strength] = []
-    for c in product.components:
-        if c.amount is None:
-            found.append((c.substance, None, None, c.volume_ml))
-        else:
-            unit = parse_unit(c.amount.unit)
-            found.append((c.substance, round(c.amount.value * unit.to_base, 9), str(unit.dimension), c.volume_ml))
-    return tuple(sorted(found, key=lambda s: s[0]))
-
-
 def same_medicine(ordered: Product, scanned: Product) -> bool:
-    """A generic of the ordered product: exactly the same substances and strengths per unit."""
-    return ordered.code == scanned.code or _strengths(ordered) == _strengths(scanned)
+    """A generic of the ordered product: exactly the same substances and strengths per unit (the
+    pharmacy's rule of exact generics, whatever the route)."""
+    return any(may_substitute(ordered, scanned, route) for route in scanned.routes)
 
 
 def check_drug(facts: OrderFacts, scanned: Product) -> Check:
