@@ -54,6 +54,9 @@ from naho.record import api as record_api
 from naho.record import care_team_pages
 from naho.record import pages as record_pages
 from naho.record.service import CARE, MOVER, PatientMoved
+from naho.results import api as results_api
+from naho.results import pages as results_pages
+from naho.results import service as results_service
 from naho.sites import api as sites_api
 from naho.sites import pages as sites_pages
 from naho.staff import api as staff_api
@@ -109,6 +112,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     container.bus.subscribe(PatientMoved, medication_service.stop_orders_on_discharge(container.uow))
     # Domains whose patient-owned rows follow a merge (identity vigilance).
     container.ports["patient_movers"] = [MOVER, medication_service.MOVER, medication_review.MOVER]
+    # Laboratory results (ORU^R01) arrive on the MLLP listener's port, beside ADT.
+    results_settings = results_service.ResultsSettings(
+        authority=settings.hl7_application, application=settings.hl7_application, facility=settings.hl7_facility,
+        zone=settings.timezone, critical=results_service.load_critical_rules(settings.critical_values_file))
+    container.ports["results_settings"] = results_settings
+    container.ports["hl7_results"] = results_service.make_receiver(container.session_factory, container.clock,
+                                                                   results_settings, CARE)
     if not settings.production:
         # Production needs the real INSi adapter (establishment certificate); none is shipped yet.
         container.ports["insi"] = SimulatedInsi()
@@ -121,7 +131,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                 container.session_factory, container.clock, container.ports["outbox_handlers"],
                 max_attempts=settings.outbox_max_attempts, backoff_seconds=settings.outbox_backoff_seconds,
             )
-            runner = WorkerRunner(engine, [Job("outbox", worker.run_once, settings.outbox_poll_seconds)])
+            escalate = lambda: results_service.escalate_overdue(container.uow(), results_settings.critical)  # noqa: E731
+            runner = WorkerRunner(engine, [Job("outbox", worker.run_once, settings.outbox_poll_seconds),
+                                           Job("lab-alert-escalation", escalate, 60.0)])
             runner.start()
             app.state.workers = runner
         # HL7 v2 ADT over MLLP (IHE PAM FR); one process only: the port is exclusive.
@@ -156,7 +168,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                    web_pages.router, sso.router, web_admin.router, sites_pages.router, sites_api.router,
                    staff_pages.router, staff_pages.workspace, staff_api.router, identity_pages.router,
                    identity_api.router, record_pages.router, care_team_pages.router,
-                   record_api.router, medication_api.router, medication_review_pages.router, fhir_api.router,
+                   record_api.router, results_pages.router, results_api.router,
+                   medication_api.router, medication_review_pages.router, fhir_api.router,
                    fhir_write.router, medication_emar_pages.router, medication_dispensing_pages.router,
                    medication_dispensing_pages.api):
         # Routers carry their prefix and policy themselves: their routes are added as they are,

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     #: receiver expects them (many interface engines route on them); empty: left empty.
     hl7_receiving_application: str = ""
     hl7_receiving_facility: str = ""
+    #: Critical values of laboratory results (thresholds, escalation delay, senior physicians).
+    critical_values_file: Path = Path(__file__).parent / "results" / "data" / "critical_values.yaml"
 
     # Secure health messaging (MSSanté): SMTP relay, empty host: letters are not sent.
     messaging_smtp_host: str = ""

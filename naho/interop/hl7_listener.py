@@ -35,6 +35,7 @@ from naho.platform.events import EventBus
 from naho.platform.inbox import ACCEPTED, REFUSED, InboundMessage
 from naho.platform.uow import UnitOfWork
 from naho.record import hl7 as adt
+from naho.results import hl7 as oru
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +98,16 @@ class AdtListener:
         self.senders = frozenset(senders) if senders is not None else None
         #: Every domain's patient data that follows a merge (A40): the app's port.
         self.movers = container.ports.get("patient_movers")
+        #: ORU^R01 from the laboratory, on the same port: the results domain's receiver (app.py).
+        self.results = container.ports.get("hl7_results")
 
     async def handle(self, message: bytes, peer: str) -> bytes:
         return await asyncio.to_thread(self.receive, message, peer)
 
     def receive(self, raw: bytes, peer: str = "") -> bytes:
         """The acknowledgement of one message, after its outcome is committed."""
+        if self.results is not None and oru.is_results(raw):
+            return bytes(self.results.receive(raw, peer))
         text, codec = adt.decode(raw)
         text = text.replace("\x00", "")  # PostgreSQL text refuses NUL; HL7 has no use for it
         command: adt.AdtCommand | None = None

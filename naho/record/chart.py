@@ -349,3 +349,37 @@ def import_entries(session: Session, *, author: str, now: datetime,
             session.execute(insert(table.__table__), rows)  # Core: the ORM bulk path costs as much again
     return {"allergy": [r["id"] for r in allergy_rows], "condition": [r["id"] for r in condition_rows],
             "observation": [r["id"] for r in observation_rows]}
+
+
+def file_lab_observations(session: Session, patient_id: uuid.UUID, encounter_id: uuid.UUID | None,
+                          values: Sequence[tuple[str, float, str, datetime]], *, author: str,
+                          now: datetime) -> list[uuid.UUID]:
+    """File laboratory results received from the laboratory system (LOINC, value, UCUM unit,
+    when) so that `latest_lab_result` reads them; in the caller's transaction (the results
+    domain went through the door, checked plausibility with rules.check_vital, and audits)."""
+    ids: list[uuid.UUID] = []
+    for loinc, value, unit, at in values:
+        row = Observation(id=uuid.uuid4(), patient_id=patient_id, encounter_id=encounter_id, loinc=loinc,
+                          value=value, unit=unit, effective_at=at, recorded_at=now, recorded_by=author,
+                          status="final")
+        session.add(row)
+        ids.append(row.id)
+    return ids
+
+
+def retract_observations(session: Session, observation_ids: Sequence[uuid.UUID]) -> None:
+    """Observations corrected or withdrawn by their source: kept, no longer read as valid."""
+    for row in session.scalars(select(Observation).where(Observation.id.in_(list(observation_ids)))):
+        row.status = "entered_in_error"
+
+
+def file_received_document(session: Session, patient_id: uuid.UUID, encounter_id: uuid.UUID | None, title: str,
+                           content: bytes, *, author: str, now: datetime) -> uuid.UUID:
+    """File a document another system sent (a laboratory's signed PDF report), in the caller's
+    transaction; the same type rules as a document added by hand (rules.DocumentRefused)."""
+    row = ClinicalDocument(id=uuid.uuid4(), patient_id=patient_id, encounter_id=encounter_id,
+                           title=title.strip()[:200] or "Document", media_type=rules.document_media_type(content),
+                           size=len(content), sha256=hashlib.sha256(content).hexdigest(), content=content,
+                           added_at=now, added_by=author)
+    session.add(row)
+    return row.id
