@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NoReturn
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
@@ -245,20 +246,25 @@ def pending_count_by_unit(session: Session, establishment_code: str) -> dict[str
                         if stay.unit_code))
 
 
-def _require(session: Session, actor: Actor, roles: frozenset[Role], order_id: uuid.UUID | None, now: datetime,
-             action: str, error: Forbidden) -> None:
-    """Refuse (403) whoever lacks the role, and keep the refused attempt in the trail."""
-    if actor.roles & roles:
-        return
+def _refuse(session: Session, actor: Actor, now: datetime, action: str, error: Forbidden, *,
+            order_id: uuid.UUID | None = None, target: str | None = None) -> NoReturn:
+    """Refuse (403) and keep the refused attempt in the trail (committed alone)."""
     patient_id = None
     if order_id is not None:
         patient_id = session.execute(select(MedicationOrder.patient_id).where(MedicationOrder.id == order_id)
                                      ).scalar_one_or_none()
     audit.record(session, actor, ROLE_REFUSED, at=now, patient_id=patient_id,
-                 target=str(order_id) if order_id else None,
+                 target=str(order_id) if order_id else target,
                  details={"action": action, "roles": sorted(str(r) for r in actor.roles)})
     session.commit()
     raise error
+
+
+def _require(session: Session, actor: Actor, roles: frozenset[Role], order_id: uuid.UUID | None, now: datetime,
+             action: str, error: Forbidden) -> None:
+    """Refuse whoever lacks the role, traced."""
+    if not actor.roles & roles:
+        _refuse(session, actor, now, action, error, order_id=order_id)
 
 
 def review_queue(uow: UnitOfWork, actor: Actor, establishment_code: str | None) -> ReviewQueue:
@@ -274,7 +280,8 @@ def review_queue(uow: UnitOfWork, actor: Actor, establishment_code: str | None) 
         names = {e.code: e.short_name for e in sites.establishment_choices(s)}
         chosen = establishment_code or (mine[0] if mine else None)
         if chosen is not None and chosen not in mine:
-            raise NotYourPharmacy("this establishment's queue belongs to its own pharmacists")
+            _refuse(s, actor, now, QUEUE_VIEWED, target=chosen,
+                    error=NotYourPharmacy("this establishment's queue belongs to its own pharmacists"))
         pending = _pending_in(s, chosen)[:QUEUE_LIMIT] if chosen else []
         public = {o.id: o for o in orders._public(s, [row for row, _stay in pending])}
         people = identity.summaries(s, {row.patient_id for row, _stay in pending})

@@ -150,6 +150,8 @@ def test_a_pharmacist_switches_only_among_the_establishments_of_their_assignment
     login(client, PHARMACIST)
     refused = client.get("/api/pharmacy/review-queue", params={"establishment": "BETHUNE"})
     assert refused.status_code == 403
+    [trace] = _events(uow_factory, review.ROLE_REFUSED)
+    assert trace.target == "BETHUNE" and trace.details["action"] == review.QUEUE_VIEWED
     _assign(uow_factory, PHARMACIST, "BETHUNE-PUI-PHARMA")
     queue = _queue(client, "BETHUNE")
     assert [c for c, _n in queue["establishments"]] == ["LENS", "BETHUNE"]
