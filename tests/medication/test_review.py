@@ -157,6 +157,9 @@ def test_a_pharmacist_switches_only_among_the_establishments_of_their_assignment
     assert [c for c, _n in queue["establishments"]] == ["LENS", "BETHUNE"]
     assert [line["order"]["id"] for line in queue["lines"]] == [in_bethune]
     assert _queued(client, "LENS") == [in_lens]
+    page = client.get("/pharmacie/analyse", params={"etablissement": "BETHUNE"}).text
+    assert 'id="pharmacy-switch"' in page and '<option value="BETHUNE" selected>' in page
+    assert f"/pharmacie/analyse/{in_bethune}" in page and f"/pharmacie/analyse/{in_lens}" not in page
 
 
 def test_the_pharmacist_validates_and_the_order_leaves_the_queue(
