@@ -5,6 +5,7 @@ may act, the rules, the stock) and audits.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -176,11 +177,28 @@ def handover_page(batch_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
     return _batch_page(batch_id, lambda: dispensing.hand_over(container.uow(), actor, batch_id, urgent=bool(urgent)))
 
 
+#: The label sheet's own style (the pages' policy allows stylesheets from naho only, no inline style).
+LABELS_CSS = """body { font-family: sans-serif; margin: 0; }
+.label { width: 70mm; border: 1px dashed #999; padding: 3mm; margin: 2mm; display: inline-block;
+  vertical-align: top; break-inside: avoid; }
+.label img { width: 60mm; height: 12mm; }
+.label p { margin: .5mm 0; font-size: 9pt; }
+.number { font-family: monospace; font-size: 11pt; letter-spacing: 1px; }
+@media print { .no-print { display: none; } .label { border: none; } }
+"""
+
+
 @router.get(f"{LIST_PAGE}/preparations/{{batch_id}}/etiquettes", dependencies=[Depends(PREPARERS)])
 def labels_page(request: Request, batch_id: uuid.UUID, container: ContainerDep, actor: ActorDep) -> Response:
     printed = dispensing.labels(container.uow(), actor, batch_id)
-    return render(request, "medication/labels.html", {
-        "batch_id": batch_id, "labels": [(label, code128_svg(label.number)) for label in printed]})
+    drawn = [(label, base64.b64encode(code128_svg(label.number).encode("utf-8")).decode("ascii"))
+             for label in printed]
+    return render(request, "medication/labels.html", {"batch_id": batch_id, "labels": drawn})
+
+
+@router.get(f"{LIST_PAGE}/etiquettes.css", dependencies=[Depends(PREPARERS)])
+def labels_css() -> Response:
+    return Response(LABELS_CSS, media_type="text/css")
 
 
 @router.get("/pharmacie/stock", dependencies=[Depends(PREPARERS)])
