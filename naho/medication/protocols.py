@@ -87,6 +87,15 @@ def _line(entry: Any, where: str, catalogue: Catalogue) -> ProtocolLine:
 def parse_protocols(text: str, catalogue: Catalogue, source: str = "protocols.yaml") -> dict[str, Protocol]:
     """The protocols of the file, by code, each line checked against `catalogue`."""
     try:
+        return _parse(text, catalogue, source)
+    except ProtocolError:
+        raise
+    except FormularyError as exc:  # the shared field checks speak of the formulary's error
+        raise ProtocolError(str(exc)) from exc
+
+
+def _parse(text: str, catalogue: Catalogue, source: str) -> dict[str, Protocol]:
+    try:
         data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ProtocolError(f"{source}: not valid YAML: {exc}") from exc

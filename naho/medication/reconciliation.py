@@ -75,8 +75,8 @@ class AlreadyDecided(Conflict):
 def _names(session: Session, codes: set[str]) -> dict[str, str]:
     if not codes:
         return {}
-    return dict(session.execute(select(FormularyProduct.code, FormularyProduct.name)
-                                .where(FormularyProduct.code.in_(codes))).tuples())
+    return {code: name for code, name in session.execute(
+        select(FormularyProduct.code, FormularyProduct.name).where(FormularyProduct.code.in_(codes)))}
 
 
 def _public(session: Session, rows: list[HomeMedication]) -> list[HomeMedicationPublic]:

@@ -208,12 +208,13 @@ CREATININE_VALID_DAYS = 7.0
 def clearance_from_creatinine(age_years: float, weight_kg: float | None, sex: Sex, creatinine_umol_l: float,
                               days_old: float) -> float | None:
     """The creatinine clearance the checks use (Cockcroft-Gault, mL/min, capped at 300), or None when
-    the result is older than CREATININE_VALID_DAYS or the weight is unknown. An unknown sex takes
+    the result is older than CREATININE_VALID_DAYS or the weight is unknown; rounded to the mL/min.
+    An unknown sex takes
     the female factor: the lower clearance, so the stricter renal rule."""
     if days_old > CREATININE_VALID_DAYS or weight_kg is None:
         return None
     clearance = cockcroft_gault(age_years, weight_kg, sex is not Sex.MALE, creatinine_umol_l)
-    return min(max(clearance, 0.0), 300.0)
+    return float(min(max(round(clearance), 0), 300))  # mL/min: the precision of the estimate
 
 
 # --- continuous infusions -----------------------------------------------------------------------
@@ -313,6 +314,16 @@ def check_infusion(dose: Quantity, frequency: Frequency, concentration: Concentr
             convert(1.0, unit.symbol.split("/")[0], concentration.amount_unit) is None:
         raise BadInfusion(f"a rate in {dose.unit} cannot be given with a concentration in {concentration.unit}")
     check_titration(dose, titration_min, titration_max)
+
+
+def check_concentration_fits(product: Product, concentration: Concentration | None) -> None:
+    """The concentration measures what the product's strength does (µg/mL of a drug in mg: yes;
+    UI/mL of a drug in mg: no, the rate could not be checked)."""
+    strength = product.components[0].amount
+    if concentration is not None and strength is not None and \
+            convert(1.0, strength.unit, concentration.amount_unit) is None:
+        raise BadInfusion(f"a concentration in {concentration.unit} does not measure {product.name} "
+                          f"(in {strength.unit})")
 
 
 def check_titration(dose: Quantity, minimum: float | None, maximum: float | None) -> None:

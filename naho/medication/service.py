@@ -262,6 +262,17 @@ def search_products(uow: UnitOfWork, query: str) -> list[ProductPublic]:
         return found
 
 
+def product(uow: UnitOfWork, code: str) -> ProductPublic | None:
+    """One active product of the formulary by its code, for order entry."""
+    with uow:
+        cat = catalogue(uow.session)
+        found = cat.products.get(code)
+        if found is None:
+            return None
+        return ProductPublic(code=found.code, name=found.name, atc=cat.substances[found.components[0].substance].atc,
+                             form=found.form, routes=sorted(found.routes), active=True)
+
+
 # --- orders ----------------------------------------------------------------------------------------
 
 
@@ -509,9 +520,18 @@ def prescribe(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: OrderC
         return public
 
 
+def _concentration_fits(s: Session, data: OrderCreate) -> None:
+    try:
+        product = catalogue(s).product(data.product_code)
+        rules.check_concentration_fits(product, _concentration(data.concentration_value, data.concentration_unit))
+    except rules.MedicationRuleError as exc:
+        raise OrderInvalid(str(exc), rule=type(exc).__name__) from exc
+
+
 def _sign(s: Session, actor: Actor, patient_id: uuid.UUID, data: OrderCreate, orders: list[rules.Order], *,
           now: datetime, action: str) -> MedicationOrder:
     """Check and save a new order in the caller's transaction (the caller went through the door)."""
+    _concentration_fits(s, data)
     _lock_patient(s, patient_id)
     context = _context(s, patient_id, now, weight=data.weight_kg, height=data.height_cm, pregnant=data.pregnant)
     alerts = _judge(s, actor, patient_id, orders, context, data.override_reason, now=now, action=action)
@@ -555,6 +575,7 @@ def modify(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, data: OrderCreate
     with uow:
         s, now = uow.session, uow.clock.now()
         old = _open_order(s, actor, order_id, port, now, "medication:order:modify")
+        _concentration_fits(s, data)
         _lock_patient(s, old.patient_id)
         s.refresh(old)
         if old.status not in IN_FORCE:
@@ -653,6 +674,40 @@ def active_orders(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, port: Ca
         public = _public(s, rows)
         uow.commit()
         return public
+
+
+@dataclasses.dataclass(frozen=True)
+class PrescriptionSheet:
+    """What the prescriptions page shows: the patient, the orders in force, every version, and the
+    measures the checks use (weight, height, latest creatinine and the clearance it gives)."""
+
+    patient: Any  # identity.PatientPublic
+    orders: list[OrderPublic]
+    history: list[OrderPublic]
+    weight_kg: float | None
+    height_cm: float | None
+    creatinine: tuple[float, datetime] | None
+    clearance_ml_min: float | None
+
+
+def prescription_sheet(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID,
+                       port: CareRelationshipPort) -> PrescriptionSheet:
+    """The patient's prescriptions for the care team (physicians, nurses, pharmacists)."""
+    with uow:
+        s, now = uow.session, uow.clock.now()
+        access_patient(s, actor, patient_id, Purpose.CARE, now=now, port=port, action="medication:order:view")
+        rows = list(s.scalars(select(MedicationOrder).where(MedicationOrder.patient_id == patient_id)
+                              .order_by(MedicationOrder.created_at.desc(), MedicationOrder.version.desc())))
+        history = _public(s, rows)
+        context = _context(s, patient_id, now, weight=None, height=None, pregnant=None)
+        sheet = PrescriptionSheet(
+            patient=identity.summaries(s, [patient_id])[patient_id],
+            orders=sorted((o for o in history if o.status in IN_FORCE), key=lambda o: o.created_at),
+            history=history, weight_kg=context.weight_kg, height_cm=context.height_cm,
+            creatinine=chart.latest_lab_result(s, patient_id, "creatinine"),
+            clearance_ml_min=context.creatinine_clearance_ml_min)
+        uow.commit()
+        return sheet
 
 
 def ensure_formulary(uow: UnitOfWork, actor: Actor, path: Path = FORMULARY) -> ImportReport | None:

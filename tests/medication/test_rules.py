@@ -837,3 +837,124 @@ def test_every_error_is_a_medication_rule_error() -> None:
     for error in (UnknownUnit, BadQuantity, BadAtcCode, BadFrequency, UnknownProduct, ImplausiblePatientValue,
                   OrderBlocked, OverrideReasonRequired, UnknownRoute):
         assert issubclass(error, MedicationRuleError)
+
+
+# --- creatinine clearance from the chart's creatinine ---------------------------------------------
+
+from naho.medication.rules import (  # noqa: E402
+    CREATININE_VALID_DAYS,
+    BadInfusion,
+    Concentration,
+    check_infusion,
+    check_titration,
+    checked_rate,
+    clearance_from_creatinine,
+    infusion_dose_rate,
+    infusion_ml_per_hour,
+)
+
+
+def test_a_recent_creatinine_gives_the_cockcroft_gault_clearance() -> None:
+    clearance = clearance_from_creatinine(69, 72, Sex.MALE, 80, days_old=2)
+    assert clearance == round(1.23 * 71 * 72 / 80) == 79
+    # an unknown sex takes the female factor: the lower clearance, the stricter rule
+    assert clearance_from_creatinine(69, 72, Sex.UNKNOWN, 80, 2) == round(1.04 * 71 * 72 / 80) == 66
+
+
+def test_an_old_creatinine_or_an_unknown_weight_gives_no_clearance() -> None:
+    assert clearance_from_creatinine(69, 72, Sex.MALE, 80, CREATININE_VALID_DAYS) is not None
+    assert clearance_from_creatinine(69, 72, Sex.MALE, 80, CREATININE_VALID_DAYS + 0.1) is None
+    assert clearance_from_creatinine(69, None, Sex.MALE, 80, 1) is None
+    assert clearance_from_creatinine(20, 120, Sex.MALE, 10, 1) == 300.0  # capped to what PatientContext accepts
+
+
+def test_an_old_creatinine_is_said_for_a_renally_adjusted_drug_and_a_recent_one_applies_its_rule() -> None:
+    old = check_order(METFORMIN_1G_BID, adult(creatinine_clearance_ml_min=None, creatinine_days_old=12.4), CATALOGUE)
+    unchecked = only(old, AlertKind.UNCHECKED)
+    assert unchecked.severity is Severity.INFO and "12 days old" in unchecked.text()
+    assert AlertKind.RENAL not in kinds(old)
+    # the same patient with a recent creatinine giving 40 mL/min: the renal cap speaks
+    recent = check_order(METFORMIN_1G_BID, adult(creatinine_clearance_ml_min=40.0), CATALOGUE)
+    assert only(recent, AlertKind.RENAL).severity is Severity.OVERRIDE_REQUIRED
+    assert kinds(check_order(PARACETAMOL_1G_Q6H, adult(creatinine_days_old=12.4), CATALOGUE)) == []
+
+
+# --- continuous infusions ---------------------------------------------------------------------------
+
+
+def test_a_concentration_is_an_amount_per_ml() -> None:
+    assert Concentration.of_preparation(50, "mg", 50) == Concentration(1.0, "mg/mL")
+    assert Concentration.of_preparation(8, "mg", 50).value == pytest.approx(0.16)
+    for value, unit in ((0, "mg/mL"), (-1, "mg/mL"), (math.nan, "mg/mL"), (1, "mg"), (1, "mL/mL"), (1, "mg/L"),
+                        (1, "pres/mL"), (1, "kg/mL")):
+        with pytest.raises(BadInfusion):
+            Concentration(value, unit)
+    with pytest.raises(BadInfusion):
+        Concentration.of_preparation(50, "mg", 0)
+
+
+def test_dose_rates_convert_to_pump_rates_and_back() -> None:
+    noradrenaline = Concentration.of_preparation(8, "mg", 50)  # 0.16 mg/mL
+    # 0.1 µg/kg/min for 72 kg = 432 µg/h = 2.7 mL/h
+    assert infusion_ml_per_hour(Quantity(0.1, "µg/kg/min"), noradrenaline, 72) == pytest.approx(2.7)
+    assert infusion_dose_rate(2.7, noradrenaline, "µg/kg/min", 72) == pytest.approx(0.1)
+    morphine = Concentration(1, "mg/mL")
+    assert infusion_ml_per_hour(Quantity(2, "mg/h"), morphine, None) == pytest.approx(2)
+    assert infusion_dose_rate(2, morphine, "µg/h", None) == pytest.approx(2000)
+    heparin = Concentration.of_preparation(25000, "UI", 50)  # 500 UI/mL
+    assert infusion_ml_per_hour(Quantity(18, "UI/kg/h"), heparin, 80) == pytest.approx(2.88)
+    assert infusion_ml_per_hour(Quantity(4, "mL/h"), heparin, None) == 4.0
+
+
+@given(st.floats(0.01, 50), st.floats(0.001, 100), st.floats(2, 200))
+def test_converting_to_ml_per_hour_and_back_gives_the_dose_rate(rate: float, concentration: float,
+                                                                  weight: float) -> None:
+    strength = Concentration(concentration, "mg/mL")
+    ml = infusion_ml_per_hour(Quantity(rate, "µg/kg/min"), strength, weight)
+    assert infusion_dose_rate(ml, strength, "µg/kg/min", weight) == pytest.approx(rate)
+
+
+def test_conversions_refuse_what_they_cannot_compute() -> None:
+    morphine = Concentration(1, "mg/mL")
+    with pytest.raises(BadInfusion):
+        infusion_ml_per_hour(Quantity(2, "mg"), morphine, None)  # not a rate
+    with pytest.raises(BadInfusion):
+        infusion_ml_per_hour(Quantity(2, "UI/h"), morphine, None)  # UI with mg/mL
+    with pytest.raises(BadInfusion):
+        infusion_ml_per_hour(Quantity(0.1, "µg/kg/min"), morphine, None)  # per kg without weight
+    with pytest.raises(BadInfusion):
+        infusion_dose_rate(-1, morphine, "mg/h", None)
+
+
+def test_a_pump_rate_is_checked_as_an_amount_of_drug_when_the_concentration_is_known() -> None:
+    assert checked_rate(Quantity(2.7, "mL/h"), Concentration(0.16, "mg/mL")) == Quantity(2.7 * 0.16, "mg/h")
+    assert checked_rate(Quantity(2, "mg/h"), Concentration(1, "mg/mL")) == Quantity(2, "mg/h")
+    assert checked_rate(Quantity(2.7, "mL/h"), None) == Quantity(2.7, "mL/h")
+    # 150 mL/h of 0.16 mg/mL noradrenaline is 24 mg/h: over 300 µg/kg/h for 70 kg (21 mg/h); 10 mL/h is not
+    fast = Order("norepinephrine_8mg", checked_rate(Quantity(150, "mL/h"), Concentration(0.16, "mg/mL")), "IV",
+                 Frequency.continuous())
+    slow = Order("norepinephrine_8mg", checked_rate(Quantity(10, "mL/h"), Concentration(0.16, "mg/mL")), "IV",
+                 Frequency.continuous())
+    assert only(check_order(fast, adult(), CATALOGUE), AlertKind.DOSE).severity is Severity.OVERRIDE_REQUIRED
+    assert kinds(check_order(slow, adult(), CATALOGUE)) == []
+
+
+def test_a_titration_range_is_whole_ordered_and_holds_the_starting_rate() -> None:
+    start = Quantity(0.1, "µg/kg/min")
+    check_titration(start, 0.05, 1.0)
+    check_titration(start, None, None)
+    for low, high in ((0.05, None), (None, 1.0), (1.0, 0.05), (0.1, 0.1), (0, 1.0), (0.2, 1.0), (0.01, 0.05)):
+        with pytest.raises(BadInfusion):
+            check_titration(start, low, high)
+    with pytest.raises(BadInfusion):
+        check_titration(Quantity(1, "mg"), 0.5, 2)  # a bolus is not titrated
+
+
+def test_a_concentration_or_a_range_belongs_to_a_continuous_infusion_of_a_matching_unit() -> None:
+    check_infusion(Quantity(2, "mg/h"), Frequency.continuous(), Concentration(1, "mg/mL"), 1, 4)
+    check_infusion(Quantity(4, "mL/h"), Frequency.continuous(), Concentration(500, "UI/mL"), None, None)
+    check_infusion(Quantity(1, "g"), Frequency.every(8), None, None, None)
+    with pytest.raises(BadInfusion):
+        check_infusion(Quantity(1, "g"), Frequency.every(8), Concentration(10, "mg/mL"), None, None)
+    with pytest.raises(BadInfusion):
+        check_infusion(Quantity(2, "mg/h"), Frequency.continuous(), Concentration(500, "UI/mL"), None, None)

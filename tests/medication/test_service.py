@@ -239,3 +239,121 @@ def test_an_inbound_a40_moves_the_orders_with_the_merged_patient(client: TestCli
     assert send(gam, merge)[0] == "AA"
     # The medication orders followed the merge as the stays and the chart do (the app's movers).
     assert [str(o.id) for o in _orders(uow_factory, survivor)] == [order["id"]] and not _orders(uow_factory, merged)
+
+
+# --- renal function from the chart's creatinine ------------------------------------------------------
+
+from datetime import timedelta  # noqa: E402
+
+from naho.platform.i18n import PARIS  # noqa: E402
+from tests.medication.test_api import _chart  # noqa: E402
+
+#: Paracetamol 1 g four times a day: 4 g per 24 h, over the 3 g cap below 30 mL/min of clearance.
+PARACETAMOL_QID = {**PARACETAMOL, "times_per_day": 4}
+
+
+def _creatinine(client: TestClient, patient: str, value: str, days_ago: float = 0.5) -> None:
+    """The nurse types a serum creatinine result (µmol/L) sampled `days_ago` days before the
+    tests' clock."""
+    login(client, NURSE)
+    now = client.app.state.container.clock.now()  # type: ignore[attr-defined]
+    sampled = (now.astimezone(PARIS) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M")
+    _chart(client, f"/patients/{patient}/prescriptions/creatinine", creatinine=value, measured_at=sampled)
+
+
+def _renal_alerts(order: dict) -> list[dict]:  # type: ignore[type-arg]
+    return [a for a in order["alerts"] if a["kind"] in ("renal", "unchecked")]
+
+
+def test_a_low_clearance_from_the_chart_needs_a_reason_for_paracetamol_4_g(client: TestClient) -> None:
+    patient, _ = _admit(client)
+    _measure(client, patient)
+    # 69 years, 72 kg, man, 300 µmol/L: 1.23 × 71 × 72 / 300 = 21 mL/min
+    _creatinine(client, patient, "300")
+    refused = _prescribe(client, patient, PARACETAMOL_QID)
+    assert refused.status_code == 409, refused.text
+    [renal] = [a for a in refused.json()["alerts"] if a["kind"] == "renal"]
+    assert (renal["params"]["clearance"], renal["params"]["cap"], renal["params"]["amount"]) == ("21", "3000", "4000")
+    signed = _post(client, f"/api/patients/{patient}/medication-orders",
+                   {**PARACETAMOL_QID, "override_reason": "Douleur post-opératoire, pas d'alternative"})
+    assert signed.status_code == 201, signed.text
+
+
+def test_a_normal_clearance_from_the_chart_passes_the_same_order(client: TestClient) -> None:
+    patient, _ = _admit(client)
+    _measure(client, patient)
+    _creatinine(client, patient, "80")  # 79 mL/min
+    signed = _prescribe(client, patient, PARACETAMOL_QID)
+    assert signed.status_code == 201, signed.text
+    assert _renal_alerts(signed.json()) == []
+
+
+def test_an_old_creatinine_is_not_used_and_says_so(client: TestClient) -> None:
+    patient, _ = _admit(client)
+    _measure(client, patient)
+    _creatinine(client, patient, "300", days_ago=10)
+    signed = _prescribe(client, patient, PARACETAMOL_QID)
+    assert signed.status_code == 201, signed.text  # no clearance: the 3 g cap is not applied...
+    [said] = _renal_alerts(signed.json())
+    assert said["kind"] == "unchecked" and said["severity"] == "info" and said["params"]["days"] == "10"
+
+
+def test_an_implausible_creatinine_is_refused(client: TestClient) -> None:
+    patient, _ = _admit(client)
+    login(client, NURSE)
+    from tests.personas import form_token
+    response = client.post(f"/patients/{patient}/prescriptions/creatinine",
+                           data={"creatinine": "0,5", "csrf_token": form_token(client)}, follow_redirects=False)
+    assert response.status_code == 303 and "erreur=ChartEntryRefused" in response.headers["location"]
+
+
+# --- continuous infusions -----------------------------------------------------------------------------
+
+#: Noradrenaline 8 mg in 50 mL (0.16 mg/mL) at 2.7 mL/h = 0.1 µg/kg/min for 72 kg.
+NORADRENALINE = {"product_code": "NORA8INJ", "dose_value": 2.7, "dose_unit": "mL/h", "route": "IV",
+                 "frequency": "continuous", "concentration_value": 0.16, "concentration_unit": "mg/mL"}
+
+
+def test_an_infusion_is_stored_with_its_concentration_range_and_pump_rate(client: TestClient,
+                                                                         uow_factory: UowFactory) -> None:
+    patient, _ = _admit(client)
+    _measure(client, patient)
+    # up to 40 mL/h = 6.4 mg/h, under 180 µg/kg/h × 72 kg = 12.96 mg/h
+    signed = _prescribe(client, patient, {**NORADRENALINE, "titration_min": 1, "titration_max": 40})
+    assert signed.status_code == 201, signed.text
+    order = signed.json()
+    assert (order["concentration_value"], order["concentration_unit"]) == (0.16, "mg/mL")
+    assert (order["titration_min"], order["titration_max"], order["rate_ml_h"]) == (1, 40, 2.7)
+    [row] = _orders(uow_factory, patient)
+    assert (row.titration_min, row.titration_max, row.concentration_value) == (1, 40, 0.16)
+    # the same drip ordered as a dose rate shows its pump rate
+    login(client, PHYSICIAN := "medecin")
+    rate = _post(client, f"/api/medication-orders/{order['id']}/modify",
+                 {**NORADRENALINE, "dose_value": 0.1, "dose_unit": "µg/kg/min", "titration_min": 0.05,
+                  "titration_max": 1})
+    assert rate.status_code == 201, rate.text and PHYSICIAN
+    assert rate.json()["rate_ml_h"] == 2.7
+
+
+def test_the_top_of_a_titration_range_is_checked_like_the_rate(client: TestClient, uow_factory: UowFactory) -> None:
+    patient, _ = _admit(client)
+    _measure(client, patient)
+    # 100 mL/h = 16 mg/h: over 12.96 mg/h (reason), under twice it
+    high = _prescribe(client, patient, {**NORADRENALINE, "titration_min": 1, "titration_max": 100})
+    assert high.status_code == 409, high.text
+    assert [a["kind"] for a in high.json()["alerts"]] == ["dose"]
+    # 200 mL/h = 32 mg/h: at twice the maximum or more, refused whatever the reason
+    tenfold = _post(client, f"/api/patients/{patient}/medication-orders",
+                    {**NORADRENALINE, "titration_min": 1, "titration_max": 200, "override_reason": "choc"})
+    assert tenfold.status_code == 422 and tenfold.json()["alerts"][0]["kind"] == "dose"
+    assert _orders(uow_factory, patient) == []
+
+
+def test_malformed_infusions_are_refused_before_any_check(client: TestClient) -> None:
+    patient, _ = _admit(client)
+    _measure(client, patient)
+    for changes in ({"titration_min": 5, "titration_max": 1}, {"titration_min": 1},
+                    {"concentration_unit": "UI/mL"}, {"concentration_unit": None},
+                    {"frequency": "once", "dose_unit": "mL"}):
+        response = _prescribe(client, patient, {**NORADRENALINE, **changes})
+        assert response.status_code == 422 and response.json()["rule"] == "BadInfusion", (changes, response.text)
