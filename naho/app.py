@@ -26,6 +26,7 @@ from naho.interop.hl7_sender import make_adt_handler
 from naho.medication import api as medication_api
 from naho.medication import dispensing_pages as medication_dispensing_pages
 from naho.medication import emar_pages as medication_emar_pages
+from naho.medication import prescription_pages as medication_prescription_pages
 from naho.medication import review as medication_review
 from naho.medication import review_pages as medication_review_pages
 from naho.medication import service as medication_service
@@ -171,7 +172,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                    record_api.router, results_pages.router, results_api.router,
                    medication_api.router, medication_review_pages.router, fhir_api.router,
                    fhir_write.router, medication_emar_pages.router, medication_dispensing_pages.router,
-                   medication_dispensing_pages.api):
+                   medication_dispensing_pages.api, medication_prescription_pages.router):
         # Routers carry their prefix and policy themselves: their routes are added as they are,
         # so every route the app serves is a plain APIRoute whose policy can be checked.
         app.router.routes.extend(router.routes)
