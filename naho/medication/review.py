@@ -437,15 +437,12 @@ class ReviewDataMover:
     name = "medication-review"
 
     def move(self, session: Session, from_id: uuid.UUID, to_id: uuid.UUID) -> list[str]:
-        ids = list(session.scalars(select(PharmacistReview.id).where(PharmacistReview.patient_id == from_id)))
-        self._point(session, ids, to_id)
-        return [f"{PharmacistReview.__tablename__}:{i}" for i in ids]
+        moved = session.scalars(update(PharmacistReview).where(PharmacistReview.patient_id == from_id)
+                                .values(patient_id=to_id).returning(PharmacistReview.id))
+        return [f"{PharmacistReview.__tablename__}:{i}" for i in moved]
 
     def move_back(self, session: Session, row_ids: list[str], to_id: uuid.UUID) -> None:
-        prefix = f"{PharmacistReview.__tablename__}:"
-        self._point(session, [uuid.UUID(r[len(prefix):]) for r in row_ids if r.startswith(prefix)], to_id)
-
-    def _point(self, session: Session, ids: list[uuid.UUID], to_id: uuid.UUID) -> None:
+        ids = [uuid.UUID(r.partition(":")[2]) for r in row_ids if r.startswith(f"{PharmacistReview.__tablename__}:")]
         if ids:
             session.execute(update(PharmacistReview).where(PharmacistReview.id.in_(ids)).values(patient_id=to_id))
 
