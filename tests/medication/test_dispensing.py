@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from naho.medication import dispensing
+from naho.medication import dispensing, dispensing_pages
 from naho.medication.events import DosesHandedOver
 from naho.medication.models import (
     DispensedDose,
@@ -24,6 +24,7 @@ from naho.medication.models import (
     PharmacyStockLot,
     PharmacyStockMove,
 )
+from naho.platform import i18n
 from naho.platform.security.actor import Actor
 from naho.platform.security.models import Account
 from naho.platform.security.rules import Role
@@ -393,3 +394,84 @@ def test_two_concurrent_preparations_on_the_last_units_one_wins(
     assert _lot(uow_factory, "PARA500CP", "LT1") == (0, 0)
     with uow_factory() as uow:
         assert uow.session.execute(select(func.count()).select_from(DispensedDose)).scalar_one() == 1
+
+
+def test_an_unknown_quantity_is_said_and_kept_out_of_the_batch(client: TestClient, ward: dict[str, str],
+                                                               uow_factory: UowFactory) -> None:
+    syrup = _order(client, ward["patient"], {**PARACETAMOL, "product_code": "PARA1GCP", "dose_value": 5,
+                                             "dose_unit": "mL", "times_per_day": 1,
+                                             "override_reason": "relais"})  # millilitres of a tablet
+    _validate(uow_factory, syrup)
+    login(client, TECHNICIAN)
+    listed = client.get("/api/pharmacy/dispensing", params={
+        "establishment": "LENS", "unit": "LENS-MED-MIN", "start": START, "hours": 24}).json()
+    [patient] = [p for p in listed["patients"] if p["patient_id"] == ward["patient"]]
+    [unknown] = [n for n in patient["lines"] if n["order_id"] == syrup]
+    assert unknown["units"] is None and unknown["unknown"].startswith("Unknown quantity")
+    batch = _open(client)
+    assert all(line["order_id"] != syrup for line in batch["lines"]) and len(batch["lines"]) == 5
+
+
+def test_an_order_stopped_after_the_batch_opened_is_not_dispensed(client: TestClient, ward: dict[str, str],
+                                                                  uow_factory: UowFactory) -> None:
+    _receive(client, "PARA500CP", TABLET_CIP, "LT1", 10)
+    batch = _open(client)
+    login(client, PHYSICIAN)
+    assert _post(client, f"/api/medication-orders/{ward['paracetamol']}/stop", {"reason": "relais"}).status_code == 200
+    login(client, TECHNICIAN)
+    refused = _scan(client, batch["id"], datamatrix(TABLET_CIP, lot="LT1"))
+    assert refused.status_code == 409 and "no longer active" in refused.json()["detail"]
+    assert _lot(uow_factory, "PARA500CP", "LT1") == (10, 10)
+
+
+def test_units_come_back_to_stock_with_a_reason(client: TestClient, uow_factory: UowFactory) -> None:
+    lot = _receive(client, "PARA500CP", TABLET_CIP, "LT1", 4).json()
+    path = f"/api/pharmacy/stock/lots/{lot['id']}/returns"
+    assert _post(client, path, {"quantity": 2, "reason": ""}).status_code == 422
+    assert _post(client, path, {"quantity": 0, "reason": "non administré"}).status_code == 422
+    back = _post(client, path, {"quantity": 2, "reason": "non administré"})
+    assert back.status_code == 200 and back.json()["balance"] == back.json()["ledger"] == 6
+    stock = client.get("/api/pharmacy/stock", params={"establishment": "LENS"}).json()
+    assert [(s["lot"], s["balance"]) for s in stock] == [("LT1", 6)]
+    other = _receive(client, "PARA1GCP", TABLET_CIP, "X1", 1)  # a CIP13 belongs to one product
+    assert other.status_code == 422 and "was received as PARA500CP" in other.json()["detail"]
+
+
+def test_the_pages_show_refusals_translated_and_the_ward_receives(client: TestClient, ward: dict[str, str]) -> None:
+    from tests.personas import form_token
+
+    _receive(client, "PARA500CP", TABLET_CIP, "LT1", 10)
+    _receive(client, "MORP10LI", MORPHINE_CIP, "MO1", 5)
+    login(client, TECHNICIAN)
+    page = client.get("/pharmacie/dispensation", params={"etablissement": "LENS", "unite": "LENS-MED-MIN",
+                                                        "debut": "2026-11-25T11:00"})
+    assert page.status_code == 200 and "Awaiting pharmaceutical analysis" in page.text
+    token = form_token(client, "/pharmacie/dispensation")
+    opened = client.post("/pharmacie/dispensation/preparations", data={
+        "etablissement": "LENS", "unite": "LENS-MED-MIN", "debut": "2026-11-25T11:00", "heures": "24",
+        "csrf_token": token}, follow_redirects=False)
+    assert opened.status_code == 303
+    batch_page = opened.headers["location"]
+    expired = client.post(f"{batch_page}/scan", data={"code": datamatrix(TABLET_CIP, lot="LT1", expiry="250131"),
+                                                      "csrf_token": token}, follow_redirects=True)
+    assert "erreur=ExpiredLot" in str(expired.url)
+    assert i18n._(dispensing_pages.REFUSALS["ExpiredLot"]) in expired.text
+    batch = client.get(f"/api/pharmacy/batches/{batch_page.rsplit('/', 1)[1]}").json()
+    _prepare_all(client, batch)
+    login(client, TECHNICIAN)
+    token = form_token(client, "/pharmacie/dispensation")
+    handed = client.post(f"{batch_page}/remise", data={"urgent": "1", "csrf_token": token}, follow_redirects=True)
+    assert handed.status_code == 200 and 'id="handed-over"' in handed.text
+    stock_page = client.get("/pharmacie/stock", params={"etablissement": "LENS"})
+    assert stock_page.status_code == 200 and "LT1" in stock_page.text
+
+    login(client, NURSE)
+    receptions = client.get("/services/LENS-MED-MIN/receptions")
+    assert receptions.status_code == 200 and "Mark as received" in receptions.text
+    token = form_token(client, "/services/LENS-MED-MIN/receptions")
+    done = client.post(f"/services/LENS-MED-MIN/receptions/{batch['id']}", data={
+        "manquants": "", "abimes": "", "note": "", "csrf_token": token}, follow_redirects=True)
+    assert done.status_code == 200 and "Mark as received" not in done.text and "Received on" in done.text
+    login(client, PORTER)
+    assert client.get("/services/LENS-MED-MIN/receptions").status_code == 403
+    assert client.get("/pharmacie/dispensation").status_code == 403
