@@ -17,7 +17,10 @@ import email.policy
 import hashlib
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +76,46 @@ def deliveries(directory: Path) -> list[str]:
     """Every delivery, in order (a Message-ID twice: the relay got the same letter twice)."""
     log = directory / "deliveries.log"
     return log.read_text(encoding="utf-8").split() if log.exists() else []
+
+
+class SinkProcess:
+    """The sink in a child process (its own interpreter), to be killed with SIGKILL mid-queue."""
+
+    def __init__(self, port: int, directory: Path, python: str = sys.executable) -> None:
+        self.port, self.directory, self.python = port, directory, python
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            [self.python, "-m", "naho.messaging.sink", "--port", str(self.port), "--directory", str(self.directory)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert self.process.stdout is not None
+        line = b""
+        deadline = time.monotonic() + timeout
+        while not line.startswith(b"ready") and time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line and self.process.poll() is not None:
+                raise RuntimeError("the SMTP sink did not start")
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to the client in the middle of its conversation."""
+        self._end(signal.SIGKILL)
+
+    def stop(self) -> None:
+        self._end(signal.SIGTERM)
+
+    def _end(self, how: signal.Signals) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        process.send_signal(how)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def main() -> None:
