@@ -72,7 +72,7 @@ def test_the_nurse_is_blocked_on_the_wrong_wristband_then_records_the_dose(page,
     page.wait_for_url(re.compile(r"/accueil$"))
 
     page.goto(page.base + "/services/LENS-MED-MIN/plan-de-soins")
-    dose = page.locator(f'button.give-dose[data-order="{order}"]').first
+    dose = page.locator(f'tr[data-order="{order}"] button.give-dose').first
     dose.focus()
     page.keyboard.press("Enter")
     page.wait_for_selector("#bedside[open]")

@@ -65,8 +65,10 @@
   };
 
   const open = (button) => {
-    current = { order: button.dataset.order, due: button.dataset.due, patientScan: null, doseScan: null };
-    $("bedside-what").textContent = `${button.dataset.patient} (IPP ${button.dataset.ipp}) · ${button.dataset.product}`;
+    const order = button.closest("tr").dataset;
+    const patient = button.closest("section").dataset;
+    current = { order: order.order, due: button.dataset.due, patientScan: null, doseScan: null };
+    $("bedside-what").textContent = `${patient.patient} (IPP ${patient.ipp}) · ${order.product}`;
     $("bedside-form").reset();
     $("scan-patient").textContent = "—";
     $("scan-dose").textContent = "—";
