@@ -296,3 +296,118 @@ def test_resuming_is_checked_against_the_orders_given_meanwhile(client: TestClie
     [override] = _events(uow_factory, "medication:order:override")
     assert override.reason == "Relais per os le soir même"
     assert set(override.details["overridden"]) == {"duplicate", "dose"}
+
+
+# --- the prescriber's pages -------------------------------------------------------------------------
+
+from tests.personas import PORTER  # noqa: E402
+
+#: Paracetamol 1 g every 4 h: 6 g per 24 h, above the 4 g maximum (a reason), under twice it.
+PARACETAMOL_Q4H_FORM = {"product_code": "PARA1GCP", "dose_value": "1", "dose_unit": "g", "route": "PO",
+                        "frequency": "every_hours", "every_hours": "4"}
+
+
+def _page_post(client: TestClient, path: str, data: dict[str, str]):  # type: ignore[no-untyped-def]
+    return client.post(path, data={**data, "csrf_token": form_token(client)}, follow_redirects=False)
+
+
+def test_the_care_team_reads_the_prescriptions_page_and_only_physicians_get_the_forms(
+        client: TestClient, patient: str) -> None:
+    assert _prescribe(client, patient, PARACETAMOL).status_code == 201
+    login(client, NURSE)
+    page = client.get(f"/patients/{patient}/prescriptions")
+    assert page.status_code == 200 and "Paracétamol 1 g comprimé" in page.text
+    assert 'id="order-entry"' not in page.text and 'id="protocols"' not in page.text and 'id="measures"' in page.text
+    assert f'href="/patients/{patient}/prescriptions"' in client.get(f"/patients/{patient}").text
+    login(client, PHARMACIST)  # not in this unit's care team
+    assert client.get(f"/patients/{patient}/prescriptions").status_code == 404
+    login(client, PORTER)
+    assert client.get(f"/patients/{patient}/prescriptions").status_code == 403
+    login(client, NURSE)
+    assert _page_post(client, f"/patients/{patient}/prescriptions", PARACETAMOL_Q4H_FORM).status_code == 403
+
+
+def test_a_physician_searches_prescribes_and_answers_an_alert_in_the_page(client: TestClient, patient: str,
+                                                                         uow_factory: UowFactory) -> None:
+    login(client, PHYSICIAN)
+    found = client.get(f"/patients/{patient}/prescriptions", params={"q": "paracetamol 1 g"})
+    assert 'id="products-found"' in found.text and "?produit=PARA1GCP" in found.text
+    chosen = client.get(f"/patients/{patient}/prescriptions", params={"produit": "PARA1GCP"})
+    assert 'id="order-form"' in chosen.text and 'id="override-reason"' not in chosen.text
+
+    asked = _page_post(client, f"/patients/{patient}/prescriptions", PARACETAMOL_Q4H_FORM)
+    assert asked.status_code == 409 and 'id="order-alerts"' in asked.text
+    assert 'data-severity="override_required"' in asked.text and 'id="override-reason"' in asked.text
+    assert 'value="4"' in asked.text  # the form keeps what was typed
+    assert _orders(uow_factory, patient) == []
+
+    signed = _page_post(client, f"/patients/{patient}/prescriptions",
+                        {**PARACETAMOL_Q4H_FORM, "override_reason": "Douleur osseuse, avis antalgique"})
+    assert signed.status_code == 303, signed.text
+    [order] = _orders(uow_factory, patient)
+    assert order.override_reason == "Douleur osseuse, avis antalgique" and order.every_hours == 4
+    listed = client.get(f"/patients/{patient}/prescriptions").text
+    assert f'id="order-{order.id}"' in listed and "Douleur osseuse, avis antalgique" in listed
+
+
+def test_a_blocked_order_is_refused_in_the_page_without_a_reason_field(client: TestClient, patient: str,
+                                                                       uow_factory: UowFactory) -> None:
+    _allergic_to_penicillins(client, patient)
+    login(client, PHYSICIAN)
+    refused = _page_post(client, f"/patients/{patient}/prescriptions", {
+        "product_code": "AMOX1GCP", "dose_value": "1", "dose_unit": "g", "route": "PO", "frequency": "times_per_day",
+        "times_per_day": "3", "override_reason": "je sais"})
+    assert refused.status_code == 422 and 'data-severity="blocking"' in refused.text
+    assert 'id="override-reason"' not in refused.text and _orders(uow_factory, patient) == []
+    malformed = _page_post(client, f"/patients/{patient}/prescriptions", {**PARACETAMOL_Q4H_FORM, "dose_value": "un"})
+    assert malformed.status_code == 422 and 'class="alert alert-error"' in malformed.text
+
+
+def test_suspend_resume_modify_and_stop_from_the_page(client: TestClient, patient: str,
+                                                      uow_factory: UowFactory) -> None:
+    order = _prescribe(client, patient, PARACETAMOL).json()
+    base = f"/prescriptions/{order['id']}"
+    assert _page_post(client, f"{base}/suspendre", {"patient_id": patient, "reason": "à jeun"}).status_code == 303
+    assert _page_post(client, f"{base}/reprendre", {"patient_id": patient}).status_code == 303
+    again = _page_post(client, f"{base}/reprendre", {"patient_id": patient})
+    assert again.status_code == 303 and "erreur=OrderNotInForce" in again.headers["location"]
+    prefilled = client.get(f"/patients/{patient}/prescriptions", params={"modifier": order["id"]}).text
+    assert f'action="{base}/modifier"' in prefilled and 'value="3"' in prefilled
+    modified = _page_post(client, f"{base}/modifier", {"patient_id": patient, **PARACETAMOL_Q4H_FORM,
+                                                       "every_hours": "6"})
+    assert modified.status_code == 303, modified.text
+    rows = _orders(uow_factory, patient)
+    assert [(r.version, r.status) for r in rows] == [(1, "replaced"), (2, "active")]
+    assert _page_post(client, f"/prescriptions/{rows[1].id}/arreter",
+                      {"patient_id": patient, "reason": "fin"}).status_code == 303
+    assert _orders(uow_factory, patient)[1].status == "stopped"
+    history = client.get(f"/patients/{patient}/prescriptions").text
+    assert history.count("<td>v") == 2 and 'id="orders-table"' not in history
+
+
+def test_a_protocol_is_applied_from_the_page_with_its_line_reasons(client: TestClient, patient: str,
+                                                                   uow_factory: UowFactory) -> None:
+    from tests.medication.test_service import _creatinine
+    _creatinine(client, patient, "300")  # 21 mL/min: paracetamol 4 g per 24 h needs a reason
+    login(client, PHYSICIAN)
+    assert 'id="protocol-emergency_pain"' in client.get(f"/patients/{patient}/prescriptions").text
+    asked = _page_post(client, f"/patients/{patient}/prescriptions/protocoles/emergency_pain", {})
+    assert asked.status_code == 409 and 'id="protocol-line-alerts-0"' in asked.text
+    assert 'name="reason_0"' in asked.text and 'name="reason_1"' not in asked.text
+    applied = _page_post(client, f"/patients/{patient}/prescriptions/protocoles/emergency_pain",
+                         {"reason_0": "Avis de l'équipe douleur"})
+    assert applied.status_code == 303
+    rows = _orders(uow_factory, patient)
+    assert len(rows) == 3 and {r.protocol_code for r in rows} == {"emergency_pain"}
+    assert 'class="protocol-ref"' in client.get(f"/patients/{patient}/prescriptions").text
+
+
+def test_an_infusion_shows_its_concentration_pump_rate_and_titration(client: TestClient, patient: str) -> None:
+    signed = _prescribe(client, patient, {"product_code": "NORA8INJ", "dose_value": 0.1, "dose_unit": "µg/kg/min",
+                                          "route": "IV", "frequency": "continuous", "concentration_value": 0.16,
+                                          "concentration_unit": "mg/mL", "titration_min": 0.05,
+                                          "titration_max": 1})
+    assert signed.status_code == 201, signed.text
+    page = client.get(f"/patients/{patient}/prescriptions").text
+    assert "0,16 mg/mL" in page and "<strong>2,7 mL/h</strong>" in page
+    assert 'class="titration"' in page and "0,05–1 µg/kg/min" in page
