@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Update, select, update
 from sqlalchemy.orm import Session
 
 from naho.identity import service as identity
@@ -461,13 +461,25 @@ def _local_today(now: datetime) -> date:
     return now.astimezone(schedule.WARD_TZ).date()
 
 
+def _changed(s: Session, statement: Update) -> bool:
+    """Run a conditional UPDATE: whether it changed its one row (of two racing requests, one wins)."""
+    done = s.execute(statement.execution_options(synchronize_session=False))
+    return getattr(done, "rowcount", 0) == 1
+
+
+def _advance(s: Session, batch: DispensingBatch, from_status: str, refusal: DomainError, **values: object) -> None:
+    """Move the batch on if it is still `from_status`, else refuse."""
+    if not _changed(s, update(DispensingBatch).where(DispensingBatch.id == batch.id,
+                                                     DispensingBatch.status == from_status).values(**values)):
+        raise refusal
+    s.refresh(batch)
+
+
 def _take_from_stock(s: Session, lot: PharmacyStockLot, units: int) -> int:
     """Take `units` out of the lot unless it holds fewer (one conditional UPDATE: two preparations
     on the last units cannot both pass); the balance after."""
-    done = s.execute(update(PharmacyStockLot).where(
-        PharmacyStockLot.id == lot.id, PharmacyStockLot.balance >= units)
-        .values(balance=PharmacyStockLot.balance - units).execution_options(synchronize_session=False))
-    if getattr(done, "rowcount", 0) != 1:
+    if not _changed(s, update(PharmacyStockLot).where(PharmacyStockLot.id == lot.id, PharmacyStockLot.balance >= units)
+                    .values(balance=PharmacyStockLot.balance - units)):
         raise StockInsufficient(f"lot {lot.lot} holds fewer than {units} units", lot=lot.lot, units=units)
     s.refresh(lot)
     return lot.balance
@@ -485,9 +497,8 @@ def _prepare(s: Session, actor: Actor, batch: DispensingBatch, line: DispensingL
     if ordered is None or not dispensing_rules.may_substitute(ordered, given, row.route):
         raise WrongProduct(f"{given.name} is neither the ordered product nor an exact generic of it")
     balance = _take_from_stock(s, stock_lot, line.units)
-    done = s.execute(update(DispensingLine).where(DispensingLine.id == line.id, DispensingLine.status == TO_PREPARE)
-                     .values(status=PREPARED).execution_options(synchronize_session=False))
-    if getattr(done, "rowcount", 0) != 1:
+    if not _changed(s, update(DispensingLine).where(DispensingLine.id == line.id, DispensingLine.status == TO_PREPARE)
+                    .values(status=PREPARED)):
         raise LineAlreadyPrepared("this line was already prepared")
     s.refresh(line)
     label = f"{LABEL_PREFIX}{counters.next_number(s, LABEL_COUNTER):010d}"
@@ -506,12 +517,14 @@ def _prepare(s: Session, actor: Actor, batch: DispensingBatch, line: DispensingL
             units=line.units, patient_id=line.patient_id, unit_code=batch.unit_code, order_id=line.order_id,
             dose_id=dose.id, at=now, by_id=actor.account_id, by_label=actor.label))
     s.flush()
+    # The batch row is locked before counting what is left: of two preparations of its last lines
+    # running at once, the second counts after the first committed, and closes the batch.
+    s.execute(select(DispensingBatch.id).where(DispensingBatch.id == batch.id).with_for_update())
     left = s.scalars(select(DispensingLine.id).where(DispensingLine.batch_id == batch.id,
                                                      DispensingLine.status == TO_PREPARE).limit(1)).first()
     if left is None:
-        s.execute(update(DispensingBatch).where(DispensingBatch.id == batch.id, DispensingBatch.status == OPEN)
-                  .values(status=PREPARED, prepared_at=now).execution_options(synchronize_session=False))
-        s.refresh(batch)
+        _advance(s, batch, OPEN, BatchNotOpen("the batch is no longer being prepared"), status=PREPARED,
+                 prepared_at=now)
     audit.record(s, actor, "medication:dispensing:prepare", at=now, patient_id=line.patient_id, target=str(dose.id),
                  reason=reason, details={"label": label, "batch": str(batch.id), "order": str(line.order_id),
                                          "product": given.code, "lot": stock_lot.lot, "units": line.units,
@@ -669,13 +682,9 @@ def hand_over(uow: UnitOfWork, actor: Actor, batch_id: uuid.UUID, *, urgent: boo
         s, now = uow.session, uow.clock.now()
         batch = _batch(s, batch_id)
         _pharmacy(s, actor, batch.establishment_code)
-        done = s.execute(update(DispensingBatch).where(DispensingBatch.id == batch_id,
-                                                       DispensingBatch.status == PREPARED)
-                         .values(status=HANDED_OVER, handed_over_at=now, handed_over_by=actor.label, urgent=urgent)
-                         .execution_options(synchronize_session=False))
-        if getattr(done, "rowcount", 0) != 1:
-            raise BatchNotPrepared(f"the batch is {batch.status}: only a fully prepared batch is handed over")
-        s.refresh(batch)
+        _advance(s, batch, PREPARED, BatchNotPrepared(
+            f"the batch is {batch.status}: only a fully prepared batch is handed over"),
+            status=HANDED_OVER, handed_over_at=now, handed_over_by=actor.label, urgent=urgent)
         view = _view(s, batch)
         audit.record(s, actor, "medication:dispensing:handover", at=now, target=str(batch_id),
                      details={"unit": batch.unit_code, "items": len(view.lines), "urgent": urgent})
@@ -716,13 +725,9 @@ def receive_batch(uow: UnitOfWork, actor: Actor, batch_id: uuid.UUID, *, missing
         strangers = [x for x in lost + broken if x not in known]
         if strangers:
             raise UnknownLabel(f"not labels of this batch: {', '.join(strangers)}")
-        done = s.execute(update(DispensingBatch).where(DispensingBatch.id == batch_id,
-                                                       DispensingBatch.status == HANDED_OVER)
-                         .values(status=RECEIVED, received_at=now, received_by=actor.label, receipt_issues=issues)
-                         .execution_options(synchronize_session=False))
-        if getattr(done, "rowcount", 0) != 1:
-            raise BatchNotHandedOver(f"the batch is {batch.status}: only a handed-over batch is received")
-        s.refresh(batch)
+        _advance(s, batch, HANDED_OVER, BatchNotHandedOver(
+            f"the batch is {batch.status}: only a handed-over batch is received"),
+            status=RECEIVED, received_at=now, received_by=actor.label, receipt_issues=issues)
         audit.record(s, actor, "medication:dispensing:receive", at=now, target=str(batch_id), details=issues)
         view = _view(s, batch)
         uow.commit()

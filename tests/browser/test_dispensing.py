@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 
-from naho.identity import service as identity
-from naho.identity.rules import IdentityStatus, Traits
 from naho.medication import dispensing
 from naho.medication import service as orders
 from naho.medication.models import MedicationOrder
@@ -25,6 +22,7 @@ from naho.platform.security.models import Account
 from naho.platform.security.rules import Role
 from naho.platform.uow import UnitOfWork
 from naho.record import service as record
+from tests.browser.test_care_team import _patient_in_internal_medicine
 from tests.medication.test_barcodes import with_check_digit
 from tests.personas import PASSWORD, PHYSICIAN
 
@@ -41,25 +39,17 @@ def _actor(uow: UnitOfWork, username: str) -> Actor:
 def _ward_with_a_validated_order(db_url: str) -> None:
     """A patient in internal medicine with paracetamol three times a day, validated by the
     pharmacist; ten tablets of lot LB1 in the Lens pharmacy's stock."""
+    patient = uuid.UUID(_patient_in_internal_medicine(db_url))
     engine = make_engine(db_url)
     try:
         make = lambda: UnitOfWork(make_session_factory(engine), SystemClock(), EventBus())  # noqa: E731
         with make() as uow:
-            now = uow.clock.now()
-            patient = identity.import_identity(
-                uow.session, Traits(birth_name="CARPENTIER", used_name=None, first_names=("ODETTE",), sex="F",
-                                    birth_date=now.date().replace(year=1944), birth_place="62498"),
-                status=IdentityStatus.PROVISIONAL, now=now, actor_label="test")
-            record.import_stay(uow.session, patient, establishment_code="LENS", encounter_class="inpatient",
-                               unit_code="LENS-MED-MIN", bed_code=None, admitted_at=now - timedelta(hours=3),
-                               now=now, actor_label="test")
             physician, technician = _actor(uow, PHYSICIAN), _actor(uow, TECHNICIAN)
-            uow.commit()
         order = orders.prescribe(make(), physician, patient, OrderCreate(
             product_code="PARA500CP", dose_value=1, dose_unit="g", route="PO", frequency="times_per_day",
             times_per_day=3, weight_kg=61, height_cm=160), record.CARE)
         with make() as uow:
-            uow.session.execute(update(MedicationOrder).where(MedicationOrder.id == uuid.UUID(str(order.id)))
+            uow.session.execute(update(MedicationOrder).where(MedicationOrder.id == order.id)
                                 .values(review_status="validated"))
             uow.commit()
         dispensing.receive_stock(make(), technician, "LENS", quantity=10, product_code="PARA500CP",
@@ -80,7 +70,7 @@ def test_the_technician_prepares_labels_and_hands_over_a_batch(page, db_url: str
     page.locator("#unit").select_option("LENS-MED-MIN")
     page.locator("#dispensing-choice button[type=submit]").click()
     page.wait_for_selector("#dispensing-list")
-    patient = page.locator("article.patient-needs", has_text="CARPENTIER")
+    patient = page.locator("article.patient-needs", has_text="LEROY")
     assert patient.locator("tr.need").count() == 3
 
     page.locator("#open-batch button").click()
@@ -104,5 +94,5 @@ def test_the_technician_prepares_labels_and_hands_over_a_batch(page, db_url: str
     assert barcode.get_attribute("src").startswith("data:image/svg+xml;base64,")
     assert barcode.evaluate("img => img.complete && img.naturalWidth > 0")
     first = labels.first.inner_text()
-    assert re.search(r"D\d{10}", first) and "CARPENTIER" in first and "LB1" in first
+    assert re.search(r"D\d{10}", first) and "LEROY" in first and "LB1" in first
     assert page.console_errors == [], page.console_errors[:3]
