@@ -27,7 +27,12 @@ from tests.personas import NURSE, PASSWORD, PHYSICIAN
 pytestmark = pytest.mark.browser
 
 
-def _two_patients_and_a_dose_due_now(db_url: str) -> tuple[str, str, str]:
+#: Paracetamol 1 g every 6 hours, the first dose due 10 minutes ago.
+EVERY_6H = {"product_code": "PARA500CP", "dose_value": 1, "dose_unit": "g", "route": "PO",
+            "frequency": "every_hours", "every_hours": 6}
+
+
+def _two_patients_and_an_order(db_url: str, order: dict[str, object] = EVERY_6H) -> tuple[str, str, str]:
     """(order id, the patient's IPP, another patient's IPP of the same unit)."""
     engine = make_engine(db_url)
     try:
@@ -48,13 +53,21 @@ def _two_patients_and_a_dose_due_now(db_url: str) -> tuple[str, str, str]:
             people = identity.summaries(s, ids)
             uow.commit()
         actor = Actor(physician.id, PHYSICIAN, "Claire LEFEBVRE", frozenset({Role.PHYSICIAN}))
-        order = medication.prescribe(make_uow(), actor, ids[0], OrderCreate(
-            product_code="PARA500CP", dose_value=1, dose_unit="g", route="PO", frequency="every_hours",
-            every_hours=6, starts_at=SystemClock().now() - timedelta(minutes=10), weight_kg=72, height_cm=175),
+        signed = medication.prescribe(make_uow(), actor, ids[0], OrderCreate.model_validate(
+            {**order, "starts_at": SystemClock().now() - timedelta(minutes=10), "weight_kg": 72, "height_cm": 175}),
             record.CARE)
-        return str(order.id), people[ids[0]].ipp, people[ids[1]].ipp
+        return str(signed.id), people[ids[0]].ipp, people[ids[1]].ipp
     finally:
         engine.dispose()
+
+
+def _sign_in_and_open_the_plan_of_care(page) -> None:  # type: ignore[no-untyped-def]
+    page.goto(page.base + "/connexion")
+    page.get_by_label("Identifiant").fill(NURSE)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url(re.compile(r"/accueil$"))
+    page.goto(page.base + "/services/LENS-MED-MIN/plan-de-soins")
 
 
 def _scan(page, text: str) -> None:  # type: ignore[no-untyped-def]
@@ -64,14 +77,8 @@ def _scan(page, text: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_the_nurse_is_blocked_on_the_wrong_wristband_then_records_the_dose(page, db_url: str) -> None:  # type: ignore[no-untyped-def]
-    order, ipp, other_ipp = _two_patients_and_a_dose_due_now(db_url)
-    page.goto(page.base + "/connexion")
-    page.get_by_label("Identifiant").fill(NURSE)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(re.compile(r"/accueil$"))
-
-    page.goto(page.base + "/services/LENS-MED-MIN/plan-de-soins")
+    order, ipp, other_ipp = _two_patients_and_an_order(db_url)
+    _sign_in_and_open_the_plan_of_care(page)
     dose = page.locator(f'tr[data-order="{order}"] button.give-dose').first
     dose.focus()
     page.keyboard.press("Enter")
@@ -92,3 +99,25 @@ def test_the_nurse_is_blocked_on_the_wrong_wristband_then_records_the_dose(page,
     page.keyboard.press("Enter")
     page.locator(f'tr[data-order="{order}"] .dose[data-status="given"]').wait_for()
     assert page.console_errors == []
+
+
+def test_the_nurse_starts_an_infusion_at_the_rate_ordered(page, db_url: str) -> None:  # type: ignore[no-untyped-def]
+    order, ipp, _other = _two_patients_and_an_order(db_url, {
+        "product_code": "MORP1MGINJ", "dose_value": 1, "dose_unit": "mg/h", "route": "IV",
+        "frequency": "continuous", "override_reason": "douleur post-opératoire"})
+    _sign_in_and_open_the_plan_of_care(page)
+    row = page.locator(f'tr[data-order="{order}"]')
+    assert row.locator('.infusion-state[data-infusion="not_started"]').count() == 1
+    row.locator('button.infusion-action[data-kind="infusion_start"]').click()
+    page.wait_for_selector("#infusion[open]")
+    _scan(page, "P" + ipp)
+    _scan(page, "MMORP1MGINJ/L77/271231")
+    page.locator("#infusion-dose-rate").fill("3")  # not the rate ordered, no titration range: refused
+    page.locator("#infusion-ml-h").fill("3")
+    page.locator("#infusion-record").click()
+    page.locator('#infusion-checks li[data-right="rate"][data-state="blocking"]').wait_for()
+    page.locator("#infusion-dose-rate").fill("1")
+    page.locator("#infusion-ml-h").fill("1")
+    page.locator("#infusion-record").click()
+    page.locator(f'tr[data-order="{order}"] .infusion-state[data-infusion="running"]').wait_for()
+    assert "1 mL/h" in page.locator(f'tr[data-order="{order}"] .infusion-state').inner_text()
