@@ -48,6 +48,7 @@ FREQUENCIES = {"once": _("Once"), "times_per_day": _("Times a day"), "every_hour
 STATUSES = {"active": _("Active"), "suspended": _("Suspended"), "stopped": _("Stopped"), "replaced": _("Replaced")}
 REVIEWS = {"pending": _("Awaiting pharmacist review"), "validated": _("Validated by the pharmacist"),
            "refused": _("Refused by the pharmacist")}
+RESPONSES = {"accepted": _("accepted by the prescriber"), "declined": _("declined by the prescriber")}
 SEVERITIES = {"blocking": _("Blocking"), "override_required": _("Reason required"), "info": _("Information")}
 #: Why an action was refused, by rule name, shown translated after a redirect.
 REFUSALS = {
@@ -160,6 +161,7 @@ def _sheet_page(request: Request, container: Any, actor: Actor, patient_id: uuid
         "can_prescribe": is_prescriber, "can_record_lab": actor.has_any(Role.PHYSICIAN, Role.NURSE),
         "frequencies": {k: i18n._(v) for k, v in FREQUENCIES.items()},
         "statuses": {k: i18n._(v) for k, v in STATUSES.items()}, "reviews": {k: i18n._(v) for k, v in REVIEWS.items()},
+        "responses": {k: i18n._(v) for k, v in RESPONSES.items()},
         "severities": {k: i18n._(v) for k, v in SEVERITIES.items()}, "routes": rules.ROUTES,
         "dose_units": DOSE_UNITS, "concentration_units": CONCENTRATION_UNITS, "frequency_text": frequency_text,
         "num": rules._num,

@@ -411,3 +411,33 @@ def test_an_infusion_shows_its_concentration_pump_rate_and_titration(client: Tes
     page = client.get(f"/patients/{patient}/prescriptions").text
     assert "0,16 mg/mL" in page and "<strong>2,7 mL/h</strong>" in page
     assert 'class="titration"' in page and "0,05–1 µg/kg/min" in page
+
+
+def test_the_pharmacists_review_is_shown_on_the_order_when_given(client: TestClient, patient: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The review step fills `pharmacist_review`; the page shows its decision, coded labels and
+    comment (and nothing when there is none)."""
+    from datetime import UTC, datetime
+
+    from naho.medication import service
+    from naho.medication.schemas import PharmacistReviewPublic
+
+    assert _prescribe(client, patient, PARACETAMOL).status_code == 201
+    assert 'class="pharmacist-review"' not in client.get(f"/patients/{patient}/prescriptions").text
+    review = PharmacistReviewPublic(decision="validated", prescriber_response="accepted", problem_code="4.2",
+                                    problem_label="Surdosage", intervention_code="3.1",
+                                    intervention_label="Adaptation posologique", comment="Espacer à 6 h",
+                                    pharmacist="Paul Pharma", at=datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
+    real = service.prescription_sheet
+
+    def reviewed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        sheet = real(*args, **kwargs)
+        for order in sheet.orders:
+            order.pharmacist_review = review
+        return sheet
+    monkeypatch.setattr(service, "prescription_sheet", reviewed)
+    shown = client.get(f"/patients/{patient}/prescriptions").text
+    assert 'class="pharmacist-review"' in shown
+    assert "validated" not in shown.split('class="review-decision">')[1].split("<")[0]  # a label, not a code
+    for text in ("Surdosage", "Adaptation posologique", "Espacer à 6 h", "Paul Pharma", "25/11/2026 11:00"):
+        assert text in shown
