@@ -29,7 +29,7 @@ from naho.medication.bedside import Check, NotGivenReason, Outcome, Right
 from naho.medication.models import MedicationAdministration, MedicationOrder
 from naho.medication.scan import DoseScan, NotADose, NotAWristband, ScanKind, read_dose, read_wristband
 from naho.medication.schedule import WARD_TZ, Due, due_between
-from naho.medication.schemas import OrderCreate, OrderPublic
+from naho.medication.schemas import OrderCreate, OrderPublic, StatusChange
 from naho.platform import audit, i18n
 from naho.platform.access import CareRelationshipPort, Purpose, access_patient, reading_purpose
 from naho.platform.errors import Conflict, DomainError, Forbidden
@@ -625,6 +625,10 @@ def patient_administrations(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID
         return found
 
 
+#: Why an anaesthetic order is stopped as soon as signed (its administration was refused).
+ANAESTHESIA_NOT_GIVEN = "not given: the administration was refused at the bedside"
+
+
 class AnaesthesiaDrug(BaseModel):
     """A drug the anaesthetist gives during surgery, prescribed and given at once: a bolus
     (`frequency` once, `amount` in units of the product) or an infusion started (`continuous`,
@@ -644,20 +648,24 @@ def record_anaesthesia_drug(make_uow: Callable[[], UnitOfWork], actor: Actor, pa
                                                                                         AdministrationPublic]:
     """Prescription and administration at once in the operating room: the order is signed through
     `service.prescribe` (every check applies), then its dose is given or its infusion started with
-    the bedside checks. A refused administration leaves the order signed (and traced): the
-    anaesthetist sees both on the intra-operative record."""
+    the bedside checks. When the administration is refused the order just signed is stopped (both
+    traced), so that no dose of it is left due."""
     kind = data.order.frequency
     if kind not in (rules.FrequencyKind.ONCE, rules.FrequencyKind.CONTINUOUS):
         raise AdministrationInvalid("the anaesthetic record holds boluses and infusions", rule="BolusOrInfusion")
     order = service.prescribe(make_uow(), actor, patient_id, data.order.model_copy(update={"starts_at": None}), port)
-    if kind is rules.FrequencyKind.CONTINUOUS:
-        given = record_infusion_event(make_uow(), actor, order.id, InfusionEventCreate(
-            kind="infusion_start", dose_rate=data.dose_rate, rate_ml_h=data.rate_ml_h,
-            patient_scan=data.patient_scan, dose_scan=data.dose_scan, no_scan_reason=data.no_scan_reason), port)
-    else:
-        given = record_administration(make_uow(), actor, AdministrationCreate(
-            order_id=order.id, amount=data.amount, patient_scan=data.patient_scan, dose_scan=data.dose_scan,
-            no_scan_reason=data.no_scan_reason), port)
+    try:
+        if kind is rules.FrequencyKind.CONTINUOUS:
+            given = record_infusion_event(make_uow(), actor, order.id, InfusionEventCreate(
+                kind="infusion_start", dose_rate=data.dose_rate, rate_ml_h=data.rate_ml_h,
+                patient_scan=data.patient_scan, dose_scan=data.dose_scan, no_scan_reason=data.no_scan_reason), port)
+        else:
+            given = record_administration(make_uow(), actor, AdministrationCreate(
+                order_id=order.id, amount=data.amount, patient_scan=data.patient_scan, dose_scan=data.dose_scan,
+                no_scan_reason=data.no_scan_reason), port)
+    except DomainError:
+        service.stop(make_uow(), actor, order.id, StatusChange(reason=ANAESTHESIA_NOT_GIVEN), port)
+        raise
     return order, given
 
 

@@ -8,10 +8,13 @@ import base64
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
 from starlette.responses import Response
 
 from naho.medication import administration as emar
+from naho.medication import service
 from naho.medication.administration import (
     AdministrationCreate,
     AdministrationPublic,
@@ -20,8 +23,11 @@ from naho.medication.administration import (
     Timeline,
 )
 from naho.medication.bedside import DoseStatus, NotGivenReason
-from naho.medication.schemas import OrderPublic
+from naho.medication.rules import FrequencyKind
+from naho.medication.schemas import OrderCreate, OrderPublic
+from naho.platform import i18n
 from naho.platform.deps import ActorDep, ContainerDep
+from naho.platform.errors import DomainError
 from naho.platform.i18n import N_
 from naho.platform.security.policy import requires
 from naho.platform.security.rules import Role
@@ -49,6 +55,8 @@ REASON_LABELS = {
     NotGivenReason.CLINICAL_CONDITION: N_("Clinical condition"),
     NotGivenReason.OTHER: N_("Other"),
 }
+ANAESTHESIA_REFUSED = N_("The drug was refused.")
+ANAESTHESIA_INCOMPLETE = N_("Fill in the product, the dose (a number), the unit and the route.")
 INFUSION_LABELS = {"not_started": N_("Not started"), "running": N_("Running"), "stopped": N_("Stopped")}
 KIND_LABELS = {"dose": N_("Dose"), "if_needed": N_("If needed"), "infusion_start": N_("Infusion started"),
                "rate_change": N_("Rate changed"), "bag_change": N_("Bag changed"),
@@ -79,11 +87,59 @@ def wristband_page(request: Request, patient_id: uuid.UUID, container: Container
     return render(request, "medication/wristband.html", {"band": band, "barcode_b64": drawing})
 
 
+def _anaesthesia(request: Request, patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
+                 error: list[str] | None = None, status_code: int = 200) -> Response:
+    given = emar.patient_administrations(container.uow(), actor, patient_id, container.ports["care"])
+    with container.session_factory() as s:
+        products = sorted(service.catalogue(s).products.values(), key=lambda p: p.name)
+    return render(request, "medication/emar_anaesthesia.html", {
+        "patient_id": patient_id, "given": given, "kind_labels": KIND_LABELS, "status_labels": STATUS_LABELS,
+        "products": products, "can_prescribe": actor.has_any(Role.PHYSICIAN), "error": error},
+        status_code=status_code)
+
+
 @router.get("/patients/{patient_id}/anesthesie", dependencies=[Depends(GIVERS)], include_in_schema=False)
 def anaesthesia_page(request: Request, patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep) -> Response:
-    given = emar.patient_administrations(container.uow(), actor, patient_id, container.ports["care"])
-    return render(request, "medication/emar_anaesthesia.html", {
-        "patient_id": patient_id, "given": given, "kind_labels": KIND_LABELS, "status_labels": STATUS_LABELS})
+    return _anaesthesia(request, patient_id, container, actor)
+
+
+def _number(text: str) -> float | None:
+    return float(text.replace(",", ".")) if text.strip() else None
+
+
+def _refusal(exc: DomainError | ValidationError | ValueError) -> list[str]:
+    """What the anaesthetist reads when the drug is refused: the alerts or the checks, translated."""
+    if isinstance(exc, DomainError):
+        listed = exc.extra.get("checks") or exc.extra.get("alerts") or []
+        return [str(item["message"]) for item in listed] or [i18n._(ANAESTHESIA_REFUSED)]
+    return [i18n._(ANAESTHESIA_INCOMPLETE)]
+
+
+@router.post("/patients/{patient_id}/anesthesie", dependencies=[Depends(ANAESTHETISTS)], include_in_schema=False)
+def anaesthesia_drug_form(
+        request: Request, patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
+        product_code: Annotated[str, Form(max_length=60)], dose_value: Annotated[str, Form(max_length=20)],
+        dose_unit: Annotated[str, Form(max_length=30)], route: Annotated[str, Form(max_length=10)],
+        kind: Annotated[str, Form(pattern=r"^(once|continuous)$")] = "once",
+        amount: Annotated[str, Form(max_length=20)] = "", dose_rate: Annotated[str, Form(max_length=20)] = "",
+        rate_ml_h: Annotated[str, Form(max_length=20)] = "", patient_scan: Annotated[str, Form(max_length=120)] = "",
+        dose_scan: Annotated[str, Form(max_length=200)] = "", no_scan_reason: Annotated[str, Form(max_length=500)] = "",
+        override_reason: Annotated[str, Form(max_length=1000)] = "") -> Response:
+    """The anaesthetist's bolus or infusion, prescribed and given at once (a page without script)."""
+    try:
+        data = AnaesthesiaDrug(
+            order=OrderCreate(product_code=product_code.strip(), dose_value=_number(dose_value) or 0,
+                              dose_unit=dose_unit.strip(), route=route.strip(), frequency=FrequencyKind(kind),
+                              override_reason=override_reason.strip() or None),
+            amount=_number(amount), dose_rate=_number(dose_rate), rate_ml_h=_number(rate_ml_h),
+            patient_scan=patient_scan.strip() or None, dose_scan=dose_scan.strip() or None,
+            no_scan_reason=no_scan_reason.strip() or None)
+        emar.record_anaesthesia_drug(container.uow, actor, patient_id, data, container.ports["care"])
+    except (DomainError, ValidationError, ValueError) as exc:
+        if isinstance(exc, DomainError) and exc.status == 404:
+            raise
+        return _anaesthesia(request, patient_id, container, actor, _refusal(exc), status_code=422)
+    return RedirectResponse(f"/patients/{patient_id}/anesthesie", status_code=303)
 
 
 # --- JSON -----------------------------------------------------------------------------------------

@@ -15,7 +15,17 @@ from naho.identity import service as identity
 from naho.medication.models import MedicationAdministration, MedicationOrder
 from naho.platform.audit import AuditTag
 from naho.platform.clock import FixedClock
-from tests.medication.test_api import PARACETAMOL, UowFactory, _admit, _chart, _events, _measure, _post, _prescribe
+from tests.medication.test_api import (
+    PARACETAMOL,
+    UowFactory,
+    _admit,
+    _chart,
+    _events,
+    _measure,
+    _orders,
+    _post,
+    _prescribe,
+)
 from tests.personas import CLERK, NURSE, PHYSICIAN, PORTER, form_token, login
 
 #: Paracetamol 1 g every 6 hours from 9 h UTC (the test clock is 9 h 30 UTC): two 500 mg tablets.
@@ -284,3 +294,30 @@ def test_the_wristband_is_printed_for_clerks_and_nurses_with_the_ipp_barcode(
     login(client, PORTER)
     assert client.get(f"/patients/{patient}/bracelet").status_code == 403
     assert len(_events(uow_factory, "patient:wristband:print")) == 2
+
+
+def test_the_anaesthetist_gives_an_infusion_from_the_page_and_a_wrong_wristband_is_refused(
+        client: TestClient, patient: str, uow_factory: UowFactory) -> None:
+    other, _ = _admit(client, bed=None, name="Hennebelle", first_names="Rose")
+    login(client, PHYSICIAN)
+    path = f"/patients/{patient}/anesthesie"
+    form = {"product_code": "PARA1GINJ", "kind": "once", "dose_value": "1", "dose_unit": "g", "route": "IV",
+            "amount": "1", "patient_scan": "P" + _ipp(uow_factory, other), "dose_scan": "MPARA1GINJ/L9/271231",
+            "csrf_token": form_token(client, path)}
+    refused = client.post(path, data=form, follow_redirects=False)
+    assert refused.status_code == 422 and 'id="anaesthesia-refused"' in refused.text
+    assert _ipp(uow_factory, other) in refused.text  # the wrong-patient check, said on the page
+    [signed] = [o for o in _orders(uow_factory, patient) if o.product_code == "PARA1GINJ"]
+    assert signed.status == "stopped"  # signed then stopped: no dose of it left due
+    infusion = {**form, "product_code": "MORP1MGINJ", "kind": "continuous", "dose_value": "1", "dose_unit": "mg/h",
+                "amount": "", "dose_rate": "1", "rate_ml_h": "1", "patient_scan": "P" + _ipp(uow_factory, patient),
+                "dose_scan": "MMORP1MGINJ/L77/271231", "override_reason": "analgésie peropératoire"}
+    started = client.post(path, data=infusion, follow_redirects=False)
+    assert started.status_code == 303, started.text
+    assert [r.kind for r in _rows(uow_factory)] == ["infusion_start"]
+    page = client.get(path)
+    assert "Morphine chlorhydrate 1 mg/mL" in page.text and "L77" in page.text
+    login(client, NURSE)
+    assert client.get(path).status_code == 200
+    assert client.post(path, data={**infusion, "csrf_token": form_token(client, path)},
+                       follow_redirects=False).status_code == 403

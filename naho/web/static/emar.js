@@ -4,6 +4,15 @@
 // stopped the same way. Keyboard only: Enter scans, Tab reaches Record, Escape closes.
 "use strict";
 
+// A scan field inside a form: the scanner's Enter moves to the next field instead of submitting.
+for (const input of document.querySelectorAll("input[data-scan-next]")) {
+  input.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    document.getElementById(input.dataset.scanNext).focus();
+  });
+}
+
 (() => {
   const $ = (id) => document.getElementById(id);
   if (!$("bedside")) return;
