@@ -5,6 +5,8 @@ nurses of another unit and porters, infusions, the unit's timeline, the fast pat
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
+from datetime import date
 from typing import Any
 
 import pytest
@@ -12,7 +14,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from naho.identity import service as identity
+from naho.medication.administration import DOSE_RESOLVERS
+from naho.medication.catalogue import load_catalogue
 from naho.medication.models import MedicationAdministration, MedicationOrder
+from naho.medication.rules import Catalogue, UnknownProduct
+from naho.medication.scan import ScanKind, read_dose
 from naho.platform.audit import AuditTag
 from naho.platform.clock import FixedClock
 from tests.medication.test_api import (
@@ -26,6 +32,7 @@ from tests.medication.test_api import (
     _post,
     _prescribe,
 )
+from tests.medication.test_barcodes import CIP, datamatrix
 from tests.personas import CLERK, NURSE, PHYSICIAN, PORTER, form_token, login
 
 #: Paracetamol 1 g every 6 hours from 9 h UTC (the test clock is 9 h 30 UTC): two 500 mg tablets.
@@ -153,6 +160,8 @@ def test_the_checks_are_answered_without_recording(client: TestClient, patient: 
     assert [c["right"] for c in expired.json()["checks"] if c["blocking"]] == ["drug"]
     unsupported = _post(client, "/api/medication-administrations/checks", {**body, "dose_scan": "D0000004711"})
     assert unsupported.json()["blocked"] and "not yet supported" in str(unsupported.json()["checks"])
+    garbage = _post(client, "/api/medication-administrations/checks", {**body, "patient_scan": "P0100"})
+    assert [c["right"] for c in garbage.json()["checks"] if c["blocking"]] == ["patient"]
     assert _rows(uow_factory) == [] and _events(uow_factory, "medication:administration:refused") == []
 
 
@@ -321,3 +330,14 @@ def test_the_anaesthetist_gives_an_infusion_from_the_page_and_a_wrong_wristband_
     assert client.get(path).status_code == 200
     assert client.post(path, data={**infusion, "csrf_token": form_token(client, path)},
                        follow_redirects=False).status_code == 403
+
+
+def test_a_manufacturers_box_resolves_to_the_formulary_product_holding_its_cip13() -> None:
+    catalogue = load_catalogue()
+    boxed = replace(catalogue.product("PARA500CP"), cip13=(CIP,))
+    with_box = Catalogue(catalogue.substances, {**catalogue.products, "PARA500CP": boxed})
+    scan = read_dose(datamatrix(expiry="280131", lot="L2401A"), date(2026, 11, 25))
+    resolved = DOSE_RESOLVERS[ScanKind.PACK](None, scan, with_box)  # type: ignore[arg-type]
+    assert (resolved.product_code, resolved.lot, resolved.expiry) == ("PARA500CP", "L2401A", date(2028, 1, 31))
+    with pytest.raises(UnknownProduct):
+        DOSE_RESOLVERS[ScanKind.PACK](None, scan, catalogue)  # type: ignore[arg-type]
