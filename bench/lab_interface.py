@@ -213,7 +213,8 @@ def main() -> None:
             "messages_per_s": accepted / elapsed,
             "results_per_s": accepted * len(PANEL) / elapsed,
             "messages": count, "acknowledged_aa": accepted,
-            "stored_reports": len(reports), "stored_results": sum(results.values()),
+            "stored_inbound": sum(inbound.values()), "stored_reports": len(reports),
+            "stored_results": sum(results.values()),
         }
 
         if not args.no_crash:

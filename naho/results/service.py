@@ -148,27 +148,30 @@ def receive_results(session: Session, actor: Actor, message: hl7.ResultMessage, 
     access_patient(session, actor, patient_id, purpose, now=now, port=port, action=RECEIVED,
                    target=f"{header.sender} {header.control_id}"[:300])
     encounter_id = _stay(session, patient_id, message.visit_number, settings.authority)
-    unit_code = record.get_encounter(session, encounter_id).unit_code if encounter_id else None
     source = f"{header.sender} {header.control_id}"[:300]
     filed = alerts = 0
     for data in message.reports:
-        report = _report(session, patient_id, encounter_id, header.sender, data, now)
+        report, known = _report(session, patient_id, encounter_id, header.sender, data, now)
+        current = {r.chain: r for r in session.scalars(select(LabResult).where(
+            LabResult.report_id == report.id, LabResult.current.is_(True)))} if known else {}
         for obs in data.observations:
             if obs.document is not None:
                 report.document_id = chart.file_received_document(
                     session, patient_id, encounter_id, obs.document.title, obs.document.content, author=actor.label,
                     now=now)
                 continue
-            result = _result(session, report, obs, data, now, source, actor.label)
+            result = _result(session, report, current, obs, data, now, source, actor.label)
             filed += 1
-            alerts += _alert(session, settings.critical, result, encounter_id, unit_code, now)
+            alerts += _alert(session, settings.critical, result, encounter_id, now)
     return f"{filed} result(s) of {len(message.reports)} report(s), {alerts} critical"
 
 
 def _report(session: Session, patient_id: uuid.UUID, encounter_id: uuid.UUID | None, sender: str,
-            data: hl7.ReportData, now: datetime) -> LabReport:
+            data: hl7.ReportData, now: datetime) -> tuple[LabReport, bool]:
+    """The report these results belong to, and whether it was known before (new: no earlier version)."""
     report = session.execute(select(LabReport).where(LabReport.sender == sender, LabReport.report_key == data.key)
                              ).scalar_one_or_none()
+    known = report is not None
     if report is None:
         report = LabReport(id=uuid.uuid4(), patient_id=patient_id, encounter_id=encounter_id, sender=sender,
                            report_key=data.key, service_code=data.service_code, service_label=data.service_label)
@@ -181,15 +184,13 @@ def _report(session: Session, patient_id: uuid.UUID, encounter_id: uuid.UUID | N
     report.status, report.observed_at, report.reported_at = data.status, data.observed_at, data.reported_at
     report.comment = data.comment or report.comment
     report.updated_at = now
-    return report
+    return report, known
 
 
-def _result(session: Session, report: LabReport, obs: hl7.ObservationData, data: hl7.ReportData, now: datetime,
-            source: str, author: str) -> LabResult:
+def _result(session: Session, report: LabReport, current: dict[str, LabResult], obs: hl7.ObservationData,
+            data: hl7.ReportData, now: datetime, source: str, author: str) -> LabResult:
     chain = f"{obs.loinc}:{obs.sub_id}"
-    previous = session.execute(select(LabResult).where(
-        LabResult.report_id == report.id, LabResult.chain == chain, LabResult.current.is_(True))
-    ).scalar_one_or_none()
+    previous = current.get(chain)
     try:
         status = rules.next_status(rules.ResultStatus(previous.status) if previous else None, obs.status)
     except rules.FinalResultNotPreliminary as exc:
@@ -212,17 +213,18 @@ def _result(session: Session, report: LabReport, obs: hl7.ObservationData, data:
                                                            [(entry[0], entry[2], entry[1], at)], author=author,
                                                            now=now)
     session.add(row)
-    session.flush()
+    current[chain] = row  # the same test twice in one report: the second is the next version
     return row
 
 
 def _alert(session: Session, critical: rules.CriticalRules, result: LabResult, encounter_id: uuid.UUID | None,
-           unit_code: str | None, now: datetime) -> int:
+           now: datetime) -> int:
     if rules.ResultStatus(result.status).withdrawn:
         return 0
     direction = rules.critical(critical, result.loinc, result.unit, result.number, tuple(result.flags.split()))
     if direction is None:
         return 0
+    unit_code = record.get_encounter(session, encounter_id).unit_code if encounter_id else None
     shown = f"{rules.shown_value(result.number, result.text, result.comparator)} {result.unit}"
     session.add(ResultAlert(id=uuid.uuid4(), result_id=result.id, patient_id=result.patient_id,
                             encounter_id=encounter_id, unit_code=unit_code, loinc=result.loinc, label=result.label,
