@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -157,6 +157,8 @@ class OrderLine(BaseModel):
     frequency: str
     indication: str | None
     unreviewed: bool
+    #: Not active only for an infusion still running after its order ended (to be stopped).
+    order_status: str = "active"
     doses: list[DoseLine] = []
     #: 'if needed' orders: doses given in the last 24 h and the maximum.
     given_24h: int | None = None
@@ -537,7 +539,7 @@ def _order_line(row: MedicationOrder, catalogue: rules.Catalogue, adms: list[Med
     line = OrderLine(order_id=row.id, product_code=row.product_code,
                      product_name=product.name if product else row.product_code, dose=_dose_text(row),
                      route=row.route, frequency=row.frequency, indication=row.indication,
-                     unreviewed=row.review_status == service.REVIEW_PENDING)
+                     unreviewed=row.review_status == service.REVIEW_PENDING, order_status=row.status)
     kind = rules.FrequencyKind(row.frequency)
     if kind is rules.FrequencyKind.IF_NEEDED:
         line.given_24h = bedside.doses_in_24h([a.at for a in adms if a.outcome != str(Outcome.NOT_GIVEN)], now)
@@ -574,8 +576,12 @@ def unit_timeline(uow: UnitOfWork, actor: Actor, unit_code: str, *, hours_before
         board = record.bed_board(s, unit_code, now)
         start, end = now - timedelta(hours=hours_before), now + timedelta(hours=hours_after)
         beds = [b for b in board.beds + board.without_bed if b.patient_id is not None]
+        # active orders, and infusions whose order ended lately: their pump may still run
         orders = list(s.scalars(select(MedicationOrder).where(
-            MedicationOrder.patient_id.in_([b.patient_id for b in beds]), MedicationOrder.status == service.ACTIVE,
+            MedicationOrder.patient_id.in_([b.patient_id for b in beds]),
+            or_(MedicationOrder.status == service.ACTIVE,
+                and_(MedicationOrder.frequency == str(rules.FrequencyKind.CONTINUOUS),
+                     MedicationOrder.status_changed_at > start - DAY)),
             MedicationOrder.starts_at < end,
             or_(MedicationOrder.ends_at.is_(None), MedicationOrder.ends_at > start - DAY))
             .order_by(MedicationOrder.created_at)))
@@ -588,8 +594,9 @@ def unit_timeline(uow: UnitOfWork, actor: Actor, unit_code: str, *, hours_before
         catalogue = service.catalogue(s)
         by_patient: dict[uuid.UUID, list[OrderLine]] = {}
         for o in orders:
-            by_patient.setdefault(o.patient_id, []).append(_order_line(o, catalogue, adms.get(o.id, []), start, end,
-                                                                       now))
+            line = _order_line(o, catalogue, adms.get(o.id, []), start, end, now)
+            if o.status == service.ACTIVE or line.infusion == "running":
+                by_patient.setdefault(o.patient_id, []).append(line)
         patients = [PatientLine(patient_id=b.patient_id, name=b.patient_name or "", ipp=b.ipp or "",
                                 birth_date=b.birth_date, bed=b.label, room=b.room,
                                 orders=by_patient.get(b.patient_id, []))

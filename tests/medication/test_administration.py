@@ -264,7 +264,16 @@ def test_an_infusion_is_started_titrated_within_its_range_and_stopped(
     timeline = client.get("/api/units/LENS-MED-MIN/medication-timeline").json()
     [line] = [o for p in timeline["patients"] for o in p["orders"] if o["order_id"] == order]
     assert (line["infusion"], line["dose_rate"], line["rate_ml_h"]) == ("running", 2.5, 2.5)
+    login(client, PHYSICIAN)
+    assert _post(client, f"/api/medication-orders/{order}/stop", {"reason": "relais per os"}).status_code == 200
+    login(client, NURSE)  # the order ended, the pump still runs: shown until stopped
+    timeline = client.get("/api/units/LENS-MED-MIN/medication-timeline").json()
+    [line] = [o for p in timeline["patients"] for o in p["orders"] if o["order_id"] == order]
+    assert (line["order_status"], line["infusion"]) == ("stopped", "running")
+    assert _post(client, path, {"kind": "rate_change", "dose_rate": 2}).status_code == 422  # order not in force
     assert _post(client, path, {"kind": "infusion_stop"}).status_code == 201
+    timeline = client.get("/api/units/LENS-MED-MIN/medication-timeline").json()
+    assert order not in [o["order_id"] for p in timeline["patients"] for o in p["orders"]]
     assert [r.kind for r in _rows(uow_factory)] == ["infusion_start", "rate_change", "infusion_stop"]
     assert len(_events(uow_factory, "medication:infusion:start")) == 1
 
