@@ -236,8 +236,9 @@ def parse_report(raw: bytes) -> DeliveryReport:
     if message.get_content_type() != "multipart/report":
         raise ReportUnreadable(f"a {message.get_content_type()} is not a report")
     report_type = str(message.get_param("report-type", "")).lower()
-    parts = message.get_payload()
-    if not isinstance(parts, list) or len(parts) < 2:
+    payload = message.get_payload()
+    parts = [part for part in payload if isinstance(part, Message)] if isinstance(payload, list) else []
+    if len(parts) < 2:
         raise ReportUnreadable("a report has at least two parts")
     original = _original_message_id(parts[2:]) if len(parts) > 2 else None
     if report_type == "delivery-status":
@@ -251,7 +252,8 @@ def _field_groups(part: Message) -> list[dict[str, str]]:
     """The header blocks of a message/delivery-status or message/disposition-notification body."""
     payload = part.get_payload()
     if isinstance(payload, list):  # the email package parses these bodies as a list of blocks
-        blocks = [{k.lower(): _unfold(v) for k, v in block.items()} for block in payload]
+        blocks = [{k.lower(): _unfold(v) for k, v in block.items()} for block in payload
+                  if isinstance(block, Message)]
     else:
         text = payload if isinstance(payload, str) else ""
         blocks = []

@@ -216,7 +216,8 @@ def send_document(uow_factory: Callable[[], UnitOfWork], actor: Actor, patient_i
             raise SharingObjected("the patient objected to sharing their data with community professionals",
                                   rule="SharingObjected")
         attached = {c.professional.id: c.professional for c in correspondents.current(s, patient_id)}
-        recipients, certificates = [], []
+        recipients: list[dict[str, str | None]] = []
+        certificates: list[x509.Certificate] = []
         for professional_id in wanted:
             professional = attached.get(professional_id)
             if professional is None:
@@ -236,7 +237,7 @@ def send_document(uow_factory: Callable[[], UnitOfWork], actor: Actor, patient_i
             subject, raw, message_id = _compose(
                 config, letter_id=letter_id, number=number, patient=patient,
                 author=_author(s, actor, config.institution), title=meta.title, media_type=meta.media_type,
-                content=content, to=[r["address"] for r in recipients], certificates=certificates, now=now)
+                content=content, to=[str(r["address"]) for r in recipients], certificates=certificates, now=now)
         except (ValueError, MessagingError) as exc:
             raise RecipientUnreachable(f"the letter cannot be sealed: {exc}", rule="SealRefused") from exc
         outbox_id = enqueue(s, LETTER_TOPIC, {"letter_id": str(letter_id)}, now=now)

@@ -19,7 +19,7 @@ from naho.messaging import sink
 from naho.platform.clock import FixedClock
 from naho.record import service as record
 from tests.conftest import free_port
-from tests.messaging.test_sending import PDF, Setup
+from tests.messaging.test_sending import PDF, Setup, configured
 from tests.personas import PASSWORD, PHYSICIAN
 
 pytestmark = pytest.mark.browser
@@ -28,9 +28,7 @@ aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
 
 @pytest.fixture
 def messaging(db_url: str, clock: FixedClock, tmp_path: Path) -> Iterator[Setup]:
-    configured = Setup(db_url, clock, tmp_path)
-    yield configured
-    configured.close()
+    yield from configured(db_url, clock, tmp_path)
 
 
 @pytest.fixture

@@ -152,17 +152,26 @@ class Setup:
         self.app.state.container.engine.dispose()
 
 
+def configured(db_url: str, clock: FixedClock, tmp_path: Path, **settings: object) -> Iterator[Setup]:
+    """For the fixtures of the messaging tests: a Setup, closed afterwards."""
+    made = Setup(db_url, clock, tmp_path, **settings)
+    yield made
+    made.close()
+
+
+def client_of(setup: Setup) -> Iterator[TestClient]:
+    with TestClient(setup.app, base_url="http://testserver") as test_client:
+        yield test_client
+
+
 @pytest.fixture
 def setup(db_url: str, clock: FixedClock, tmp_path: Path) -> Iterator[Setup]:
-    configured = Setup(db_url, clock, tmp_path)
-    yield configured
-    configured.close()
+    yield from configured(db_url, clock, tmp_path)
 
 
 @pytest.fixture
 def web(setup: Setup) -> Iterator[TestClient]:
-    with TestClient(setup.app, base_url="http://testserver") as test_client:
-        yield test_client
+    yield from client_of(setup)
 
 
 @pytest.fixture

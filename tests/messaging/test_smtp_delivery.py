@@ -31,15 +31,25 @@ from tests.messaging.test_sending import (
     Setup,
     admit,
     attach,
+    client_of,
+    configured,
     file_document,
     letters,
-    setup,  # noqa: F401 - fixtures shared with the service tests
-    web,  # noqa: F401
 )
 from tests.messaging.test_smime import openssl
 from tests.personas import PHYSICIAN, form_token, login
 
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
+
+
+@pytest.fixture
+def setup(db_url: str, clock: FixedClock, tmp_path: Path) -> Iterator[Setup]:
+    yield from configured(db_url, clock, tmp_path)
+
+
+@pytest.fixture
+def web(setup: Setup) -> Iterator[TestClient]:
+    yield from client_of(setup)
 
 
 class Server:
@@ -186,9 +196,8 @@ def tls_files(directory: Path) -> tuple[Path, Path, Path]:
 @pytest.fixture
 def tls_setup(db_url: str, clock: FixedClock, tmp_path: Path) -> Iterator[tuple[Setup, Path, Path, Path]]:
     ca, certificate, key = tls_files(tmp_path / "tls")
-    configured = Setup(db_url, clock, tmp_path, messaging_smtp_starttls="required", messaging_smtp_ca_file=ca)
-    yield configured, ca, certificate, key
-    configured.close()
+    for made in configured(db_url, clock, tmp_path, messaging_smtp_starttls="required", messaging_smtp_ca_file=ca):
+        yield made, ca, certificate, key
 
 
 def test_starttls_is_used_when_required_and_a_relay_without_it_is_refused(
