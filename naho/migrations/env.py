@@ -14,8 +14,10 @@ import naho.platform.counters
 import naho.platform.inbox
 import naho.platform.outbox
 import naho.platform.security.models
+import naho.portal.models
 import naho.record.models
 import naho.results.models
+import naho.scheduling.models
 import naho.sites.models
 import naho.staff.models  # noqa: F401  (registers the tables)
 from naho.platform.db import Base
