@@ -157,6 +157,8 @@ class OrderLine(BaseModel):
     frequency: str
     indication: str | None
     unreviewed: bool
+    #: The pharmacist refused this version: the prescriber is to be called before giving it.
+    review_refused: bool = False
     #: Not active only for an infusion still running after its order ended (to be stopped).
     order_status: str = "active"
     doses: list[DoseLine] = []
@@ -241,6 +243,7 @@ _SCAN_REFUSALS: dict[str, str] = {
     "DoseNotResolvable": i18n.N_("Nominative dose labels are not yet supported: scan the unit-dose label "
                                  "or the box."),
     "UnknownProduct": i18n.N_("This product is not in the formulary."),
+    "NotAMedicinePack": i18n.N_("This code is not a medicine's."),
     "ExpiryUnknown": i18n.N_("The box's code carries no expiry date: check the box and give the reason "
                              "for not scanning."),
 }
@@ -539,7 +542,8 @@ def _order_line(row: MedicationOrder, catalogue: rules.Catalogue, adms: list[Med
     line = OrderLine(order_id=row.id, product_code=row.product_code,
                      product_name=product.name if product else row.product_code, dose=_dose_text(row),
                      route=row.route, frequency=row.frequency, indication=row.indication,
-                     unreviewed=row.review_status == service.REVIEW_PENDING, order_status=row.status)
+                     unreviewed=row.review_status == service.REVIEW_PENDING,
+                     review_refused=row.review_status == "refused", order_status=row.status)
     kind = rules.FrequencyKind(row.frequency)
     if kind is rules.FrequencyKind.IF_NEEDED:
         line.given_24h = bedside.doses_in_24h([a.at for a in adms if a.outcome != str(Outcome.NOT_GIVEN)], now)

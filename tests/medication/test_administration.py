@@ -233,8 +233,16 @@ def test_the_unit_timeline_shows_due_doses_with_their_status(client: TestClient,
         ("09:00", "given"), ("15:00", "to_give"), ("21:00", "to_give")]
     assert [(d["due_at"][11:16], d["status"]) for d in lines[late]["doses"]] == [("07:00", "late"),
                                                                                 ("19:00", "to_give")]
-    assert lines[order]["unreviewed"] is True
-    [view] = _events(uow_factory, "medication:timeline:view")
+    assert lines[order]["unreviewed"] is True and lines[order]["review_refused"] is False
+    with uow_factory() as uow:  # the pharmacist refuses the other one (the review step's decision)
+        refused = uow.session.get(MedicationOrder, uuid.UUID(late))
+        assert refused is not None
+        refused.review_status = "refused"
+        uow.commit()
+    again = client.get("/api/units/LENS-MED-MIN/medication-timeline").json()
+    [line] = [o for p in again["patients"] for o in p["orders"] if o["order_id"] == late]
+    assert (line["review_refused"], line["unreviewed"]) == (True, False)
+    [view, _again] = _events(uow_factory, "medication:timeline:view")
     assert patient in view.details["patients"] and view.target == "LENS-MED-MIN"
     page = client.get("/services/LENS-MED-MIN/plan-de-soins")
     assert page.status_code == 200 and "PARA500CP" not in page.text and "Paracétamol 500 mg comprimé" in page.text
