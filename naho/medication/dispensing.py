@@ -864,3 +864,43 @@ def _serves(s: Session, actor: Actor, establishment_code: str) -> bool:
     except NotPharmacyStaff:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class NarcoticEntryView:
+    at: datetime
+    product_code: str
+    product_name: str
+    lot: str
+    units: int
+    patient_id: uuid.UUID
+    patient_name: str
+    unit_code: str
+    label: str
+    by: str
+
+
+def narcotics_register(uow: UnitOfWork, actor: Actor, establishment_code: str, since: datetime,
+                       until: datetime) -> list[NarcoticEntryView]:
+    """The narcotics register of an establishment's pharmacy over a period, oldest first (its
+    pharmacists; audited with the patients shown)."""
+    if Role.PHARMACIST not in actor.roles:
+        raise NotPharmacyStaff("the narcotics register is read by the pharmacists")
+    with uow:
+        s, now = uow.session, uow.clock.now()
+        _pharmacy(s, actor, establishment_code)
+        rows = s.execute(select(NarcoticRegisterEntry, DispensedDose.label)
+                         .join(DispensedDose, NarcoticRegisterEntry.dose_id == DispensedDose.id)
+                         .where(NarcoticRegisterEntry.establishment_code == establishment_code,
+                                NarcoticRegisterEntry.at >= since, NarcoticRegisterEntry.at < until)
+                         .order_by(NarcoticRegisterEntry.at)).all()
+        names = _product_names(s, {e.product_code for e, _label in rows})
+        people = identity.summaries(s, {e.patient_id for e, _label in rows})
+        entries = [NarcoticEntryView(e.at, e.product_code, names.get(e.product_code, e.product_code), e.lot, e.units,
+                                     e.patient_id, people[e.patient_id].display_name, e.unit_code, label, e.by_label)
+                   for e, label in rows]
+        audit.record(s, actor, "medication:narcotics:view", at=now, target=establishment_code,
+                     details={"patients": sorted({str(e.patient_id) for e in entries}), "from": since.isoformat(),
+                              "to": until.isoformat()})
+        uow.commit()
+        return entries

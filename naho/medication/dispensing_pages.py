@@ -373,3 +373,9 @@ def stock_receipt_json(data: StockReceipt, container: ContainerDep, actor: Actor
 def stock_return_json(lot_id: uuid.UUID, data: StockReturn, container: ContainerDep,
                       actor: ActorDep) -> dispensing.StockLotView:
     return dispensing.return_to_stock(container.uow(), actor, lot_id, data.quantity, data.reason)
+
+
+@api.get("/narcotics", dependencies=[Depends(requires(Role.PHARMACIST))])
+def narcotics_json(establishment: str, since: datetime, until: datetime, container: ContainerDep,
+                   actor: ActorDep) -> list[dispensing.NarcoticEntryView]:
+    return dispensing.narcotics_register(container.uow(), actor, establishment, since, until)

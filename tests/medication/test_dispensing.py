@@ -245,6 +245,15 @@ def test_narcotics_go_to_their_register(client: TestClient, ward: dict[str, str]
         assert (entry.product_code, entry.lot, entry.units, str(entry.patient_id), entry.unit_code) == \
             ("MORP10LI", "MO1", 1, ward["patient"], "LENS-MED-MIN")
         assert entry.by_label.startswith("Kevin")
+    period = {"establishment": "LENS", "since": "2026-11-25T00:00:00+00:00", "until": "2026-11-26T00:00:00+00:00"}
+    assert client.get("/api/pharmacy/narcotics", params=period).status_code == 403  # a technician
+    login(client, PHARMACIST)
+    [read] = client.get("/api/pharmacy/narcotics", params=period).json()
+    assert (read["product_code"], read["units"], read["patient_id"], read["label"]) == \
+        ("MORP10LI", 1, ward["patient"], response.json()["label"])
+    assert client.get("/api/pharmacy/narcotics", params={**period, "establishment": "BETHUNE"}).status_code == 403
+    [viewed] = _events(uow_factory, "medication:narcotics:view")
+    assert viewed.details["patients"] == [ward["patient"]]
     _receive(client, "PARA500CP", TABLET_CIP, "LT1", 10)
     assert _scan(client, batch["id"], datamatrix(TABLET_CIP, lot="LT1")).status_code == 200
     with uow_factory() as uow:  # paracetamol is not a narcotic: the register holds the morphine only
@@ -475,3 +484,37 @@ def test_the_pages_show_refusals_translated_and_the_ward_receives(client: TestCl
     login(client, PORTER)
     assert client.get("/services/LENS-MED-MIN/receptions").status_code == 403
     assert client.get("/pharmacie/dispensation").status_code == 403
+
+
+@pytest.mark.skipif(not IS_POSTGRES, reason="concurrent transactions need PostgreSQL")
+def test_concurrent_preparations_of_the_last_lines_close_the_batch(
+        client: TestClient, ward: dict[str, str], uow_factory: UowFactory) -> None:
+    _receive(client, "PARA500CP", TABLET_CIP, "LT1", 10)
+    _receive(client, "MORP10LI", MORPHINE_CIP, "MO1", 5)
+    batch = _open(client)
+    *first, last_para = _lines(batch, "PARA500CP")
+    *earlier, last_morphine = _lines(batch, "MORP10LI")
+    for line in first:
+        assert _scan(client, batch["id"], datamatrix(TABLET_CIP, lot="LT1"), line["id"]).status_code == 200
+    for line in earlier:
+        assert _scan(client, batch["id"], datamatrix(MORPHINE_CIP, lot="MO1"), line["id"]).status_code == 200
+    technician = _actor(uow_factory, TECHNICIAN)
+    barrier = threading.Barrier(2)
+    errors: list[Exception] = []
+
+    def prepare(code: str, line: str) -> None:
+        barrier.wait()
+        try:
+            dispensing.prepare_by_scan(uow_factory(), technician, uuid.UUID(batch["id"]), code, uuid.UUID(line))
+        except Exception as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=prepare, args=(datamatrix(TABLET_CIP, lot="LT1"), last_para["id"])),
+               threading.Thread(target=prepare, args=(datamatrix(MORPHINE_CIP, lot="MO1"), last_morphine["id"]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    login(client, TECHNICIAN)
+    assert client.get(f"/api/pharmacy/batches/{batch['id']}").json()["status"] == "prepared"
