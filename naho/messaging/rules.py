@@ -204,6 +204,14 @@ def letter_status(recipient_statuses: Iterable[LetterStatus]) -> LetterStatus:
     return min(statuses, key=lambda s: _RANK[s])
 
 
+def mss_headers(cda_codes: Sequence[str]) -> list[tuple[str, str]]:
+    """The X-MSS- headers of a letter (Référentiel socle MSSanté #2, ECO.2.4.1): one X-MSS-CODECDA
+    per CDA document of the IHE_XDM archive, valued with the CDA's code; none at all when the
+    archive carries no CDA (a PDF letter). X-MSS-INS and the others follow the CDA too: they
+    come with the structured discharge letter."""
+    return [("X-MSS-CODECDA", code) for code in cda_codes]
+
+
 # --- delivery reports ------------------------------------------------------------------------
 
 

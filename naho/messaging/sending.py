@@ -29,7 +29,7 @@ from naho.messaging import consent, correspondents, directory, smime, xdm
 from naho.messaging.errors import MessagingError
 from naho.messaging.models import Letter
 from naho.messaging.pki import Identity, PkiFiles, load_identity, load_trust_anchors
-from naho.messaging.rules import LetterStatus, ReportUnreadable, advance, letter_status, parse_report
+from naho.messaging.rules import LetterStatus, ReportUnreadable, advance, letter_status, mss_headers, parse_report
 from naho.platform import audit, counters, i18n
 from naho.platform.access import CareRelationshipPort, Purpose, access_patient
 from naho.platform.errors import Conflict, DomainError, NotFound
@@ -179,8 +179,10 @@ def _compose(config: MessagingConfig, *, letter_id: uuid.UUID, number: int, pati
         smime.Attachment("IHE_XDM.ZIP", "application/zip", package),
         smime.Attachment(f"document.{extension}", media_type, content)])
     subject = f"{title} - {patient.display_name}"[:300]
+    cda_codes = [document.type_code.code] if document.format_code == xdm.FORMAT_CDA else []
     message = smime.seal_message(letter_id=str(letter_id), domain=config.domain, sender=config.identity, to=to,
-                                 recipient_certificates=certificates, subject=subject, content=inner, date=now)
+                                 recipient_certificates=certificates, subject=subject, content=inner, date=now,
+                                 mss_headers=mss_headers(cda_codes))
     # Ask the reader's mail client for a read receipt (RFC 8098); outer headers are not signed.
     message["Disposition-Notification-To"] = config.identity.email
     return subject, message.as_bytes(policy=email.policy.SMTP), str(message["Message-ID"])

@@ -87,6 +87,11 @@ def test_a_status_only_moves_forward() -> None:
     assert rules.letter_status([]) is s.QUEUED
 
 
+def test_mssante_headers_name_each_cda_and_nothing_for_a_pdf_letter() -> None:
+    assert rules.mss_headers([]) == []
+    assert rules.mss_headers(["11490-0", "34112-3"]) == [("X-MSS-CODECDA", "11490-0"), ("X-MSS-CODECDA", "34112-3")]
+
+
 # --- import ------------------------------------------------------------------------------------------
 
 def test_an_import_is_idempotent_keeps_certificates_and_reports_changes(uow_factory: UowFactory, clock) -> None:  # type: ignore[no-untyped-def]

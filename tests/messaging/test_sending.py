@@ -210,6 +210,7 @@ def test_a_physician_sends_a_document_sealed_for_the_gp_and_queued_with_its_lett
     assert submission.patient_id.endswith("&ISO^PI")  # provisional identity: the IPP, not the INS
     outer = email.message_from_bytes(letter.raw, policy=email.policy.SMTP)
     assert outer["Disposition-Notification-To"] == GROUP_MAILBOX
+    assert not [name for name in outer if name.upper().startswith("X-MSS-")]  # a PDF: no CDA code
     with pytest.raises(Exception, match="not encrypted for our certificate"):
         smime.open_message(letter.raw, recipient=setup.pki.professionals[OTHER_GP],
                            trust_anchors=[setup.pki.authority.certificate], now=setup.clock.now())
