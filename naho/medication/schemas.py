@@ -74,14 +74,9 @@ class PharmacistReviewPublic(BaseModel):
     prescriber_response: str | None = None  # accepted | declined, once the prescriber answers
 
 
-class OrderPublic(BaseModel):
-    id: uuid.UUID
-    patient_id: uuid.UUID
-    encounter_id: uuid.UUID | None
-    replaces_id: uuid.UUID | None
-    version: int
-    status: str
-    review_status: str
+class OrderContent(BaseModel):
+    """What is given: product, dose, route and schedule (an order's, or a protocol line's)."""
+
     product_code: str
     product_name: str
     dose_value: float
@@ -92,6 +87,16 @@ class OrderPublic(BaseModel):
     every_hours: float | None
     max_per_24h: int | None
     indication: str | None
+
+
+class OrderPublic(OrderContent):
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    encounter_id: uuid.UUID | None
+    replaces_id: uuid.UUID | None
+    version: int
+    status: str
+    review_status: str
     starts_at: datetime
     ends_at: datetime | None
     comment: str | None
@@ -136,17 +141,7 @@ class ImportReport(BaseModel):
     withdrawn: int
 
 
-class ProtocolLinePublic(BaseModel):
-    product_code: str
-    product_name: str
-    dose_value: float
-    dose_unit: str
-    route: str
-    frequency: str
-    times_per_day: int | None
-    every_hours: float | None
-    max_per_24h: int | None
-    indication: str | None
+class ProtocolLinePublic(OrderContent):
     duration_days: float | None
     comment: str | None
 

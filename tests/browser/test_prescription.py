@@ -1,49 +1,22 @@
-"""The prescriber's page in a real browser: the physician of the unit opens the prescriptions from
-the patient's file, finds paracetamol, orders 1 g every 4 h (6 g a day: above the maximum), sees
-the alert asking for a reason, gives it, and the order is listed with it."""
+"""The prescriber's page in a real browser: the physician of the unit weighs the patient, opens the
+prescriptions from the patient's file, finds paracetamol, orders 1 g every 4 h (6 g a day: above
+the maximum) stating the height the chart lacks, sees the alert asking for a reason, gives it, and
+the order is listed with it."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 import pytest
 
-from naho.identity import service as identity
-from naho.identity.rules import IdentityStatus, Traits
-from naho.platform.clock import SystemClock
-from naho.platform.db import make_engine, make_session_factory
-from naho.platform.events import EventBus
-from naho.platform.uow import UnitOfWork
-from naho.record import chart
-from naho.record import service as record
+from tests.browser.test_care_team import _patient_in_internal_medicine
 from tests.personas import PASSWORD, PHYSICIAN
 
 pytestmark = pytest.mark.browser
 
 
-def _weighed_patient_in_internal_medicine(db_url: str) -> str:
-    engine = make_engine(db_url)
-    try:
-        with UnitOfWork(make_session_factory(engine), SystemClock(), EventBus()) as uow:
-            now = uow.clock.now()
-            patient = identity.import_identity(
-                uow.session, Traits(birth_name="VASSEUR", used_name=None, first_names=("ANDRE",), sex="M",
-                                    birth_date=now.date().replace(year=1950), birth_place="62498"),
-                status=IdentityStatus.PROVISIONAL, now=now, actor_label="test")
-            record.import_stay(uow.session, patient, establishment_code="LENS", encounter_class="inpatient",
-                               unit_code="LENS-MED-MIN", bed_code=None, admitted_at=now - timedelta(hours=3),
-                               now=now, actor_label="test")
-            chart.import_history(uow.session, patient, observations=[("weight", 74.0, now), ("height", 172.0, now)],
-                                 conditions=[], allergies=[], notes=[], author="test", now=now)
-            uow.commit()
-            return str(patient)
-    finally:
-        engine.dispose()
-
-
 def test_the_physician_prescribes_and_answers_an_alert_in_the_page(page, db_url: str) -> None:  # type: ignore[no-untyped-def]
-    patient = _weighed_patient_in_internal_medicine(db_url)
+    patient = _patient_in_internal_medicine(db_url)
     page.goto(page.base + "/connexion")
     page.get_by_label("Identifiant").fill(PHYSICIAN)
     page.get_by_label("Mot de passe").fill(PASSWORD)
@@ -51,6 +24,9 @@ def test_the_physician_prescribes_and_answers_an_alert_in_the_page(page, db_url:
     page.wait_for_url(re.compile(r"/accueil$"))
 
     page.goto(page.base + f"/patients/{patient}")
+    page.locator("#vital-weight").fill("74")  # weighed on the ward; the height is not in the chart
+    page.locator("#vitals-form button").click()
+    page.wait_for_url(re.compile(rf"/patients/{patient}$"))
     page.locator("#prescriptions-link a").click()
     page.wait_for_url(re.compile(r"/prescriptions$"))
     assert "74 kg" in page.locator("#measures-summary").inner_text()
@@ -67,6 +43,7 @@ def test_the_physician_prescribes_and_answers_an_alert_in_the_page(page, db_url:
     page.locator("#route").select_option("PO")
     page.locator("#frequency").select_option("every_hours")
     page.locator("#every-hours").fill("4")
+    page.locator("#height-cm").fill("172")  # the order states the height the chart lacks
     page.locator("#sign-order").click()
 
     page.wait_for_selector("#order-alerts")
