@@ -269,6 +269,9 @@ def test_an_infusion_is_started_titrated_within_its_range_and_stopped(
     assert _post(client, path, start).status_code == 422  # already running
     assert _post(client, path, {"kind": "rate_change", "dose_rate": 5}).status_code == 422  # above 3 mg/h
     assert _post(client, path, {"kind": "rate_change", "dose_rate": 2.5, "rate_ml_h": 2.5}).status_code == 201
+    assert _post(client, path, {"kind": "bag_change", "bag_volume_ml": 50}).status_code == 422  # not scanned
+    bag = _post(client, path, {**start, "kind": "bag_change", "rate_ml_h": None, "dose_scan": "MMORP1MGINJ/L78/271231"})
+    assert bag.status_code == 201 and bag.json()["lot"] == "L78"
     timeline = client.get("/api/units/LENS-MED-MIN/medication-timeline").json()
     [line] = [o for p in timeline["patients"] for o in p["orders"] if o["order_id"] == order]
     assert (line["infusion"], line["dose_rate"], line["rate_ml_h"]) == ("running", 2.5, 2.5)
@@ -282,7 +285,7 @@ def test_an_infusion_is_started_titrated_within_its_range_and_stopped(
     assert _post(client, path, {"kind": "infusion_stop"}).status_code == 201
     timeline = client.get("/api/units/LENS-MED-MIN/medication-timeline").json()
     assert order not in [o["order_id"] for p in timeline["patients"] for o in p["orders"]]
-    assert [r.kind for r in _rows(uow_factory)] == ["infusion_start", "rate_change", "infusion_stop"]
+    assert [r.kind for r in _rows(uow_factory)] == ["infusion_start", "rate_change", "bag_change", "infusion_stop"]
     assert len(_events(uow_factory, "medication:infusion:start")) == 1
 
 
@@ -358,3 +361,13 @@ def test_a_manufacturers_box_resolves_to_the_formulary_product_holding_its_cip13
     assert (resolved.product_code, resolved.lot, resolved.expiry) == ("PARA500CP", "L2401A", date(2028, 1, 31))
     with pytest.raises(UnknownProduct):
         DOSE_RESOLVERS[ScanKind.PACK](None, scan, catalogue)  # type: ignore[arg-type]
+
+
+def test_the_timeline_is_the_units_own(client: TestClient, patient: str) -> None:
+    login(client, NURSE)
+    assert client.get("/api/units/LENS-MED-CARDIO/medication-timeline").status_code == 403
+    assert client.get("/services/LENS-MED-CARDIO/plan-de-soins").status_code == 403
+    login(client, PHYSICIAN)
+    mine = client.get("/api/units/LENS-MED-MIN/medication-timeline")
+    assert mine.status_code == 200 and patient in [p["patient_id"] for p in mine.json()["patients"]]
+    assert client.get("/api/units/LENS-MED-MIN/medication-timeline?hours_before=30").status_code == 422
