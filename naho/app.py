@@ -51,6 +51,9 @@ from naho.platform.security.policy import (
     enforce_policies,
 )
 from naho.platform.workers import Job, WorkerRunner
+from naho.portal import mail as portal_mail
+from naho.portal import pages as portal_pages
+from naho.portal import service as portal_service
 from naho.record import api as record_api
 from naho.record import care_team_pages
 from naho.record import pages as record_pages
@@ -58,6 +61,9 @@ from naho.record.service import CARE, MOVER, PatientMoved
 from naho.results import api as results_api
 from naho.results import pages as results_pages
 from naho.results import service as results_service
+from naho.scheduling import api as scheduling_api
+from naho.scheduling import pages as scheduling_pages
+from naho.scheduling import service as scheduling_service
 from naho.sites import api as sites_api
 from naho.sites import pages as sites_pages
 from naho.staff import api as staff_api
@@ -109,6 +115,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             LETTER_TOPIC, make_letter_handler(settings, container.session_factory, container.clock))
     # The one door to patient data asks the record who is in the care team.
     container.ports["care"] = CARE
+    # Scheduling's routes: a patient's account reaches its own record through the portal's door.
+    container.ports["door_for"] = portal_service.door_for(CARE)
+    if settings.portal_smtp_host:  # patient mails: reminders, offers, account links
+        mailer = portal_mail.make_mail_handler(settings, container.session_factory, container.clock)
+        for topic in (scheduling_service.REMINDER_TOPIC, portal_service.ACCOUNT_MAIL_TOPIC):
+            container.ports["outbox_handlers"].setdefault(topic, mailer)
     # A discharge stops the stay's medication orders (in its own transaction, after the discharge's).
     container.bus.subscribe(PatientMoved, medication_service.stop_orders_on_discharge(container.uow))
     # Domains whose patient-owned rows follow a merge (identity vigilance).
@@ -133,8 +145,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                 max_attempts=settings.outbox_max_attempts, backoff_seconds=settings.outbox_backoff_seconds,
             )
             escalate = lambda: results_service.escalate_overdue(container.uow(), results_settings.critical)  # noqa: E731
+            reminders = lambda: scheduling_service.queue_due_reminders(container.uow())  # noqa: E731
+            offers = lambda: scheduling_service.expire_offers(container.uow())  # noqa: E731
             runner = WorkerRunner(engine, [Job("outbox", worker.run_once, settings.outbox_poll_seconds),
-                                           Job("lab-alert-escalation", escalate, 60.0)])
+                                           Job("lab-alert-escalation", escalate, 60.0),
+                                           Job("appointment-reminders", reminders, 300.0),
+                                           Job("waiting-list-offers", offers, 60.0)])
             runner.start()
             app.state.workers = runner
         # HL7 v2 ADT over MLLP (IHE PAM FR); one process only: the port is exclusive.
@@ -172,7 +188,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                    record_api.router, results_pages.router, results_api.router,
                    medication_api.router, medication_review_pages.router, fhir_api.router,
                    fhir_write.router, medication_emar_pages.router, medication_dispensing_pages.router,
-                   medication_dispensing_pages.api, medication_prescription_pages.router):
+                   medication_dispensing_pages.api, medication_prescription_pages.router,
+                   scheduling_api.router, scheduling_pages.router, portal_pages.router):
         # Routers carry their prefix and policy themselves: their routes are added as they are,
         # so every route the app serves is a plain APIRoute whose policy can be checked.
         app.router.routes.extend(router.routes)

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     messaging_ipp_oid: str = "2.25.164096397395423478917011962893563158705.1"
     messaging_institution: str = "GHT de l'Artois"
 
+    # Patient mails (portal account links, appointment reminders): SMTP relay, empty host: not sent.
+    portal_smtp_host: str = ""
+    portal_smtp_port: int = 25
+    portal_mail_sender: str = "ne-pas-repondre@ght-artois.fr"
+
     # Background workers
     workers: bool = True
     outbox_poll_seconds: float = 1.0

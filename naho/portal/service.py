@@ -12,13 +12,15 @@ from __future__ import annotations
 import hmac
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from naho.identity import service as identity
+from naho.identity.schemas import PatientPublic
 from naho.messaging import consent
 from naho.platform import audit, outbox
 from naho.platform.access import CareRelationshipPort, Purpose, access_patient
@@ -103,6 +105,13 @@ class PortalDoor:
         return owner_account(session, patient_id)
 
 
+def door_for(care: CareRelationshipPort) -> Callable[[Actor], CareRelationshipPort]:
+    """What app.py wires: a patient's account goes through the portal's door, staff through the record's."""
+    def choose(actor: Actor) -> CareRelationshipPort:
+        return PortalDoor(care, actor.account_id) if Role.PATIENT in actor.roles else care
+    return choose
+
+
 def owner_account(session: Session, patient_id: uuid.UUID) -> uuid.UUID | None:
     return session.scalars(select(PatientAccount.account_id).where(PatientAccount.patient_id == patient_id)).first()
 
@@ -115,6 +124,11 @@ def acting_for(session: Session, account_id: uuid.UUID, patient_id: uuid.UUID) -
                                                        ProxyLink.patient_id == patient_id,
                                                        ProxyLink.revoked_at.is_(None))).first()
     return {account_id} if own or proxy else set()
+
+
+def short_name(p: PatientPublic) -> str:
+    """The name a patient goes by: first used first name, used name."""
+    return f"{p.used_first_name or p.first_names.split(' ')[0]} {p.used_name or p.birth_name}"
 
 
 @dataclass(frozen=True)
@@ -132,9 +146,11 @@ def people_of(session: Session, account_id: uuid.UUID) -> list[Person]:
     children = list(session.scalars(select(ProxyLink.patient_id).where(ProxyLink.proxy_account_id == account_id,
                                                                        ProxyLink.revoked_at.is_(None))))
     names = identity.summaries(session, [p for p in [own, *children] if p])
+
     def name(pid: uuid.UUID) -> str:
         p = names.get(pid)
-        return f"{p.used_first_name or p.first_names.split(' ')[0]} {p.used_name or p.birth_name}" if p else "?"
+        return short_name(p) if p else "?"
+
     people = [Person(own, name(own), True)] if own else []
     return people + [Person(c, name(c), False) for c in dict.fromkeys(children)]
 
@@ -165,7 +181,8 @@ def _normalise_code(code: str) -> str:
     return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
 
 
-def issue_activation_code(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, port: CareRelationshipPort) -> tuple[str, datetime]:
+def issue_activation_code(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID,
+                          port: CareRelationshipPort) -> tuple[str, datetime]:
     """A new activation code for the patient, shown once to the staff member who hands it over.
     Earlier unused codes are revoked. Returns the code and its expiry."""
     if not actor.has_any(*ISSUERS):
@@ -177,8 +194,8 @@ def issue_activation_code(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, 
                        action="patient:portal:activation-code")
         if owner_account(s, patient_id):
             raise AlreadyActivated("this patient already has a portal account")
-        s.execute(update(ActivationCode).where(ActivationCode.patient_id == patient_id, ActivationCode.used_at.is_(None))
-                  .values(revoked=True))
+        s.execute(update(ActivationCode).where(ActivationCode.patient_id == patient_id,
+                                               ActivationCode.used_at.is_(None)).values(revoked=True))
         code = _new_code()
         expires = now + ACTIVATION_LIFETIME
         s.add(ActivationCode(patient_id=patient_id, code_hash=token_digest(code), created_at=now,
@@ -222,12 +239,13 @@ def activate(uow: UnitOfWork, *, code: str, birth_date: date, email: str, passwo
             raise AlreadyActivated("this patient already has a portal account")
         if s.scalars(select(Account.id).where(Account.username == email)).first():
             raise ActivationRefused("this e-mail address is already used by an account", field="email")
-        consumed = s.execute(update(ActivationCode).where(ActivationCode.id == row.id, ActivationCode.used_at.is_(None))
-                             .values(used_at=now).execution_options(synchronize_session=False)).rowcount
+        consumed = getattr(s.execute(
+            update(ActivationCode).where(ActivationCode.id == row.id, ActivationCode.used_at.is_(None))
+            .values(used_at=now).execution_options(synchronize_session=False)), "rowcount", 0)
         if consumed != 1:
             raise ActivationRefused("this code and birth date do not open an account")
         try:
-            account = security.create_account(s, username=email, display_name=f"{person.used_first_name or person.first_names.split(' ')[0]} {person.used_name or person.birth_name}",
+            account = security.create_account(s, username=email, display_name=short_name(person),
                                               roles={Role.PATIENT}, password=password, now_=now, kind="patient",
                                               email=email)
         except WeakPasswordError as exc:
@@ -251,8 +269,8 @@ def _consume_token(uow: UnitOfWork, token: str, purpose: str, address: str) -> O
     ok = (row is not None and hmac.compare_digest(row.token_hash, digest) and row.purpose == purpose
           and row.used_at is None and row.expires_at > now)
     if ok and row is not None:
-        ok = s.execute(update(OneTimeToken).where(OneTimeToken.id == row.id, OneTimeToken.used_at.is_(None))
-                       .values(used_at=now).execution_options(synchronize_session=False)).rowcount == 1
+        ok = getattr(s.execute(update(OneTimeToken).where(OneTimeToken.id == row.id, OneTimeToken.used_at.is_(None))
+                       .values(used_at=now).execution_options(synchronize_session=False)), "rowcount", 0) == 1
     if not ok or row is None:
         _fail(uow, purpose, address, now)
         raise TokenRefused("this link is wrong, already used or expired")
@@ -380,7 +398,7 @@ def portal_status(session: Session, patient_id: uuid.UUID) -> PortalStatus:
     proxies = session.execute(select(ProxyLink.id, Account.display_name, ProxyLink.created_at)
                               .join(Account, ProxyLink.proxy_account_id == Account.id)
                               .where(ProxyLink.patient_id == patient_id, ProxyLink.revoked_at.is_(None))).all()
-    return PortalStatus(own is not None, bool(own and own.email_verified_at), [tuple(p) for p in proxies])
+    return PortalStatus(own is not None, bool(own and own.email_verified_at), [(p[0], p[1], p[2]) for p in proxies])
 
 
 # --- what the patient sees ---------------------------------------------------------------------
@@ -416,7 +434,7 @@ def who_opened(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, care: CareR
         events = s.scalars(select(audit.AuditEvent).where(
             audit.AuditEvent.patient_id == patient_id, audit.AuditEvent.actor_id.is_not(None),
             audit.AuditEvent.action.like("patient:%"), audit.AuditEvent.action.not_in(_HIDDEN_ACTIONS),
-            or_(audit.AuditEvent.actor_id.not_in([a for a in portal_accounts if a]), audit.AuditEvent.actor_id.is_(None)),
+            audit.AuditEvent.actor_id.not_in([a for a in portal_accounts if a]),
         ).order_by(audit.AuditEvent.seq.desc()).limit(limit)).all()
         roles: dict[uuid.UUID, list[str]] = {}
         places: dict[uuid.UUID, tuple[str, str]] = {}
@@ -461,3 +479,18 @@ def consents(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, care: CareRel
                                      objection[0] if objection else None))
         uow.commit()
         return lines
+
+
+def staff_view(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID,
+               port: CareRelationshipPort) -> tuple[str, PortalStatus]:
+    """What the staff see of a patient's portal (through the door): the name, the account, proxies."""
+    if not actor.has_any(*ISSUERS):
+        raise Forbidden("only the admission desk or the care team manages portal access")
+    with uow:
+        s = uow.session
+        access_patient(s, actor, patient_id, Purpose.ADMINISTRATION, now=uow.clock.now(), port=port,
+                       action="patient:portal:view")
+        person = identity.summaries(s, [patient_id])[patient_id]
+        status = portal_status(s, patient_id)
+        uow.commit()
+        return f"{person.used_name or person.birth_name} {person.first_names}", status

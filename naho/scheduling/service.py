@@ -241,9 +241,9 @@ def close_schedule(uow: UnitOfWork, actor: Actor, schedule_id: uuid.UUID, starts
         now = uow.clock.now()
         s.add(ScheduleClosure(schedule_id=schedule_id, starts_at=starts_at, ends_at=ends_at,
                               reason=reason.strip()[:300] or "-"))
-        blocked = s.execute(update(Slot).where(
+        blocked = getattr(s.execute(update(Slot).where(
             Slot.schedule_id == schedule_id, Slot.status == FREE, Slot.starts_at < ends_at, Slot.ends_at > starts_at,
-        ).values(status=BLOCKED)).rowcount
+        ).values(status=BLOCKED)), "rowcount", 0)
         audit.record(s, actor, "scheduling:schedule:close", at=now, target=str(schedule_id),
                      details={"from": starts_at.isoformat(), "to": ends_at.isoformat(), "blocked": blocked})
         uow.commit()
@@ -337,9 +337,9 @@ def _take(session: Session, actor: Actor, slot: Slot, schedule: Schedule, patien
           *, held_for: uuid.UUID | None = None, replaces: uuid.UUID | None = None) -> Appointment:
     """Take the slot in one conditional UPDATE, then insert the appointment (unique per live slot)."""
     condition = and_(Slot.status == HELD, Slot.held_for == held_for) if held_for else Slot.status == FREE
-    taken = session.execute(update(Slot).where(Slot.id == slot.id, condition)
+    taken = getattr(session.execute(update(Slot).where(Slot.id == slot.id, condition)
                             .values(status=BOOKED, held_for=None, held_until=None)
-                            .execution_options(synchronize_session=False)).rowcount
+                            .execution_options(synchronize_session=False)), "rowcount", 0)
     if taken != 1:
         raise SlotTaken("this slot has just been booked by someone else: choose another one")
     row = Appointment(slot_id=slot.id, schedule_id=schedule.id, patient_id=patient_id, starts_at=slot.starts_at,
@@ -362,7 +362,8 @@ def _load_slot(session: Session, slot_id: uuid.UUID) -> tuple[Slot, Schedule]:
     return row[0], row[1]
 
 
-def _appointment_view(row: Appointment, schedule: Schedule, names: dict[str, str], patient_name: str = "") -> AppointmentView:
+def _appointment_view(row: Appointment, schedule: Schedule, names: dict[str, str],
+                      patient_name: str = "") -> AppointmentView:
     return AppointmentView(row.id, row.patient_id, row.starts_at, row.ends_at, row.consultation_type, row.status,
                            row.booked_via, _schedule_view(schedule, names), patient_name)
 
@@ -393,9 +394,10 @@ def _load_appointment(session: Session, appointment_id: uuid.UUID) -> tuple[Appo
 def _release(session: Session, uow: UnitOfWork, appointment: Appointment, schedule: Schedule, actor: Actor,
              now: datetime) -> None:
     """Cancel the appointment and free its slot: offered first to the waiting list."""
-    done = session.execute(update(Appointment).where(Appointment.id == appointment.id, Appointment.status == LIVE)
-                           .values(status=CANCELLED, cancelled_at=now, cancelled_by=actor.label)
-                           .execution_options(synchronize_session=False)).rowcount
+    done = getattr(session.execute(
+        update(Appointment).where(Appointment.id == appointment.id, Appointment.status == LIVE)
+        .values(status=CANCELLED, cancelled_at=now, cancelled_by=actor.label)
+        .execution_options(synchronize_session=False)), "rowcount", 0)
     if done != 1:
         raise AppointmentNotFound("this appointment is already cancelled")
     appointment.status = CANCELLED
@@ -533,7 +535,8 @@ def _waiting(entry: WaitingEntry) -> rules.Waiting:
                          rules.ConsultationType(entry.consultation_type), entry.not_before, entry.not_after)
 
 
-def _offer(session: Session, uow: UnitOfWork, slot_id: uuid.UUID, schedule: Schedule, now: datetime) -> uuid.UUID | None:
+def _offer(session: Session, uow: UnitOfWork, slot_id: uuid.UUID, schedule: Schedule,
+           now: datetime) -> uuid.UUID | None:
     """Offer a freed slot to the first waiting patient who wants it; the slot is held for them."""
     slot = session.get(Slot, slot_id)
     if slot is None or slot.status != FREE:
@@ -546,9 +549,9 @@ def _offer(session: Session, uow: UnitOfWork, slot_id: uuid.UUID, schedule: Sche
     if chosen is None:
         return None
     expires = rules.offer_expires_at(slot.starts_at, now)
-    held = session.execute(update(Slot).where(Slot.id == slot.id, Slot.status == FREE)
+    held = getattr(session.execute(update(Slot).where(Slot.id == slot.id, Slot.status == FREE)
                            .values(status=HELD, held_for=chosen.id, held_until=expires)
-                           .execution_options(synchronize_session=False)).rowcount
+                           .execution_options(synchronize_session=False)), "rowcount", 0)
     if held != 1:
         return None
     session.execute(update(WaitingEntry).where(WaitingEntry.id == chosen.id)

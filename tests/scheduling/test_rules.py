@@ -34,8 +34,10 @@ def test_slots_follow_the_wall_clock_across_the_autumn_change() -> None:
     # 26/10/2026 is the Monday after the change (25/10): 08:30 Paris is 07:30 UTC, not 06:30.
     before = rules.generate_slots([_monday_mornings()], date(2026, 10, 19), date(2026, 10, 19), PARIS)
     after = rules.generate_slots([_monday_mornings()], date(2026, 10, 26), date(2026, 10, 26), PARIS)
-    assert [s.starts_at for s in before] == [datetime(2026, 10, 19, h, m, tzinfo=UTC) for h, m in ((6, 30), (7, 0), (7, 30))]
-    assert [s.starts_at for s in after] == [datetime(2026, 10, 26, h, m, tzinfo=UTC) for h, m in ((7, 30), (8, 0), (8, 30))]
+    summer = [(6, 30), (7, 0), (7, 30)]
+    winter = [(7, 30), (8, 0), (8, 30)]
+    assert [s.starts_at for s in before] == [datetime(2026, 10, 19, h, m, tzinfo=UTC) for h, m in summer]
+    assert [s.starts_at for s in after] == [datetime(2026, 10, 26, h, m, tzinfo=UTC) for h, m in winter]
     assert all(s.ends_at - s.starts_at == timedelta(minutes=30) for s in before + after)
 
 
