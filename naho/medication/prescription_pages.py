@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from naho.medication import reconciliation, rules, service
+from naho.medication.protocols import ProtocolError
 from naho.medication.schemas import (
     HomeMedicationCreate,
     HomeMedicationDecision,
@@ -152,12 +153,18 @@ def _sheet_page(request: Request, container: Any, actor: Actor, patient_id: uuid
             values["starts_at"] = ""
     code = str(values.get("product_code") or product_code)
     is_prescriber = actor.has_any(Role.PHYSICIAN)
+    protocols, protocols_error = [], None
+    try:
+        protocols = service.list_protocols(uow()) if is_prescriber else []
+    except ProtocolError as exc:  # a protocol names a withdrawn product: order entry still works
+        protocols_error = i18n._("The protocols cannot be used until their file is corrected: {detail}").format(
+            detail=str(exc))
     return render(request, "medication/orders_prescriptions.html", {
         "sheet": sheet, "patient": sheet.patient, "values": values, "modify": modify, "refusal": refusal,
         "protocol_refusal": protocol_refusal, "error": error, "search": search,
         "found": service.search_products(uow(), search) if search and is_prescriber else [],
         "product": service.product(uow(), code) if code and is_prescriber else None,
-        "protocols": service.list_protocols(uow()) if is_prescriber else [],
+        "protocols": protocols, "protocols_error": protocols_error,
         "can_prescribe": is_prescriber, "can_record_lab": actor.has_any(Role.PHYSICIAN, Role.NURSE),
         "frequencies": {k: i18n._(v) for k, v in FREQUENCIES.items()},
         "statuses": {k: i18n._(v) for k, v in STATUSES.items()}, "reviews": {k: i18n._(v) for k, v in REVIEWS.items()},

@@ -200,3 +200,15 @@ def test_only_a_physician_applies_and_an_unknown_protocol_is_not_found(client: T
     assert _post(client, f"/api/patients/{patient}/medication-protocols/fever", {}).status_code == 403
     assert _apply(client, patient, "no_such_protocol").status_code == 404
     assert _prescribe(client, patient, {}).status_code == 422  # the physician is logged in again
+
+
+def test_a_protocol_file_naming_a_withdrawn_product_is_refused_but_order_entry_still_works(
+        client: TestClient, patient: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(catalogue):  # type: ignore[no-untyped-def]
+        return parse_protocols(INTER_LINE.replace("KETO100LP", "WITHDRAWN"), catalogue)
+    monkeypatch.setattr(service, "_PROTOCOLS", [])
+    monkeypatch.setattr(service, "load_protocols", broken)
+    refused = _apply(client, patient, "nsaid_and_paracetamol")
+    assert refused.status_code == 422 and "'WITHDRAWN' is not in the formulary" in refused.json()["detail"]
+    page = client.get(f"/patients/{patient}/prescriptions", params={"produit": "PARA1GCP"})
+    assert page.status_code == 200 and 'id="protocols-error"' in page.text and 'id="order-form"' in page.text
