@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session
 
 from naho.identity import service as identity
 from naho.medication import bedside, rules, service
-from naho.medication.barcodes import BarcodeError, ExpiredLot, PackScan, product_for
+from naho.medication.barcodes import ExpiredLot, PackScan, product_for
 from naho.medication.bedside import Check, NotGivenReason, Outcome, Right
 from naho.medication.models import MedicationAdministration, MedicationOrder
-from naho.medication.scan import DoseScan, NotADose, NotAWristband, ScanKind, read_dose, read_wristband
+from naho.medication.scan import DoseScan, ScanKind, read_dose, read_wristband
 from naho.medication.schedule import WARD_TZ, Due, due_between
 from naho.medication.schemas import OrderCreate, OrderPublic, StatusChange
 from naho.platform import audit, i18n
@@ -263,7 +263,7 @@ def _read_patient(text: str | None, today: date) -> tuple[str | None, Check | No
         return None, None
     try:
         return read_wristband(text or "", today).ipp, None
-    except (rules.MedicationRuleError, NotAWristband) as exc:
+    except rules.MedicationRuleError as exc:  # unreadable, or not a wristband
         return None, _refused_scan(Right.PATIENT, exc)
 
 
@@ -274,7 +274,7 @@ def _read_dose(session: Session, text: str | None, today: date,
     try:
         scan = read_dose(text or "", today)
         return DOSE_RESOLVERS[scan.kind](session, scan, catalogue), None
-    except (rules.MedicationRuleError, BarcodeError, NotADose, DoseNotResolvable) as exc:
+    except (rules.MedicationRuleError, DoseNotResolvable) as exc:  # unreadable, expired, unknown, unsupported
         return None, _refused_scan(Right.DRUG, exc)
 
 
@@ -347,11 +347,24 @@ def _refuse(s: Session, actor: Actor, row: MedicationOrder, checks: list[Check],
         c.text() for c in checks if c.blocking), checks=[c.model_dump() for c in _public_checks(checks)])
 
 
+_ALREADY = i18n.N_("This dose was already recorded ({at}, {who}).")
+
+
+def _already_recorded(s: Session, order_id: uuid.UUID, sequence: int | None) -> Check | None:
+    """A blocking check when this due dose (or this infusion's start) is already recorded."""
+    if sequence is None:
+        return None
+    done = s.execute(select(MedicationAdministration.at, MedicationAdministration.recorded_by).where(
+        MedicationAdministration.order_id == order_id, MedicationAdministration.due_sequence == sequence)).first()
+    if done is None:
+        return None
+    return Check(Right.TIME, False, True, _ALREADY, (("at", i18n.local_datetime(done.at)), ("who", done.recorded_by)))
+
+
 def _insert(s: Session, adm: MedicationAdministration) -> None:
-    """Write one administration; the same due dose twice is a conflict (unique constraint)."""
-    if adm.due_sequence is not None and s.execute(select(MedicationAdministration.id).where(
-            MedicationAdministration.order_id == adm.order_id,
-            MedicationAdministration.due_sequence == adm.due_sequence)).first():
+    """Write one administration; the same due dose twice is a conflict (409, the door's trace kept)."""
+    if _already_recorded(s, adm.order_id, adm.due_sequence) is not None:
+        s.commit()
         raise AlreadyRecorded("this dose is already recorded")
     s.add(adm)
     try:
@@ -393,6 +406,8 @@ def record_administration(uow: UnitOfWork, actor: Actor, data: AdministrationCre
         context = _patient_context(row, person.birth_date, now)
         checks = bedside.check_administration(facts, attempt, context)
         checks = _merge(checks, [c for c in (patient_refusal, dose_refusal) if c is not None])
+        if check_only and (done := _already_recorded(s, row.id, due.sequence if due else None)):
+            checks.append(done)  # said at once to a second nurse scanning the same dose
         if bedside.blocked(checks) and not check_only:
             _refuse(s, actor, row, checks, now, "record")
         given = data.outcome is not Outcome.NOT_GIVEN

@@ -108,6 +108,9 @@ def test_the_right_dose_is_recorded_once_and_the_second_time_is_a_conflict(
     again = _give(client, order, due_at=DUE, patient_scan=wristband, dose_scan=LABEL, amount=2)
     assert again.status_code == 409, again.text
     assert len(_rows(uow_factory)) == 1
+    checked = _post(client, "/api/medication-administrations/checks", {
+        "order_id": order, "due_at": DUE, "patient_scan": wristband, "dose_scan": LABEL})
+    assert checked.json()["blocked"] and "Julien DUPONT" in str(checked.json()["checks"])
 
 
 def test_another_patients_wristband_is_refused_traced_and_nothing_is_saved(
