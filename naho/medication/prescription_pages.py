@@ -382,7 +382,7 @@ async def decide(request: Request, line_id: uuid.UUID, container: ContainerDep, 
         except (reconciliation.ReconciliationInvalid, reconciliation.AlreadyDecided) as exc:
             return _to_reconciliation(patient_id, str(exc.extra.get("rule", type(exc).__name__)))
         except (service.OrderBlocked, service.OverrideReasonRequired) as exc:
-            refusal = {"line_id": line_id, "alerts": exc.extra.get("alerts", []), "values": form,
+            refusal = {"line_id": line_id, "alerts": exc.extra.get("alerts", []), "form": form,
                        "needs_reason": isinstance(exc, service.OverrideReasonRequired)}
             return _reconciliation_page(request, container, actor, patient_id, refusal=refusal,
                                         status_code=exc.status)

@@ -189,3 +189,21 @@ def test_the_reconciliation_page_lists_decides_and_compares(client: TestClient, 
     assert decided.status_code == 303 and "erreur" not in decided.headers["location"], decided.headers
     page = client.get(f"/patients/{patient}/conciliation")
     assert 'class="decision"' in page.text and 'class="change-continued"' in page.text
+
+
+def test_a_decision_whose_order_needs_a_reason_asks_for_it_in_the_page(client: TestClient, stay: tuple[str, str],
+                                                                        uow_factory: UowFactory) -> None:
+    patient, _ = stay
+    line = _line(client, patient, drug="Doliprane 1000", product_code="PARA1GCP", dose="1 g", frequency="6/j")
+    login(client, PHYSICIAN)
+    decision = {"patient_id": patient, "decision": "continue", "product_code": "PARA1GCP", "dose_value": "1",
+                "dose_unit": "g", "route": "PO", "frequency": "every_hours", "every_hours": "4"}
+    asked = client.post(f"/conciliation/{line['id']}/decision", data={**decision, "csrf_token": form_token(client)},
+                        follow_redirects=False)
+    assert asked.status_code == 409 and 'data-severity="override_required"' in asked.text
+    assert f'id="override-{line["id"]}"' in asked.text and _orders(uow_factory, patient) == []
+    signed = client.post(f"/conciliation/{line['id']}/decision", follow_redirects=False, data={
+        **decision, "override_reason": "Traitement habituel bien toléré", "csrf_token": form_token(client)})
+    assert signed.status_code == 303 and "erreur" not in signed.headers["location"]
+    [order] = _orders(uow_factory, patient)
+    assert order.override_reason == "Traitement habituel bien toléré"
