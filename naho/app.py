@@ -31,6 +31,7 @@ from naho.medication import review as medication_review
 from naho.medication import review_pages as medication_review_pages
 from naho.medication import service as medication_service
 from naho.messaging import api as messaging_api
+from naho.messaging import merge as messaging_merge
 from naho.messaging import pages as messaging_pages
 from naho.messaging.sending import LETTER_TOPIC, load_config
 from naho.messaging.smtp import make_letter_handler
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     container.bus.subscribe(PatientMoved, medication_service.stop_orders_on_discharge(container.uow))
     # Domains whose patient-owned rows follow a merge (identity vigilance).
     container.ports["patient_movers"] = [MOVER, medication_service.MOVER, medication_review.MOVER]
+    container.ports["patient_movers"].append(messaging_merge.MOVER)
     # Laboratory results (ORU^R01) arrive on the MLLP listener's port, beside ADT.
     results_settings = results_service.ResultsSettings(
         authority=settings.hl7_application, application=settings.hl7_application, facility=settings.hl7_facility,

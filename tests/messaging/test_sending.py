@@ -9,6 +9,7 @@ import email.policy
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -17,12 +18,16 @@ from sqlalchemy import func, select
 
 from naho.app import create_app
 from naho.config import Settings
-from naho.messaging import directory, rules, sending, smime, xdm
+from naho.identity import service as identity
+from naho.messaging import consent, correspondents, directory, rules, sending, smime, xdm
 from naho.messaging.models import Letter
 from naho.messaging.pki import Identity, TestAuthority, certificate_pem
 from naho.platform.audit import AuditEvent
 from naho.platform.clock import FixedClock
 from naho.platform.outbox import OutboxMessage, OutboxWorker
+from naho.platform.security.actor import SYSTEM_ACTOR, Actor
+from naho.platform.security.rules import Role
+from naho.platform.security.service import create_account, create_api_token
 from naho.platform.uow import UnitOfWork
 from naho.staff import service as staff
 from tests.conftest import free_port
@@ -51,8 +56,8 @@ def make_pki(now, directory_path: Path, mailboxes: dict[str, str]) -> Messaging:
     authority.write(directory_path, "group", group)
     professionals = {rpps: authority.issue_professional(address, rpps, "Cabinet", rpps=rpps)
                      for rpps, address in mailboxes.items()}
-    for rpps, identity in professionals.items():
-        authority.write(directory_path, f"pro-{rpps}", identity)
+    for rpps, holder in professionals.items():
+        authority.write(directory_path, f"pro-{rpps}", holder)
     return Messaging(authority, group, professionals, directory_path)
 
 
@@ -85,12 +90,12 @@ def load_directory(uow: UnitOfWork, pki: Messaging) -> dict[str, uuid.UUID]:
         return ids
 
 
-def admit(client: TestClient, unit: str = "LENS-MED-MIN", name: str = "Deprez") -> str:
+def admit(client: TestClient, unit: str = "LENS-MED-MIN", name: str = "Deprez", born: str = "1937-11-08") -> str:
     """A patient admitted by the admission desk into the demo physician's and nurse's unit."""
     login(client, CLERK)
     token = form_token(client)
     patient = client.post("/api/patients", headers={"x-csrf-token": token}, json={
-        "birth_name": name, "first_names": "Lucien", "sex": "M", "birth_date": "1937-11-08"}).json()["id"]
+        "birth_name": name, "first_names": "Lucien", "sex": "M", "birth_date": born}).json()["id"]
     response = client.post("/api/encounters", headers={"x-csrf-token": token}, json={
         "patient_id": patient, "establishment_code": "LENS", "encounter_class": "inpatient", "unit_code": unit})
     assert response.status_code in (200, 201), response.text
@@ -374,3 +379,56 @@ def test_the_mail_gateway_posts_reports_and_staff_cannot(web: TestClient, setup:
     body = dsn(letter.message_id, letter.recipients[0]["address"])
     assert web.post("/api/messaging/reports", content=body,
                     headers={"x-csrf-token": form_token(web)}).status_code == 403
+    gateway = TestClient(setup.app, base_url="http://testserver")
+    with setup.app.state.container.session_factory() as s:
+        create_account(s, username="passerelle-mss", display_name="Passerelle MSSanté", roles={Role.INTERFACE},
+                       password=None, now_=setup.clock.now())
+        s.commit()
+    token = create_api_token(setup.uow(), SYSTEM_ACTOR, username="passerelle-mss", name="tests")
+    gateway.headers["authorization"] = f"Bearer {token}"
+    with gateway:
+        assert gateway.post("/api/messaging/reports", content=body).json() == {"letter_id": str(letter.id)}
+        refused = gateway.post("/api/messaging/reports", content=b"Subject: no\r\n\r\nnot a report")
+        assert refused.status_code == 422 and refused.json()["rule"] == "ReportUnreadable"
+    assert letters(setup.uow)[0].status == "delivered"
+
+
+def test_a_sealed_read_receipt_is_opened_with_the_group_key(web: TestClient, setup: Setup,
+                                                            patient_with_letter: tuple[str, str]) -> None:
+    patient, document = patient_with_letter
+    send(web, patient, document, setup.ids[GP])
+    (letter,) = letters(setup.uow)
+    gp = setup.pki.professionals[GP]
+    receipt = email.message_from_bytes(mdn(letter.message_id, gp.email), _class=EmailMessage,
+                                       policy=email.policy.SMTP)
+    sealed = smime.seal_message(letter_id="receipt-1", domain="demo-naho.mssante.fr", sender=gp,
+                                to=[GROUP_MAILBOX], recipient_certificates=[setup.pki.group.certificate],
+                                subject="Lu", content=receipt, date=setup.clock.now())
+    config = setup.app.state.container.ports["messaging"]
+    with pytest.raises(rules.ReportUnreadable):  # without our key it cannot be read
+        sending.apply_report(setup.uow(), sealed.as_bytes())
+    assert sending.apply_report(setup.uow(), sealed.as_bytes(), config) == letter.id
+    assert letters(setup.uow)[0].status == "read"
+
+
+def test_correspondents_letters_and_objections_follow_a_merge_and_come_back_on_undo(
+        web: TestClient, setup: Setup, patient_with_letter: tuple[str, str]) -> None:
+    merged, document = patient_with_letter
+    send(web, merged, document, setup.ids[GP])
+    post(web, f"/patients/{merged}/opposition", {"objects": "oui"})
+    survivor = admit(web, name="Carpentier", born="1951-03-02")
+    container = setup.app.state.container
+    vigilance = Actor(uuid.uuid4(), "iv", "Identitovigilance", frozenset({Role.IDENTITY_VIGILANCE}))
+    merge_id = identity.merge_patients(container.uow(), vigilance, uuid.UUID(survivor), uuid.UUID(merged),
+                                       "same person, typed twice", container.ports["care"],
+                                       container.ports["patient_movers"])
+    with setup.uow() as uow:
+        assert [c.professional.rpps for c in correspondents.current(uow.session, uuid.UUID(survivor))] == [GP]
+        assert len(sending.letters_of(uow.session, uuid.UUID(survivor))) == 1
+        assert not consent.sharing_allowed(uow.session, uuid.UUID(survivor), consent.COMMUNITY_PROFESSIONALS)
+    identity.undo_merge(container.uow(), vigilance, merge_id, container.ports["care"],
+                        container.ports["patient_movers"])
+    with setup.uow() as uow:
+        assert correspondents.current(uow.session, uuid.UUID(survivor)) == []
+        assert len(sending.letters_of(uow.session, uuid.UUID(merged))) == 1
+        assert consent.sharing_allowed(uow.session, uuid.UUID(survivor), consent.COMMUNITY_PROFESSIONALS)
