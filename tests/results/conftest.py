@@ -8,16 +8,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-import hl7
 import pytest
 
 from naho.identity import service as identity
-from naho.identity.rules import IdentityStatus, Traits
+from naho.identity.rules import INS_NIR_OID, IdentityStatus, Traits
 from naho.interop.hl7_listener import start_listener
 from naho.platform.deps import Container
 from naho.record import crossref
 from naho.record import service as record
+from tests.interop.test_hl7_listener import answer
 from tests.interop.test_mllp import ServerThread
+
+__all__ = ["answer"]
 
 #: A tiny but real PDF (the signed report's bytes are filed as they come).
 PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
@@ -56,16 +58,6 @@ def pdf_obx(n: int, content: bytes = PDF) -> str:
                      "", "", "", "", "", "F"])
 
 
-def answer(ack: bytes) -> tuple[str, str, str]:
-    """(MSA-1, MSA-2, ERR-5 rule) of an acknowledgement."""
-    message = hl7.parse(ack.decode())
-    try:
-        rule = str(message.segment("ERR")(5))
-    except KeyError:
-        rule = ""
-    return str(message["MSA.F1"]), str(message["MSA.F2"]), rule
-
-
 @dataclass(frozen=True)
 class Inpatient:
     id: uuid.UUID
@@ -79,14 +71,17 @@ def container(app) -> Container:  # type: ignore[no-untyped-def]
     return app.state.container  # type: ignore[no-any-return]
 
 
-def admit_inpatient(container: Container, name: str = "DURAND", *, unit: str = "LENS-MED-MIN") -> Inpatient:
-    """A patient in the internal medicine unit of Lens (the demo physician's and nurse's unit)."""
+def admit_inpatient(container: Container, name: str = "DURAND", *, unit: str = "LENS-MED-MIN",
+                    ins: str | None = None) -> Inpatient:
+    """A patient in the internal medicine unit of Lens (the demo physician's and nurse's unit);
+    with `ins`, a qualified identity carrying that INS."""
     with container.uow() as uow:
         now = uow.clock.now()
         patient = identity.import_identity(
             uow.session, Traits(birth_name=name, used_name=None, first_names=("MARIE",), sex="F",
                                 birth_date=now.date().replace(year=1962), birth_place="62498"),
-            status=IdentityStatus.PROVISIONAL, now=now, actor_label="test")
+            status=IdentityStatus.QUALIFIED if ins else IdentityStatus.PROVISIONAL, now=now, actor_label="test",
+            ins=(ins, INS_NIR_OID) if ins else None)
         stay = record.import_stay(uow.session, patient, establishment_code="LENS", encounter_class="inpatient",
                                   unit_code=unit, bed_code=None, admitted_at=now - timedelta(hours=5), now=now,
                                   actor_label="test")

@@ -190,6 +190,10 @@ def test_a_patient_known_only_by_the_admission_systems_ipp_or_a_qualified_ins_is
     assert answer(lab.send(oru("I1", [obx(1, POTASSIUM, "Potassium", "4.0", "mmol/L")],
                                foreign=patient.foreign)))[0] == "AA"
     assert len(results(container, patient.id)) == 1
-    # An INS of an identity that is not qualified names nobody: unknown patient.
-    ack = lab.send(oru("I2", [obx(1, POTASSIUM, "Potassium", "4.0", "mmol/L")], ins="262036202312345"))
-    assert answer(ack) == ("AR", "I2", "UnknownPatient")
+    # An INS names a qualified identity only; otherwise nobody: unknown patient.
+    qualified = admit_inpatient(container, "QUALIF", ins="262036202312345")
+    assert answer(lab.send(oru("I2", [obx(1, POTASSIUM, "Potassium", "4.1", "mmol/L")],
+                               ins="262036202312345", filler="LAB-I2")))[0] == "AA"
+    assert [r.number for r in results(container, qualified.id)] == [4.1]
+    ack = lab.send(oru("I3", [obx(1, POTASSIUM, "Potassium", "4.0", "mmol/L")], ins="185057800608436"))
+    assert answer(ack) == ("AR", "I3", "UnknownPatient")
