@@ -39,20 +39,10 @@ class ProfessionalNotFound(NotFound):
 
 
 @dataclass(frozen=True)
-class ProfessionalPublic:
+class ProfessionalPublic(rules.DirectoryEntry):
+    """A professional as stored: the extract's entry, its id, whether its certificate is known."""
+
     id: uuid.UUID
-    rpps: str
-    title: str
-    last_name: str
-    first_name: str
-    profession: str
-    specialty: str
-    practice_name: str
-    street: str
-    postcode: str
-    city: str
-    phone: str
-    mss_address: str | None
     has_certificate: bool
 
     @property

@@ -4,22 +4,22 @@ files a discharge letter, sends it, and sees it queued, then sent once the relay
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from naho.identity import service as identity
-from naho.identity.rules import IdentityStatus, Traits
+from naho.config import Settings
 from naho.messaging import sink
-from naho.platform.clock import FixedClock
-from naho.record import service as record
+from naho.messaging.smtp import make_letter_handler
+from naho.platform.clock import SystemClock
+from naho.platform.db import make_engine, make_session_factory
+from naho.platform.events import EventBus
+from naho.platform.outbox import OutboxWorker
+from naho.platform.uow import UnitOfWork
+from tests.browser.test_care_team import _patient_in_internal_medicine
 from tests.conftest import free_port
-from tests.messaging.test_sending import PDF, Setup, configured
+from tests.messaging.test_sending import GP, PDF, load_directory, make_pki, messaging_settings, sample_mailboxes
 from tests.personas import PASSWORD, PHYSICIAN
 
 pytestmark = pytest.mark.browser
@@ -27,43 +27,22 @@ aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
 
 
 @pytest.fixture
-def messaging(db_url: str, clock: FixedClock, tmp_path: Path) -> Iterator[Setup]:
-    yield from configured(db_url, clock, tmp_path)
-
-
-@pytest.fixture
-def live_server(messaging: Setup) -> Iterator[str]:
-    """The conftest's live server, but with secure messaging configured (overrides it here)."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(messaging.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the server did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-def _patient_in_internal_medicine(messaging: Setup) -> str:
-    with messaging.uow() as uow:
-        now = uow.clock.now()
-        patient = identity.import_identity(
-            uow.session, Traits(birth_name="LEROY", used_name=None, first_names=("MARCEL",), sex="M",
-                                birth_date=now.date().replace(year=1941), birth_place="62498"),
-            status=IdentityStatus.PROVISIONAL, now=now, actor_label="test")
-        record.import_stay(uow.session, patient, establishment_code="LENS", encounter_class="inpatient",
-                           unit_code="LENS-MED-MIN", bed_code=None, admitted_at=now - timedelta(hours=3),
-                           now=now, actor_label="test")
-        uow.commit()
-        return str(patient)
+def messaging(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Messaging configured through the environment, so that the conftest's live server has it;
+    the directory loaded with the GP's certificate. Request it before `page`."""
+    pki = make_pki(SystemClock().now(), tmp_path / "pki", {GP: sample_mailboxes()[GP]})
+    settings = messaging_settings(db_url, pki, free_port())
+    for name in ("smtp_host", "smtp_port", "certificate", "private_key", "trust_anchors"):
+        monkeypatch.setenv(f"NAHO_MESSAGING_{name.upper()}", str(getattr(settings, f"messaging_{name}")))
+    engine = make_engine(db_url)
+    load_directory(UnitOfWork(make_session_factory(engine), SystemClock(), EventBus()), pki)
+    engine.dispose()
+    yield settings
 
 
 def test_a_physician_attaches_the_gp_and_sends_the_discharge_letter(  # type: ignore[no-untyped-def]
-        page, messaging: Setup, tmp_path: Path) -> None:
-    patient = _patient_in_internal_medicine(messaging)
+        messaging: Settings, page, db_url: str, tmp_path: Path) -> None:
+    patient = _patient_in_internal_medicine(db_url)
     page.goto(page.base + "/connexion")
     page.get_by_label("Identifiant").fill(PHYSICIAN)
     page.get_by_label("Mot de passe").fill(PASSWORD)
@@ -83,24 +62,27 @@ def test_a_physician_attaches_the_gp_and_sends_the_discharge_letter(  # type: ig
     page.locator("#directory-search").fill("Lecomte Camille")
     page.locator("#attach-correspondent form[role=search] button").click()
     page.wait_for_selector("#directory-found")
-    page.locator("#role-19990000001").select_option("gp")
-    page.locator("#directory-found form").filter(has=page.locator("#role-19990000001")).locator("button").click()
+    page.locator(f"#role-{GP}").select_option("gp")
+    page.locator("#directory-found form").filter(has=page.locator(f"#role-{GP}")).locator("button").click()
     page.wait_for_url(re.compile(r"/correspondants$"))
     assert "LECOMTE" in page.locator("#correspondents").inner_text()
 
     page.locator("#send-letter button[type=submit]").click()
     page.wait_for_url(re.compile(r"envoye=1$"))
-    status = page.locator("#letters-table .letter-status").first
-    assert status.get_attribute("data-status") == "queued"
+    assert page.locator("#letters-table .letter-status").first.get_attribute("data-status") == "queued"
     assert "Lettre de liaison" in page.locator("#letters-table").inner_text()
 
     relay = aiosmtpd_controller.Controller(sink.SinkHandler(tmp_path / "received"), hostname="127.0.0.1",
-                                           port=messaging.smtp_port)
+                                           port=messaging.messaging_smtp_port)
     relay.start()
+    engine = make_engine(db_url)
     try:
-        assert messaging.worker().run_once() == 1
+        factory = make_session_factory(engine)
+        handler = make_letter_handler(messaging, factory, SystemClock())
+        assert OutboxWorker(factory, SystemClock(), {"messaging.letter": handler}).run_once() == 1
     finally:
         relay.stop()
+        engine.dispose()
     page.reload()
     assert page.locator("#letters-table .letter-status").first.get_attribute("data-status") == "sent"
     assert len(sink.stored(tmp_path / "received")) == 1

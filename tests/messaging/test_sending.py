@@ -169,13 +169,14 @@ def client_of(setup: Setup) -> Iterator[TestClient]:
         yield test_client
 
 
-@pytest.fixture
-def setup(db_url: str, clock: FixedClock, tmp_path: Path) -> Iterator[Setup]:
+# Named apart from their fixture names so that other modules import them without shadowing.
+@pytest.fixture(name="setup")
+def setup_fixture(db_url: str, clock: FixedClock, tmp_path: Path) -> Iterator[Setup]:
     yield from configured(db_url, clock, tmp_path)
 
 
-@pytest.fixture
-def web(setup: Setup) -> Iterator[TestClient]:
+@pytest.fixture(name="web")
+def web_fixture(setup: Setup) -> Iterator[TestClient]:
     yield from client_of(setup)
 
 

@@ -31,25 +31,16 @@ from tests.messaging.test_sending import (
     Setup,
     admit,
     attach,
-    client_of,
     configured,
     file_document,
     letters,
+    setup_fixture,  # noqa: F401 - the fixtures "setup" and "web"
+    web_fixture,  # noqa: F401
 )
 from tests.messaging.test_smime import openssl
 from tests.personas import PHYSICIAN, form_token, login
 
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
-
-
-@pytest.fixture
-def setup(db_url: str, clock: FixedClock, tmp_path: Path) -> Iterator[Setup]:
-    yield from configured(db_url, clock, tmp_path)
-
-
-@pytest.fixture
-def web(setup: Setup) -> Iterator[TestClient]:
-    yield from client_of(setup)
 
 
 class Server:

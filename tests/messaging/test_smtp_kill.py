@@ -6,30 +6,23 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from naho.messaging import sink
-from naho.platform.clock import FixedClock, SystemClock
+from naho.platform.clock import SystemClock
 from naho.platform.outbox import OutboxMessage, OutboxWorker
-from tests.messaging.test_sending import Setup, client_of, configured, letters
+from tests.messaging.test_sending import (
+    Setup,
+    letters,
+    setup_fixture,  # noqa: F401 - the fixtures "setup" and "web"
+    web_fixture,  # noqa: F401
+)
 from tests.messaging.test_smtp_delivery import queue_letters
 
 LETTERS = 30
-
-
-@pytest.fixture
-def setup(db_url: str, clock: FixedClock, tmp_path: Path) -> Iterator[Setup]:
-    yield from configured(db_url, clock, tmp_path)
-
-
-@pytest.fixture
-def web(setup: Setup) -> Iterator[TestClient]:
-    yield from client_of(setup)
 
 
 def _wait(condition, timeout: float, step: float = 0.01) -> bool:  # type: ignore[no-untyped-def]
