@@ -375,6 +375,10 @@ def book(uow: UnitOfWork, actor: Actor, slot_id: uuid.UUID, patient_id: uuid.UUI
         s = uow.session
         now = uow.clock.now()
         slot, schedule = _load_slot(s, slot_id)
+        if slot.status != FREE:
+            # Already gone: answer at once, without queueing for the audit chain. A slot seen
+            # free here may still be lost: the conditional UPDATE in _take has the last word.
+            raise SlotTaken("this slot has just been booked by someone else: choose another one")
         _door(s, actor, patient_id, now, port, "patient:appointment:book", str(slot_id))
         _check_timing(actor, schedule, slot.starts_at, now, cancelling=False)
         row = _take(s, actor, slot, schedule, patient_id, now)
