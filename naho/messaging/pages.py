@@ -25,6 +25,10 @@ DIRECTORY_READERS = requires(Role.PHYSICIAN, Role.NURSE, Role.PHARMACIST, Role.A
 CARERS = requires(Role.PHYSICIAN, Role.NURSE)
 #: Sending a document of the chart outside the hospital is a physician's decision.
 SENDERS = requires(Role.PHYSICIAN)
+#: Who loads a new extract of the national directory.
+IMPORTERS = requires(Role.IT_ADMIN)
+#: The national extract is some 100 MB for France; a département's share is far less.
+MAX_EXTRACT_BYTES = 200 * 1024 * 1024
 
 STATUS_LABELS = {
     "queued": i18n.N_("Queued"),
@@ -71,6 +75,35 @@ def directory_page(request: Request, container: ContainerDep,
     with container.session_factory() as s:
         found = directory.search(s, q) if q else []
     return render(request, "messaging/directory.html", {"found": found, "search": q})
+
+
+@router.get("/admin/annuaire", dependencies=[Depends(IMPORTERS)])
+def import_page(request: Request) -> Response:
+    return render(request, "messaging/import.html", {"counts": None, "problems": None})
+
+
+@router.post("/admin/annuaire", dependencies=[Depends(IMPORTERS)])
+async def import_extract(request: Request, container: ContainerDep, actor: ActorDep) -> Response:
+    """Load an extract (PS_LibreAcces_Personne_activite, see docs/messaging.md): all or nothing."""
+    async with request.form() as form:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            return render(request, "messaging/import.html", {"counts": None, "problems": [
+                {"line": 0, "reason": i18n._("Choose the extract file.")}]}, status_code=422)
+        data = await upload.read(MAX_EXTRACT_BYTES + 1)
+        source = upload.filename or "extract"
+    try:
+        if len(data) > MAX_EXTRACT_BYTES:
+            raise directory.DirectoryImportRefused("too large", problems=[{"line": 0, "reason": "file too large"}])
+        text = data.decode("utf-8-sig")
+        counts = directory.import_extract(container.uow(), actor, text.splitlines(keepends=True), source=source)
+    except UnicodeDecodeError:
+        return render(request, "messaging/import.html", {"counts": None, "problems": [
+            {"line": 0, "reason": i18n._("The file is not UTF-8 text.")}]}, status_code=422)
+    except directory.DirectoryImportRefused as exc:
+        return render(request, "messaging/import.html", {"counts": None, "problems": exc.extra["problems"]},
+                      status_code=422)
+    return render(request, "messaging/import.html", {"counts": counts, "problems": None})
 
 
 @router.get("/patients/{patient_id}/correspondants", dependencies=[Depends(CARERS)])

@@ -18,7 +18,7 @@ from naho.platform.audit import AuditEvent
 from naho.platform.security.actor import SYSTEM_ACTOR
 from naho.platform.uow import UnitOfWork
 from tests.messaging.test_sending import admit, post
-from tests.personas import CLERK, NURSE, PHYSICIAN, PORTER, login
+from tests.personas import ADMIN, CLERK, NURSE, PHYSICIAN, PORTER, csrf_from, login
 
 UowFactory = Callable[[], UnitOfWork]
 HEADER = ("Type d'identifiant PP|Identifiant PP|Libellé civilité d'exercice|Nom d'exercice|Prénom d'exercice|"
@@ -187,3 +187,20 @@ def test_a_clerk_or_porter_cannot_open_the_correspondents_page(client: TestClien
     assert client.get(f"/patients/{patient}/correspondants").status_code == 403
     login(client, PORTER)
     assert client.get(f"/patients/{patient}/correspondants").status_code == 403
+
+
+def test_it_imports_an_extract_from_its_page_and_sees_bad_lines(client: TestClient, uow_factory: UowFactory) -> None:
+    login(client, ADMIN)
+    page = client.get("/admin/annuaire")
+    assert page.status_code == 200
+    lines = sample_lines()
+    bad = "".join([*lines, lines[1].replace("|19990000001|", "|12|")]).encode()
+    refused = client.post("/admin/annuaire", data={"csrf_token": csrf_from(page.text)},
+                          files={"file": ("extrait.txt", bad, "text/plain")})
+    assert refused.status_code == 422 and "RPPS &#39;12&#39; is not 11 digits" in refused.text
+    assert count(uow_factory) == 0
+    done = client.post("/admin/annuaire", data={"csrf_token": csrf_from(page.text)},
+                       files={"file": ("extrait.txt", "".join(lines).encode(), "text/plain")})
+    assert done.status_code == 200 and 'id="import-counts"' in done.text and count(uow_factory) == 48
+    login(client, PHYSICIAN)
+    assert client.get("/admin/annuaire").status_code == 403
