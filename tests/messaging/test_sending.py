@@ -20,6 +20,7 @@ from naho.app import create_app
 from naho.config import Settings
 from naho.identity import service as identity
 from naho.messaging import consent, correspondents, directory, rules, sending, smime, xdm
+from naho.messaging.errors import PkiConfigurationInvalid
 from naho.messaging.models import Letter
 from naho.messaging.pki import Identity, TestAuthority, certificate_pem
 from naho.platform.audit import AuditEvent
@@ -433,3 +434,12 @@ def test_correspondents_letters_and_objections_follow_a_merge_and_come_back_on_u
         assert correspondents.current(uow.session, uuid.UUID(survivor)) == []
         assert len(sending.letters_of(uow.session, uuid.UUID(merged))) == 1
         assert consent.sharing_allowed(uow.session, uuid.UUID(survivor), consent.COMMUNITY_PROFESSIONALS)
+
+
+def test_an_unreadable_mailbox_certificate_stops_the_start(db_url: str, clock: FixedClock, tmp_path: Path) -> None:
+    (tmp_path / "group.crt").write_text("not a certificate")
+    (tmp_path / "group.key").write_text("not a key")
+    with pytest.raises(PkiConfigurationInvalid, match="cannot load"):
+        create_app(Settings(mode="test", database_url=db_url, workers=False,
+                            messaging_certificate=tmp_path / "group.crt", messaging_private_key=tmp_path / "group.key"),
+                   clock=clock)
