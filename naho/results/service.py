@@ -25,7 +25,7 @@ from naho.platform.access import CareRelationshipPort, Purpose, access_patient, 
 from naho.platform.clock import Clock
 from naho.platform.errors import Conflict, NotFound
 from naho.platform.inbox import REFUSED, InboundMessage
-from naho.platform.security.actor import Actor
+from naho.platform.security.actor import SYSTEM_ACTOR, Actor
 from naho.platform.security.rules import Role
 from naho.platform.uow import UnitOfWork
 from naho.record import chart, crossref
@@ -156,9 +156,13 @@ def receive_results(session: Session, actor: Actor, message: hl7.ResultMessage, 
             LabResult.report_id == report.id, LabResult.current.is_(True)))} if known else {}
         for obs in data.observations:
             if obs.document is not None:
-                report.document_id = chart.file_received_document(
-                    session, patient_id, encounter_id, obs.document.title, obs.document.content, author=actor.label,
-                    now=now)
+                try:
+                    report.document_id = chart.file_received_document(
+                        session, patient_id, encounter_id, obs.document.title, obs.document.content,
+                        author=actor.label, now=now)
+                except record_rules.DocumentRefused as exc:
+                    raise adt.MessageInvalid(f"OBX {obs.position}: {exc}", code=adt.DATA_TYPE_ERROR,
+                                             location=f"OBX^{obs.position}^5", rule="DocumentRefused") from exc
                 continue
             result = _result(session, report, current, obs, data, now, source, actor.label)
             filed += 1
@@ -402,7 +406,7 @@ def escalate_overdue(uow: UnitOfWork, critical: rules.CriticalRules) -> int:
                 continue
             row.escalated_at = now
             row.escalated_to = " ".join(_seniors(s, critical, row.unit_code))[:300] or None
-            audit.record(s, None, ALERT_ESCALATED, at=now, patient_id=row.patient_id, target=str(row.id),
+            audit.record(s, SYSTEM_ACTOR, ALERT_ESCALATED, at=now, patient_id=row.patient_id, target=str(row.id),
                          details={"to": row.escalated_to or "", "unit": row.unit_code or ""})
         uow.commit()
         return len(rows)

@@ -136,8 +136,12 @@ def test_garbage_and_malformed_results_are_refused_with_a_reason_and_kept(contai
     assert answer(ack)[0] in ("AE", "AR")
     ack = lab.send(b"MSH|^~\\&|SIL|LABO|||||ORU^R01|G5|P|2.5\r\xff\xfe not hl7 at all")
     assert answer(ack)[0] in ("AE", "AR")
+    assert answer(lab.send(oru("G6", [pdf_obx(1, b"\x00\xffnot a document")], ipp=patient.ipp))) == (
+        "AE", "G6", "DocumentRefused")
+    bad = pdf_obx(1).replace("Base64^", "Base64^%%")
+    assert answer(lab.send(oru("G7", [bad], ipp=patient.ipp))) == ("AE", "G7", "BadBase64")
     rows = inbound(container)
-    assert len(rows) == 5 and {r.status for r in rows} == {REFUSED} and all(r.error and r.raw for r in rows)
+    assert len(rows) == 7 and {r.status for r in rows} == {REFUSED} and all(r.error and r.raw for r in rows)
     assert results(container, patient.id) == []
 
 
