@@ -22,6 +22,7 @@ from naho.platform.deps import ActorDep, ContainerDep, client_address
 from naho.platform.errors import DomainError
 from naho.platform.security import service as security
 from naho.platform.security.actor import Actor
+from naho.platform.security.passwords import new_totp_secret, totp_uri
 from naho.platform.security.policy import PUBLIC, requires
 from naho.platform.security.rules import Role
 from naho.portal import service
@@ -260,6 +261,30 @@ def consents(request: Request, container: ContainerDep, actor: ActorDep, pour: u
     lines = service.consents(container.uow(), actor, person.patient_id, container.ports["care"])
     purposes = {k: i18n._(v) for k, v in PURPOSE_LABELS.items()}
     return render(request, "portal/consents.html", {"person": person, "lines": lines, "purposes": purposes})
+
+
+@router.get("/portail/securite", dependencies=[Depends(PATIENT)])
+def security_page(request: Request, container: ContainerDep, actor: ActorDep) -> Response:
+    with container.uow() as uow:
+        enabled = security.has_second_factor(uow.session, actor.account_id)
+    secret = None if enabled else new_totp_secret()
+    return render(request, "portal/security.html", {
+        "enabled": enabled, "secret": secret, "uri": totp_uri(secret, actor.username) if secret else None})
+
+
+@router.post("/portail/securite", dependencies=[Depends(PATIENT)])
+def enable_second_factor(request: Request, container: ContainerDep, actor: ActorDep,
+                         secret: Annotated[str, Form(max_length=64)],
+                         code: Annotated[str, Form(max_length=10)]) -> Response:
+    """The secret travels in the form: it is this person's own, shown to them to scan anyway;
+    it is kept only once their application proves it shows the right code."""
+    try:
+        security.enable_totp(container.uow(), actor, secret=secret, code=code)
+    except security.TotpCodeRefused:
+        return render(request, "portal/security.html", {
+            "enabled": False, "secret": secret, "uri": totp_uri(secret, actor.username),
+            "error": i18n._("Wrong code: check the time of your phone and try again.")}, status_code=422)
+    return render(request, "portal/security.html", {"enabled": True, "done": True})
 
 
 @router.post("/portail/procurations/{proxy_id}/fin", dependencies=[Depends(PATIENT)])

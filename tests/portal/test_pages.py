@@ -148,3 +148,30 @@ def test_an_unknown_reset_link_is_refused(app: FastAPI) -> None:
                                                               "csrf_token": csrf_from(form.text)})
         assert refused.status_code == 422
     assert date(1980, 2, 2)
+
+
+def test_a_patient_turns_on_the_second_factor_and_is_asked_for_it_at_sign_in(app: FastAPI) -> None:
+    import pyotp
+
+    container = app.state.container
+    patient = new_patient(container)
+    with TestClient(app) as staff, TestClient(app) as phone:
+        code = _code(login(staff, CLERK), patient)
+        assert _activate(phone, code).status_code == 303
+        page = phone.get("/portail/securite")
+        secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text)
+        assert secret
+        wrong = phone.post("/portail/securite", data={"secret": secret.group(1), "code": "000000",
+                                                      "csrf_token": csrf_from(page.text)})
+        assert wrong.status_code == 422
+        now = container.clock.now().timestamp()
+        on = phone.post("/portail/securite", data={"secret": secret.group(1), "csrf_token": csrf_from(page.text),
+                                                   "code": pyotp.TOTP(secret.group(1)).at(now)})
+        assert on.status_code == 200 and 'id="second-factor-on"' in on.text
+    with TestClient(app) as again:
+        form = again.get("/portail/connexion")
+        signed = again.post("/portail/connexion", data={"email": "lucie@example.org", "password": PATIENT_PASSWORD,
+                                                        "csrf_token": csrf_from(form.text)}, follow_redirects=False)
+        assert signed.headers["location"].startswith("/connexion/second-facteur")
+        refused = again.get("/portail", follow_redirects=False)  # not in before the second factor
+        assert refused.status_code == 303 and refused.headers["location"].startswith("/connexion")
