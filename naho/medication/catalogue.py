@@ -243,13 +243,18 @@ def _pharmacy_interaction(entry: Any, source: str, index: int) -> Interaction:
         raise FormularyError(f"{where}: {exc}") from exc
 
 
-def parse_formulary(text: str, source: str = "formulary.yaml") -> Formulary:
-    """Read and validate the formulary; the first error raises `FormularyError`."""
+def _document(text: str, source: str, allowed: set[str], required: Iterable[str]) -> dict[str, Any]:
+    """The top mapping of a reference file (line-tracking YAML), its fields checked."""
     try:
         document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise FormularyError(f"{source}: not valid YAML: {exc}") from exc
-    top = _fields(document, _TOP_KEYS, ["version", "substances"], source)
+    return _fields(document, allowed, required, source)
+
+
+def parse_formulary(text: str, source: str = "formulary.yaml") -> Formulary:
+    """Read and validate the formulary; the first error raises `FormularyError`."""
+    top = _document(text, source, _TOP_KEYS, ["version", "substances"])
     substances: dict[str, Substance] = {}
     ansm_names: dict[str, str] = {}
     pending: list[tuple[Any, str | None]] = []

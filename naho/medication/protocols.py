@@ -2,7 +2,7 @@
 
 The file is validated at load against the formulary: an unknown field, an unknown product, a route
 the product lacks, a malformed dose or schedule, an "if needed" line without its indication stop the
-whole load with the protocol and line named (same loader as the formulary, `catalogue._LineLoader`).
+whole load with the protocol and line named (same reader as the formulary, `catalogue._document`).
 Applying a protocol (checks, all or nothing) is `service.apply_protocol`.
 """
 
@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from naho.medication.catalogue import DATA_DIR, FormularyError, _fields, _LineLoader, _quantity, _where
+from naho.medication.catalogue import DATA_DIR, FormularyError, _document, _fields, _quantity, _where
 from naho.medication.rules import (
     Catalogue,
     Frequency,
@@ -95,11 +93,7 @@ def parse_protocols(text: str, catalogue: Catalogue, source: str = "protocols.ya
 
 
 def _parse(text: str, catalogue: Catalogue, source: str) -> dict[str, Protocol]:
-    try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ProtocolError(f"{source}: not valid YAML: {exc}") from exc
-    top = _fields(data, _TOP_KEYS, ["version", "protocols"], source)
+    top = _document(text, source, _TOP_KEYS, ["version", "protocols"])
     protocols: dict[str, Protocol] = {}
     for entry in top["protocols"]:
         code = entry.get("code") if isinstance(entry, dict) else entry
