@@ -126,6 +126,7 @@ class AppointmentView:
     booked_via: str
     schedule: ScheduleView
     patient_name: str = ""
+    slot_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -365,7 +366,7 @@ def _load_slot(session: Session, slot_id: uuid.UUID) -> tuple[Slot, Schedule]:
 def _appointment_view(row: Appointment, schedule: Schedule, names: dict[str, str],
                       patient_name: str = "") -> AppointmentView:
     return AppointmentView(row.id, row.patient_id, row.starts_at, row.ends_at, row.consultation_type, row.status,
-                           row.booked_via, _schedule_view(schedule, names), patient_name)
+                           row.booked_via, _schedule_view(schedule, names), patient_name, row.slot_id)
 
 
 def book(uow: UnitOfWork, actor: Actor, slot_id: uuid.UUID, patient_id: uuid.UUID,
@@ -665,3 +666,28 @@ def queue_due_reminders(uow: UnitOfWork) -> int:
                 queued += 1
         uow.commit()
         return queued
+
+
+# --- reads for the FHIR facade -------------------------------------------------------------------
+
+def get_schedule(session: Session, schedule_id: uuid.UUID) -> ScheduleView:
+    row = session.get(Schedule, schedule_id)
+    if row is None:
+        raise ScheduleNotFound("no such schedule")
+    return _schedule_view(row, _establishment_names(session))
+
+
+def get_appointment(uow: UnitOfWork, actor: Actor, appointment_id: uuid.UUID,
+                    port: CareRelationshipPort) -> AppointmentView:
+    """One appointment, through the door (the same answer for absent and forbidden)."""
+    with uow:
+        s = uow.session
+        now = uow.clock.now()
+        row, schedule = _load_appointment(s, appointment_id)
+        try:
+            _door(s, actor, row.patient_id, now, port, "patient:appointment:view", str(appointment_id))
+        except NotFound as exc:
+            raise AppointmentNotFound("no such appointment") from exc
+        view = _appointment_view(row, schedule, _establishment_names(s))
+        uow.commit()
+        return view
