@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from naho.identity import service as identity
-from naho.medication import bedside, rules, service
+from naho.medication import bedside, dispensing, rules, service
 from naho.medication.barcodes import ExpiredLot, PackScan, product_for
 from naho.medication.bedside import Check, NotGivenReason, Outcome, Right
 from naho.medication.models import MedicationAdministration, MedicationOrder
@@ -208,6 +208,9 @@ class ResolvedDose(BaseModel):
     product_code: str
     lot: str | None = None
     expiry: date | None = None
+    #: A nominatively dispensed dose names its patient and order: given to another, it is refused.
+    patient_id: uuid.UUID | None = None
+    order_id: uuid.UUID | None = None
 
 
 DoseResolver = Callable[[Session, DoseScan, rules.Catalogue], ResolvedDose]
@@ -223,16 +226,20 @@ def _pack(session: Session, scan: DoseScan, catalogue: rules.Catalogue) -> Resol
     return ResolvedDose(product_code=product_for(pack, catalogue).code, lot=scan.lot, expiry=scan.expiry)
 
 
-def _not_yet(session: Session, scan: DoseScan, catalogue: rules.Catalogue) -> ResolvedDose:
-    raise DoseNotResolvable("nominative dose labels (D...) are not yet supported", rule="DispensedDoseUnsupported")
+def _dispensed(session: Session, scan: DoseScan, catalogue: rules.Catalogue) -> ResolvedDose:
+    """A label printed by the pharmacy at nominative dispensing: the dose it names, for whom."""
+    dose = dispensing.dose_of_label(session, scan.raw)
+    if dose is None:
+        raise DoseNotResolvable("no dose was dispensed under this label", rule="UnknownDispensedDose")
+    return ResolvedDose(product_code=dose.product_code, lot=dose.lot, expiry=dose.expiry,
+                        patient_id=dose.patient_id, order_id=dose.order_id)
 
 
-#: How a dose's label becomes a product, by kind of label: the dispensing step plugs in its own
-#: resolver of nominative labels (`DOSE_RESOLVERS[ScanKind.DISPENSED_DOSE] = ...`).
+#: How a dose's label becomes a product, by kind of label.
 DOSE_RESOLVERS: dict[ScanKind, DoseResolver] = {
     ScanKind.UNIT_DOSE: _unit_dose,
     ScanKind.PACK: _pack,
-    ScanKind.DISPENSED_DOSE: _not_yet,
+    ScanKind.DISPENSED_DOSE: _dispensed,
 }
 
 #: What a refused scan says at the bedside, by error.
@@ -240,8 +247,7 @@ _SCAN_REFUSALS: dict[str, str] = {
     "ExpiredLot": i18n.N_("Expired lot {lot} ({expiry}): do not use it."),
     "NotAWristband": i18n.N_("This is not a wristband: scan the patient's wristband first."),
     "NotADose": i18n.N_("This is a wristband: scan the dose's label."),
-    "DoseNotResolvable": i18n.N_("Nominative dose labels are not yet supported: scan the unit-dose label "
-                                 "or the box."),
+    "DoseNotResolvable": i18n.N_("No dose was dispensed under this label: scan the unit-dose label or the box."),
     "UnknownProduct": i18n.N_("This product is not in the formulary."),
     "NotAMedicinePack": i18n.N_("This code is not a medicine's."),
     "ExpiryUnknown": i18n.N_("The box's code carries no expiry date: check the box and give the reason "
@@ -348,6 +354,24 @@ def _refuse(s: Session, actor: Actor, row: MedicationOrder, checks: list[Check],
 
 
 _ALREADY = i18n.N_("This dose was already recorded ({at}, {who}).")
+_OTHER_PATIENT = i18n.N_("This dose was dispensed for another patient: do not give it.")
+_OTHER_ORDER = i18n.N_("This dose was dispensed for another order of this patient: check the label.")
+
+
+def _labelled_for_another(s: Session, resolved: ResolvedDose | None, row: MedicationOrder) -> Check | None:
+    """A nominative dose is given to the patient and for the order (this version or an earlier one
+    it replaced) it was dispensed for, never another."""
+    if resolved is None or resolved.patient_id is None:
+        return None
+    if resolved.patient_id != row.patient_id:
+        return Check(Right.PATIENT, False, True, _OTHER_PATIENT)
+    versions, previous = {row.id}, row.replaces_id
+    while previous is not None and previous not in versions:
+        versions.add(previous)
+        previous = s.scalars(select(MedicationOrder.replaces_id).where(MedicationOrder.id == previous)).first()
+    if resolved.order_id is not None and resolved.order_id not in versions:
+        return Check(Right.DRUG, False, True, _OTHER_ORDER)
+    return None
 
 
 def _already_recorded(s: Session, order_id: uuid.UUID, sequence: int | None) -> Check | None:
@@ -405,7 +429,8 @@ def record_administration(uow: UnitOfWork, actor: Actor, data: AdministrationCre
             earlier_doses=_earlier_if_needed(s, row, now) if if_needed else ())
         context = _patient_context(row, person.birth_date, now)
         checks = bedside.check_administration(facts, attempt, context)
-        checks = _merge(checks, [c for c in (patient_refusal, dose_refusal) if c is not None])
+        checks = _merge(checks, [c for c in (patient_refusal, dose_refusal, _labelled_for_another(s, resolved, row))
+                                 if c is not None])
         if check_only and (done := _already_recorded(s, row.id, due.sequence if due else None)):
             checks.append(done)  # said at once to a second nurse scanning the same dose
         if bedside.blocked(checks) and not check_only:

@@ -161,8 +161,9 @@ def test_the_checks_are_answered_without_recording(client: TestClient, patient: 
     expired = _post(client, "/api/medication-administrations/checks", {**body, "dose_scan": "MPARA500CP/L1/251231"})
     assert expired.status_code == 200 and expired.json()["blocked"]
     assert [c["right"] for c in expired.json()["checks"] if c["blocking"]] == ["drug"]
-    unsupported = _post(client, "/api/medication-administrations/checks", {**body, "dose_scan": "D0000004711"})
-    assert unsupported.json()["blocked"] and "not yet supported" in str(unsupported.json()["checks"])
+    unknown = _post(client, "/api/medication-administrations/checks", {**body, "dose_scan": "D0000004711"})
+    assert unknown.json()["blocked"]
+    assert [c["right"] for c in unknown.json()["checks"] if c["blocking"]] == ["drug"]
     garbage = _post(client, "/api/medication-administrations/checks", {**body, "patient_scan": "P0100"})
     assert [c["right"] for c in garbage.json()["checks"] if c["blocking"]] == ["patient"]
     assert _rows(uow_factory) == [] and _events(uow_factory, "medication:administration:refused") == []
