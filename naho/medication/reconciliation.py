@@ -177,8 +177,13 @@ def decide(uow: UnitOfWork, actor: Actor, line_id: uuid.UUID, data: HomeMedicati
         return public
 
 
-def _dose_text(order: MedicationOrder) -> str:
-    return f"{rules._num(order.dose_value)} {order.dose_unit}"
+def _of_order(change: str, order: MedicationOrder, names: dict[str, str], line: HomeMedication | None,
+              reason: str | None) -> DischargeChange:
+    return DischargeChange(change=change, drug=names.get(order.product_code, order.product_code),
+                           dose=f"{rules._num(order.dose_value)} {order.dose_unit}", frequency=order.frequency,
+                           order_id=order.id, home_medication_id=line.id if line else None, reason=reason,
+                           route=order.route, times_per_day=order.times_per_day, every_hours=order.every_hours,
+                           max_per_24h=order.max_per_24h)
 
 
 def discharge_changes(session: Session, encounter_id: uuid.UUID) -> list[DischargeChange]:
@@ -221,17 +226,13 @@ def discharge_changes(session: Session, encounter_id: uuid.UUID) -> list[Dischar
             change, reason = "modified", line.decision_reason
         else:
             change, reason = "continued", None
-        changes.append(DischargeChange(change=change, drug=names.get(last.product_code, last.product_code),
-                                       dose=_dose_text(last), frequency=last.frequency, order_id=last.id,
-                                       home_medication_id=line.id, reason=reason))
+        changes.append(_of_order(change, last, names, line, reason))
     for order in orders:
         if order.replaces_id is not None or order.id in linked:
             continue
         last = latest(order)
         if last.status in service.IN_FORCE or (last.status == service.STOPPED and last.status_reason == "discharge"):
-            changes.append(DischargeChange(change="new", drug=names.get(last.product_code, last.product_code),
-                                           dose=_dose_text(last), frequency=last.frequency, order_id=last.id,
-                                           home_medication_id=None, reason=None))
+            changes.append(_of_order("new", last, names, None, None))
     return changes
 
 

@@ -211,7 +211,13 @@ class DischargeChange(BaseModel):
     change: str
     drug: str
     dose: str | None
+    #: As written on the home-treatment line, or the order's schedule kind (rules.FrequencyKind)
+    #: detailed by `route`, `times_per_day`, `every_hours` and `max_per_24h`.
     frequency: str | None
     order_id: uuid.UUID | None
     home_medication_id: uuid.UUID | None
     reason: str | None
+    route: str | None = None
+    times_per_day: int | None = None
+    every_hours: float | None = None
+    max_per_24h: int | None = None

@@ -161,6 +161,7 @@ def test_discharge_changes_compare_the_stay_with_admission(client: TestClient, s
     assert by_line[forgotten["id"]].change == "not_reconciled"
     [added] = [c for c in changes if c.home_medication_id is None]
     assert added.change == "new" and added.drug.startswith("Énoxaparine 4 000 UI")
+    assert (added.dose, added.route, added.frequency, added.times_per_day) == ("4000 UI", "SC", "times_per_day", 1)
 
     login(client, NURSE)
     listed = client.get(f"/api/encounters/{encounter}/discharge-medications").json()
