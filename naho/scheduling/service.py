@@ -411,19 +411,26 @@ def _release(session: Session, uow: UnitOfWork, appointment: Appointment, schedu
     _offer(session, uow, appointment.slot_id, schedule, now)
 
 
+def _live_appointment(session: Session, actor: Actor, appointment_id: uuid.UUID, now: datetime,
+                      port: CareRelationshipPort, action: str) -> tuple[Appointment, Schedule]:
+    """A live appointment this actor may cancel or move now (door, status, cut-off)."""
+    row, schedule = _load_appointment(session, appointment_id)
+    try:
+        _door(session, actor, row.patient_id, now, port, action, str(appointment_id))
+    except NotFound as exc:
+        raise AppointmentNotFound("no such appointment") from exc
+    if row.status != LIVE:
+        raise AppointmentNotFound("this appointment is already cancelled")
+    _check_timing(actor, schedule, row.starts_at, now, cancelling=True)
+    return row, schedule
+
+
 def cancel(uow: UnitOfWork, actor: Actor, appointment_id: uuid.UUID, port: CareRelationshipPort) -> None:
     """Cancel an appointment; online, the patient cancels up to 24 hours before."""
     with uow:
         s = uow.session
         now = uow.clock.now()
-        row, schedule = _load_appointment(s, appointment_id)
-        try:
-            _door(s, actor, row.patient_id, now, port, "patient:appointment:cancel", str(appointment_id))
-        except NotFound as exc:
-            raise AppointmentNotFound("no such appointment") from exc
-        if row.status != LIVE:
-            raise AppointmentNotFound("this appointment is already cancelled")
-        _check_timing(actor, schedule, row.starts_at, now, cancelling=True)
+        row, schedule = _live_appointment(s, actor, appointment_id, now, port, "patient:appointment:cancel")
         _release(s, uow, row, schedule, actor, now)
         uow.commit()
 
@@ -435,14 +442,7 @@ def reschedule(uow: UnitOfWork, actor: Actor, appointment_id: uuid.UUID, new_slo
     with uow:
         s = uow.session
         now = uow.clock.now()
-        row, schedule = _load_appointment(s, appointment_id)
-        try:
-            _door(s, actor, row.patient_id, now, port, "patient:appointment:reschedule", str(appointment_id))
-        except NotFound as exc:
-            raise AppointmentNotFound("no such appointment") from exc
-        if row.status != LIVE:
-            raise AppointmentNotFound("this appointment is already cancelled")
-        _check_timing(actor, schedule, row.starts_at, now, cancelling=True)
+        row, schedule = _live_appointment(s, actor, appointment_id, now, port, "patient:appointment:reschedule")
         slot, new_schedule = _load_slot(s, new_slot_id)
         _check_timing(actor, new_schedule, slot.starts_at, now, cancelling=False)
         new = _take(s, actor, slot, new_schedule, row.patient_id, now, replaces=row.id)
