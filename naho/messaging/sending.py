@@ -255,14 +255,17 @@ def send_document(uow_factory: Callable[[], UnitOfWork], actor: Actor, patient_i
 # --- after the send ----------------------------------------------------------------------------
 
 
-def _update_recipients(row: Letter, changes: dict[str, tuple[LetterStatus, str | None]], now: dt.datetime) -> None:
-    """Move the named recipients (by address) forward and the letter with them."""
+def _update_recipients(row: Letter, changes: dict[str, tuple[LetterStatus | None, str | None]],
+                       now: dt.datetime) -> None:
+    """Move the named recipients (by address) forward and the letter with them; a None status
+    only notes the detail (a delayed delivery, a deleted-unread receipt)."""
     updated = []
     for recipient in row.recipients:
         change = changes.get(recipient["address"].lower())
         if change is not None:
             status, detail = change
-            recipient = {**recipient, "status": str(advance(LetterStatus(recipient["status"]), status)),
+            current = LetterStatus(recipient["status"])
+            recipient = {**recipient, "status": str(advance(current, status) if status else current),
                          "detail": detail or recipient.get("detail")}
         updated.append(recipient)
     row.recipients = updated  # a new list: JSON columns track assignment, not mutation
@@ -301,7 +304,7 @@ def record_relayed(session: Session, letter_id: uuid.UUID, outcome: Relayed, *, 
     row = session.get(Letter, letter_id)
     if row is None:
         return
-    changes: dict[str, tuple[LetterStatus, str | None]] = {
+    changes: dict[str, tuple[LetterStatus | None, str | None]] = {
         a.lower(): (LetterStatus.SENT, None) for a in outcome.accepted}
     changes.update({a.lower(): (LetterStatus.FAILED, reason) for a, reason in outcome.refused.items()})
     if row.sent_at is None and outcome.accepted:
@@ -332,11 +335,7 @@ def apply_report(uow: UnitOfWork, raw: bytes, config: MessagingConfig | None = N
                 row = None
         if row is None:
             return None
-        changes = {r.address: (r.status, r.detail) for r in report.recipients if r.status is not None}
-        notes = {r.address: (LetterStatus(next(x["status"] for x in row.recipients if x["address"] == r.address)),
-                             r.detail) for r in report.recipients
-                 if r.status is None and any(x["address"] == r.address for x in row.recipients)}
-        _update_recipients(row, {**notes, **changes}, now)
+        _update_recipients(row, {r.address: (r.status, r.detail) for r in report.recipients}, now)
         audit.record(s, None, f"messaging:letter:{report.kind}", at=now, patient_id=row.patient_id,
                      target=str(row.id), details={r.address: r.detail for r in report.recipients})
         letter_id = row.id

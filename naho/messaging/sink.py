@@ -31,6 +31,8 @@ class SinkHandler:
     def __init__(self, directory: Path, refuse: dict[str, str] | None = None) -> None:
         self.directory = directory
         self.refuse = {k.lower(): v for k, v in (refuse or {}).items()}
+        #: A reply to every DATA instead of storing (e.g. "554 5.6.0 content refused").
+        self.reject_data: str | None = None
         self.directory.mkdir(parents=True, exist_ok=True)
         self.tls_sessions = 0
 
@@ -42,6 +44,8 @@ class SinkHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.reject_data:
+            return self.reject_data
         content = envelope.original_content or envelope.content
         data = content if isinstance(content, bytes) else str(content).encode("utf-8")
         message_id = str(email.message_from_bytes(data, policy=email.policy.SMTP).get("Message-ID", "")).strip()

@@ -5,7 +5,7 @@ STARTTLS when the relay offers it (or always, when configured so), DSN requested
 supports it (ENVID is the letter id, so a report finds its letter even without the headers).
 A letter no longer queued was accepted already: it is not sent again. A temporary failure
 (connection lost, 4xx) raises, and the outbox tries again with backoff; a permanent refusal
-(5xx) of every recipient marks the letter failed and is not retried.
+(5xx) of every recipient, of the sender or of the data marks the letter failed, not retried.
 """
 
 from __future__ import annotations
@@ -66,6 +66,12 @@ class Relay:
                 refused = exc.recipients
                 if any(code < 500 for code, _ in refused.values()):
                     raise  # some refusals are temporary: try the whole letter again later
+            except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+                if exc.smtp_code < 500:
+                    raise
+                # The relay refuses the letter itself for good (our sender, its content).
+                reply = exc.smtp_error if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error).encode()
+                refused = {address: (exc.smtp_code, reply) for address in recipients}
         permanent = {address: f"{code} {reply.decode('utf-8', 'replace')}" for address, (code, reply) in refused.items()
                      if code >= 500}
         temporary = [address for address, (code, _) in refused.items() if code < 500]

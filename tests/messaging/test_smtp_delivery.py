@@ -150,6 +150,22 @@ def test_a_permanent_refusal_fails_the_letter_without_retrying(
     assert sink.deliveries(server.directory) == []
 
 
+def test_content_refused_for_good_fails_the_letter_and_a_temporary_refusal_retries(
+        web: TestClient, setup: Setup, server: Server) -> None:
+    server.handler.reject_data = "451 4.3.0 try again later"
+    server.start()
+    first, second = queue_letters(web, setup, 2)
+    assert setup.worker(backoff_seconds=5).run_once() == 0
+    assert {letter.status for letter in letters(setup.uow)} == {"queued"}
+    server.handler.reject_data = "554 5.6.0 content refused"
+    setup.clock.advance(seconds=6)
+    assert setup.worker().run_once() == 2
+    refused = letters(setup.uow)
+    assert {letter.status for letter in refused} == {"failed"} and "554" in (refused[0].status_detail or "")
+    assert {str(letter.id) for letter in refused} == {first, second}
+    assert sink.deliveries(server.directory) == []
+
+
 # --- STARTTLS ----------------------------------------------------------------------------------------
 
 def tls_files(directory: Path) -> tuple[Path, Path, Path]:
