@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -291,9 +292,58 @@ class ResultsReceiver:
         self.zone = ZoneInfo(zone)
         self.application = application
         self.facility = facility
+        self._queue: list[_Waiting] = []
+        self._queue_lock = threading.Lock()
+        self._writer = threading.Lock()  # one transaction at a time in this process
 
     def receive(self, raw: bytes, peer: str = "") -> bytes:
-        """The acknowledgement of one message, after its outcome is committed."""
+        """The acknowledgement of one message, after its outcome is committed.
+
+        Group commit: messages that arrive on several connections while a transaction is being
+        written wait for it, then go together in the next one (one commit for all, each in its
+        own savepoint so that a refused one undoes only itself); each ACK still leaves after the
+        commit that holds its message.
+        """
+        item = _Waiting(raw, peer)
+        with self._queue_lock:
+            self._queue.append(item)
+        with self._writer:
+            if item.reply is None and item.error is None:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._write(batch)
+        if item.error is not None:
+            raise item.error
+        assert item.reply is not None
+        return item.reply
+
+    def _write(self, batch: list[_Waiting]) -> None:
+        try:
+            with self._factory() as session:
+                pending = [self._one(session, item.raw, item.peer) for item in batch]
+                try:
+                    session.commit()
+                except IntegrityError:
+                    # The same message committed first by another process: one at a time.
+                    session.rollback()
+                    pending = []
+            if not pending:
+                for item in batch:
+                    with self._factory() as session:
+                        reply = self._one(session, item.raw, item.peer)
+                        session.commit()
+                    item.reply = reply
+                return
+            for item, reply in zip(batch, pending, strict=True):
+                item.reply = reply
+        except BaseException as exc:  # the database is away: no ACK, the laboratory sends again
+            for item in batch:
+                if item.reply is None:
+                    item.error = exc
+            raise
+
+    def _one(self, session: Session, raw: bytes, peer: str) -> bytes:
+        """Apply and log one message in the session's transaction (not committed): its ACK."""
         text, codec = adt.decode(raw)
         text = text.replace("\x00", "")
         message: ResultMessage | None = None
@@ -303,61 +353,55 @@ class ResultsReceiver:
             header: adt.Header | None = message.header
         except adt.Hl7Refusal as exc:
             header, refusal = exc.header, adt.refusal_of(exc)
-        with self._factory() as session:
-            if header is not None and header.control_id:
-                stored = stored_ack(session, header.sender, header.control_id)
-                if stored is not None:
-                    return stored.encode(codec, "replace")
-            if message is not None:
-                outcome = self._apply(session, message, text, peer)
-                if isinstance(outcome, str):
-                    return outcome.encode(codec, "replace")
-                refusal = outcome
-            assert refusal is not None
-            return self._log(session, header, text, REFUSED, refusal).encode(codec, "replace")
+        if header is not None and header.control_id:
+            stored = stored_ack(session, header.sender, header.control_id)  # also sees this batch's
+            if stored is not None:
+                return stored.encode(codec, "replace")
+        if message is not None:
+            refusal = self._apply(session, message, peer)
+        ack = self.ack(header, refusal)
+        session.add(InboundMessage(
+            channel=CHANNEL, sender=header.sender if header else "?",
+            control_id=(header.control_id[:200] if header and header.control_id else f"missing:{uuid.uuid4().hex}"),
+            message_type=header.type_label if header else "?", received_at=self._clock.now(),
+            status=REFUSED if refusal else ACCEPTED, error=f"{refusal.rule}: {refusal.reason}" if refusal else None,
+            raw=text, ack=ack))
+        if refusal is not None:
+            log.warning("ORU %s from %s refused (%s %s): %s", header.control_id if header else "?",
+                        header.sender if header else "?", refusal.ack_code, refusal.rule, refusal.reason)
+        return ack.encode(codec, "replace")
 
     def ack(self, header: adt.Header | None, refusal: adt.Refusal | None) -> str:
         return adt.build_ack(header, refusal, control_id=uuid.uuid4().hex[:20], at=self._clock.now(), zone=self.zone,
                              application=self.application, facility=self.facility)
 
-    def _apply(self, session: Session, message: ResultMessage, text: str, peer: str) -> str | adt.Refusal:
+    def _apply(self, session: Session, message: ResultMessage, peer: str) -> adt.Refusal | None:
+        """Apply one message in a savepoint: None, or why it was refused (and undone)."""
         header = message.header
+        savepoint = session.begin_nested()
         try:
             summary = self._apply_results(session, laboratory_actor(header.sender, address=peer or None), message)
         except (OperationalError, InterfaceError):
-            session.rollback()
-            raise  # the database is away: no ACK, the laboratory sends again
+            raise
         except Exception as exc:
-            session.rollback()
+            if savepoint.is_active:
+                savepoint.rollback()
             if not isinstance(exc, DomainError):
                 log.exception("ORU %s from %s: unexpected error", header.control_id, header.sender)
             return adt.refusal_of(exc)
-        ack = self._log(session, header, text, ACCEPTED, None)
+        savepoint.commit()
         log.info("ORU %s from %s: %s", header.control_id, header.sender, summary)
-        return ack
+        return None
 
-    def _log(self, session: Session, header: adt.Header | None, text: str, status: str,
-             refusal: adt.Refusal | None) -> str:
-        """Keep the message with its outcome and commit; the stored ACK if another connection
-        committed the same message first."""
-        ack = self.ack(header, refusal)
-        session.add(InboundMessage(
-            channel=CHANNEL, sender=header.sender if header else "?",
-            control_id=(header.control_id[:200] if header and header.control_id else f"missing:{uuid.uuid4().hex}"),
-            message_type=header.type_label if header else "?", received_at=self._clock.now(), status=status,
-            error=f"{refusal.rule}: {refusal.reason}" if refusal else None, raw=text, ack=ack))
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            stored = stored_ack(session, header.sender, header.control_id) if header else None
-            if stored is None:
-                raise
-            return stored
-        if refusal is not None:
-            log.warning("ORU %s from %s refused (%s %s): %s", header.control_id if header else "?",
-                        header.sender if header else "?", refusal.ack_code, refusal.rule, refusal.reason)
-        return ack
+
+@dataclass
+class _Waiting:
+    """A message waiting for the transaction that will hold it."""
+
+    raw: bytes
+    peer: str
+    reply: bytes | None = None
+    error: BaseException | None = None
 
 
 def stored_ack(session: Session, sender: str, control_id: str) -> str | None:
