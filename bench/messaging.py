@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import smtplib
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -135,34 +134,24 @@ def main() -> None:
             queue(kill_letters)
             killed = scratch / "killed"
             relay = sink.SinkProcess(port, killed)
-            stop = threading.Event()
             kill_worker = worker(backoff_seconds=0.05, max_attempts=100, batch=10)
-
-            def work() -> None:
-                while not stop.is_set():
-                    kill_worker.run_once()
-                    time.sleep(0.01)
-
-            thread = threading.Thread(target=work, daemon=True)
             relay.start()
-            thread.start()
-            while len(sink.deliveries(killed)) < kill_letters // 3:
-                time.sleep(0.01)
-            relay.kill()
-            time.sleep(1.0)
-            relay.start()
-            deadline = time.monotonic() + 300
             expected: set[str] = set()
-            while time.monotonic() < deadline:
-                with container.session_factory() as s:
-                    rows = s.execute(select(Letter.message_id, Letter.status)
-                                     .order_by(Letter.number).offset(letters)).all()
-                expected = {m for m, _ in rows}
-                if rows and all(status == "sent" for _, status in rows):
-                    break
-                time.sleep(0.1)
-            stop.set()
-            thread.join(timeout=60)
+            with sink.repeating(kill_worker.run_once):
+                while len(sink.deliveries(killed)) < kill_letters // 3:
+                    time.sleep(0.01)
+                relay.kill()
+                time.sleep(1.0)
+                relay.start()
+                deadline = time.monotonic() + 300
+                while time.monotonic() < deadline:
+                    with container.session_factory() as s:
+                        rows = s.execute(select(Letter.message_id, Letter.status)
+                                         .order_by(Letter.number).offset(letters)).all()
+                    expected = {m for m, _ in rows}
+                    if rows and all(status == "sent" for _, status in rows):
+                        break
+                    time.sleep(0.1)
             relay.stop()
             per_id = Counter(sink.deliveries(killed))
             kept = set(sink.stored(killed))

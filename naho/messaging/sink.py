@@ -12,6 +12,7 @@ aiosmtpd is a development dependency: production sends to a real relay.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import email
 import email.policy
 import hashlib
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +122,25 @@ class SinkProcess:
             process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+@contextlib.contextmanager
+def repeating(function: Callable[[], object], pause: float = 0.01) -> Iterator[None]:
+    """Call `function` again and again in a thread (an outbox worker's loop) until the block ends."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            function()
+            time.sleep(pause)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=60)
 
 
 def main() -> None:

@@ -3,7 +3,6 @@ back: no letter is lost and none is doubled, counted by Message-ID at the receiv
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -43,27 +42,18 @@ def test_killing_the_relay_mid_queue_loses_nothing_and_doubles_nothing(
     # The worker's own clock is the real one, so that backoffs elapse while the test waits.
     worker = OutboxWorker(container.session_factory, SystemClock(), setup.handlers, backoff_seconds=0.05,
                           max_attempts=50, batch=5)
-    stop = threading.Event()
-
-    def work() -> None:
-        while not stop.is_set():
-            worker.run_once()
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=work, daemon=True)
     relay.start()
-    thread.start()
     try:
-        assert _wait(lambda: len(sink.deliveries(received)) >= 5, timeout=60)
-        relay.kill()
-        at_kill = len(set(sink.deliveries(received)))
-        assert at_kill < LETTERS, "the queue was already sent: the kill did not happen mid-queue"
-        time.sleep(0.5)  # the worker keeps trying against a dead relay
-        relay.start()
-        assert _wait(lambda: {letter.status for letter in letters(setup.uow)} == {"sent"}, timeout=120, step=0.1)
+        with sink.repeating(worker.run_once):
+            assert _wait(lambda: len(sink.deliveries(received)) >= 5, timeout=60)
+            relay.kill()
+            at_kill = len(set(sink.deliveries(received)))
+            assert at_kill < LETTERS, "the queue was already sent: the kill did not happen mid-queue"
+            time.sleep(0.5)  # the worker keeps trying against a dead relay
+            relay.start()
+            assert _wait(lambda: {letter.status for letter in letters(setup.uow)} == {"sent"}, timeout=120,
+                         step=0.1)
     finally:
-        stop.set()
-        thread.join(timeout=30)
         relay.stop()
 
     sent = {letter.message_id for letter in letters(setup.uow)}
