@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 
@@ -149,8 +150,23 @@ MEDICATION_REQUEST = fhir.ResourceSupport("MedicationRequest", "Medication order
     _P("encounter", "reference", "Encounter/id: the orders of a stay"),
     _P("medication", "reference", "Medication/id: the orders of a product"),
 ), includes=("MedicationRequest:patient", "MedicationRequest:subject"))
+MEDICATION_DISPENSE = fhir.ResourceSupport("MedicationDispense", "Doses dispensed nominatively by the pharmacy "
+                                           "(one per labelled dose, lot and expiry in a contained Medication), of "
+                                           "the patients the caller cares for, newest first.", (
+    *_SUBJECT,
+    _P("status", "token", "preparation | in-progress | completed; comma: or"),
+    _P("prescription", "reference", "MedicationRequest/id: the doses of an order version"),
+), includes=("MedicationDispense:patient", "MedicationDispense:subject"))
+MEDICATION_ADMINISTRATION = fhir.ResourceSupport("MedicationAdministration", "Bedside events (doses given, partly "
+                                                 "given or not given, infusion starts, rate and bag changes, stops) "
+                                                 "of the patients the caller cares for, newest first.", (
+    *_SUBJECT,
+    _P("status", "token", "completed | not-done | in-progress; comma: or"),
+    _P("request", "reference", "MedicationRequest/id: the events of an order version"),
+), includes=("MedicationAdministration:patient", "MedicationAdministration:subject"))
 SUPPORTED = {r.type: r for r in (PATIENT, ENCOUNTER, ORGANIZATION, LOCATION, PRACTITIONER, CONDITION, ALLERGY,
-                                 OBSERVATION, DOCUMENT, BINARY, AUDIT_EVENT, MEDICATION, MEDICATION_REQUEST)}
+                                 OBSERVATION, DOCUMENT, BINARY, AUDIT_EVENT, MEDICATION, MEDICATION_REQUEST,
+                                 MEDICATION_DISPENSE, MEDICATION_ADMINISTRATION)}
 #: $everything pages deeper than a search (each kind of entry is paged by the database).
 EVERYTHING = fhir.ResourceSupport("Patient", "Patient/$everything", ())
 EVERYTHING_WINDOW = 50_000
@@ -668,12 +684,84 @@ def search_medication_request(request: Request, container: ContainerDep, actor: 
                                    total=total, included=included)
 
 
+def _read_medication_event(request: Request, container: ContainerDep, actor: Actor, resource_type: str,
+                           resource_id: str) -> Response:
+    pretty = fhir.read_options(request)
+    event_id = _read_id(resource_id, resource_type)
+    uow = container.uow()
+    with uow:
+        s = uow.session
+        try:
+            patient_id = medication_fhir.event_patient(s, resource_type, event_id)
+            if patient_id is None:
+                raise PatientNotFound("no such event")
+            _open_chart(s, actor, patient_id, container.ports["care"], uow.clock.now(),
+                        action=_EVENT_ACTIONS[resource_type], target=str(event_id))
+        except PatientNotFound:
+            raise fhir.ResourceNotFound(f"{resource_type}/{resource_id} is not known") from None
+        resource = medication_fhir.read_event(s, resource_type, event_id)
+        uow.commit()
+    return fhir.resource_response(resource, pretty=pretty)
+
+
+def _search_medication_events(request: Request, container: ContainerDep, actor: Actor,
+                              support: fhir.ResourceSupport, order_param: str) -> Response:
+    search = fhir.parse_search(request, support)
+    patient_id = _subject(search)
+    allowed = (medication_fhir.DISPENSE_STATUSES if support is MEDICATION_DISPENSE
+               else medication_fhir.ADMINISTRATION_STATUSES)
+    criteria = medication_fhir.EventCriteria(statuses=_codes(search, "status", allowed),
+                                             order_id=_ref_id(search, order_param, "MedicationRequest"))
+    find = (medication_fhir.find_dispenses if support is MEDICATION_DISPENSE
+            else medication_fhir.find_administrations)
+    uow = container.uow()
+    with uow:
+        s = uow.session
+        try:
+            _open_chart(s, actor, patient_id, container.ports["care"], uow.clock.now(),
+                        action=_EVENT_ACTIONS[support.type])
+        except PatientNotFound:
+            return fhir.searchset_response(request, search, [], has_next=False, total=0)
+        found, total = find(s, patient_id, criteria, offset=search.offset, count=search.count)
+        included = _patients(s, [patient_id]) if search.includes and found else []
+        uow.commit()
+    return fhir.searchset_response(request, search, found, has_next=search.offset + len(found) < total,
+                                   total=total, included=included)
+
+
+_EVENT_ACTIONS = {"MedicationDispense": "medication:dispensing:view",
+                  "MedicationAdministration": "medication:administration:view"}
+
+
+@router.get("/MedicationDispense/{resource_id}", dependencies=[Depends(READERS)])
+def read_medication_dispense(resource_id: str, request: Request, container: ContainerDep,
+                             actor: ActorDep) -> Response:
+    return _read_medication_event(request, container, actor, "MedicationDispense", resource_id)
+
+
+@router.get("/MedicationDispense", dependencies=[Depends(READERS)])
+def search_medication_dispense(request: Request, container: ContainerDep, actor: ActorDep) -> Response:
+    return _search_medication_events(request, container, actor, MEDICATION_DISPENSE, "prescription")
+
+
+@router.get("/MedicationAdministration/{resource_id}", dependencies=[Depends(READERS)])
+def read_medication_administration(resource_id: str, request: Request, container: ContainerDep,
+                                   actor: ActorDep) -> Response:
+    return _read_medication_event(request, container, actor, "MedicationAdministration", resource_id)
+
+
+@router.get("/MedicationAdministration", dependencies=[Depends(READERS)])
+def search_medication_administration(request: Request, container: ContainerDep, actor: ActorDep) -> Response:
+    return _search_medication_events(request, container, actor, MEDICATION_ADMINISTRATION, "request")
+
+
 # --- Patient/$everything ------------------------------------------------------------------------------------
 
 @router.get("/Patient/{resource_id}/$everything", dependencies=[Depends(READERS)])
 def patient_everything(resource_id: str, request: Request, container: ContainerDep, actor: ActorDep) -> Response:
     """The patient's record in one searchset: the patient, stays, problems, allergies, vital signs,
-    documents and medication orders, in that order, newest first within each; one pass through the door per page."""
+    documents, medication orders, dispensed doses and administrations, in that order, newest first
+    within each; one pass through the door per page."""
     search = fhir.parse_search(request, EVERYTHING, default_count=fhir.MAX_COUNT, window=EVERYTHING_WINDOW)
     patient_id = _read_id(resource_id, "Patient")
     uow = container.uow()
@@ -705,11 +793,17 @@ def patient_everything(resource_id: str, request: Request, container: ContainerD
                                                           offset=skip, count=room, binary_base=_binary_base(request))
             shown.extend(found)
             position += total
-        skip, room = wanted()
-        found, total = medication_fhir.find_requests(s, patient_id, medication_fhir.RequestCriteria(),
-                                                     offset=skip, count=room)
-        shown.extend(found)
-        position += total
+        events = medication_fhir.EventCriteria()
+        medication: list[Callable[[int, int], tuple[Sequence[Resource], int]]] = [
+            lambda o, c: medication_fhir.find_requests(s, patient_id, medication_fhir.RequestCriteria(), offset=o,
+                                                       count=c),
+            lambda o, c: medication_fhir.find_dispenses(s, patient_id, events, offset=o, count=c),
+            lambda o, c: medication_fhir.find_administrations(s, patient_id, events, offset=o, count=c)]
+        for find in medication:
+            skip, room = wanted()
+            found_events, total = find(skip, room)
+            shown.extend(found_events)
+            position += total
         uow.commit()
     return fhir.searchset_response(request, search, shown, has_next=search.offset + len(shown) < position,
                                    total=position, path=f"Patient/{resource_id}/$everything")

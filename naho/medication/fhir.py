@@ -15,12 +15,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhir.resources.R4B.medication import Medication
+from fhir.resources.R4B.medicationadministration import (
+    MedicationAdministration as MedicationAdministrationResource,
+)
+from fhir.resources.R4B.medicationdispense import MedicationDispense
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from naho.medication import rules
-from naho.medication.models import FormularyProduct, FormularySubstance, MedicationOrder
+from naho.medication.models import (
+    DispensedDose,
+    DispensingBatch,
+    FormularyProduct,
+    FormularySubstance,
+    MedicationAdministration,
+    MedicationOrder,
+)
 from naho.medication.schedule import daily_hours
 
 PRODUCT_SYSTEM = "https://naho.ght-artois.fr/fhir/CodeSystem/formulary-product"
@@ -29,6 +40,8 @@ ATC_SYSTEM = "http://www.whocc.no/atc"
 UCD_SYSTEM = "urn:oid:1.2.250.1.213.2.3.1"  # code UCD (unité commune de dispensation)
 CIP13_SYSTEM = "urn:oid:1.2.250.1.213.2.3.2"  # code CIP 13 (presentation)
 UCUM_SYSTEM = "http://unitsofmeasure.org"
+LABEL_SYSTEM = "https://naho.ght-artois.fr/fhir/sid/dispensed-dose-label"
+NOT_GIVEN_SYSTEM = "https://naho.ght-artois.fr/fhir/CodeSystem/dose-not-given"
 
 #: naho's order statuses as MedicationRequest.status (a replaced version was stopped by its successor).
 REQUEST_STATUS = {"active": "active", "suspended": "on-hold", "stopped": "stopped", "replaced": "stopped"}
@@ -165,12 +178,15 @@ def request_resource(row: MedicationOrder, product_name: str | None) -> Medicati
     return MedicationRequest.model_validate({k: v for k, v in resource.items() if v is not None})
 
 
-def _names(session: Session, rows: Sequence[MedicationOrder]) -> dict[str, str]:
-    codes = {r.product_code for r in rows}
+def _product_names(session: Session, codes: set[str]) -> dict[str, str]:
     if not codes:
         return {}
     return {code: name for code, name in session.execute(
         select(FormularyProduct.code, FormularyProduct.name).where(FormularyProduct.code.in_(codes)))}
+
+
+def _names(session: Session, rows: Sequence[MedicationOrder]) -> dict[str, str]:
+    return _product_names(session, {r.product_code for r in rows})
 
 
 def _request_query(patient_id: uuid.UUID, c: RequestCriteria) -> Select[Any]:
@@ -206,3 +222,141 @@ def request_patient(session: Session, order_id: uuid.UUID) -> uuid.UUID | None:
 def read_request(session: Session, order_id: uuid.UUID) -> MedicationRequest:
     row = session.get_one(MedicationOrder, order_id)
     return request_resource(row, _names(session, [row]).get(row.product_code))
+
+
+# --- MedicationDispense, MedicationAdministration --------------------------------------------------
+
+#: A dispensed dose's state from its batch: prepared at the pharmacy, on its way, received on the ward.
+DISPENSE_STATUS = {"open": "preparation", "prepared": "preparation", "handed_over": "in-progress",
+                   "received": "completed"}
+DISPENSE_STATUSES = frozenset(DISPENSE_STATUS.values())
+#: Bedside events as MedicationAdministration.status.
+ADMINISTRATION_STATUSES = frozenset({"completed", "not-done", "in-progress"})
+
+
+def _given_product(code: str | None, name: str | None, lot: str | None, expiry: Any) -> dict[str, Any]:
+    """The product as given, with its lot and expiry: a contained Medication (FHIR's place for a batch)."""
+    batch = {k: v for k, v in (("lotNumber", lot), ("expirationDate", expiry.isoformat() if expiry else None))
+             if v is not None}
+    return {"resourceType": "Medication", "id": "given",
+            "code": {"coding": [{"system": PRODUCT_SYSTEM, "code": code, "display": name}], "text": name},
+            **({"batch": batch} if batch else {})}
+
+
+def dispense_resource(dose: DispensedDose, batch: DispensingBatch, name: str | None) -> MedicationDispense:
+    resource = {
+        "id": str(dose.id), "status": DISPENSE_STATUS.get(batch.status, "unknown"),
+        "contained": [_given_product(dose.product_code, name, dose.lot, dose.expiry)],
+        "medicationReference": {"reference": "#given", "display": name},
+        "subject": {"reference": f"Patient/{dose.patient_id}"},
+        "authorizingPrescription": [{"reference": f"MedicationRequest/{dose.order_id}"}],
+        "identifier": [{"system": LABEL_SYSTEM, "value": dose.label}],
+        "quantity": {"value": dose.units, "unit": "unit"},
+        "whenPrepared": dose.prepared_at.isoformat(),
+        "whenHandedOver": batch.handed_over_at.isoformat() if batch.handed_over_at else None,
+        "destination": {"display": batch.unit_code},
+        "performer": [{"actor": {"display": dose.prepared_by}}],
+        "note": [{"text": f"due {dose.due_at.isoformat()}"}] if dose.due_at else None,
+    }
+    return MedicationDispense.model_validate({k: v for k, v in resource.items() if v is not None})
+
+
+def _administration_status(row: MedicationAdministration) -> str:
+    if row.outcome == "not_given":
+        return "not-done"
+    return "in-progress" if row.kind in ("infusion_start", "rate_change", "bag_change") else "completed"
+
+
+def administration_resource(row: MedicationAdministration, name: str | None) -> MedicationAdministrationResource:
+    dosage: dict[str, Any] = {}
+    if row.route:
+        dosage["route"] = {"coding": [{"system": ROUTE_SYSTEM, "code": row.route,
+                                       "display": rules.ROUTES.get(row.route)}]}
+    if row.amount is not None:
+        dosage["dose"] = {"value": row.amount, "unit": "unit"}
+    if row.rate_ml_h is not None:
+        dosage["rateQuantity"] = {"value": row.rate_ml_h, "unit": "mL/h", "system": UCUM_SYSTEM, "code": "mL/h"}
+    not_done = row.outcome == "not_given"
+    notes = [text for text in (row.reason, row.kind if row.kind not in ("dose", "if_needed") else None,
+                               "partly given" if row.outcome == "partly_given" else None) if text]
+    resource = {
+        "id": str(row.id), "status": _administration_status(row),
+        "statusReason": [{"coding": [{"system": NOT_GIVEN_SYSTEM, "code": row.reason_code}],
+                          **({"text": row.reason} if row.reason else {})}] if not_done and row.reason_code else None,
+        "contained": [_given_product(row.product_code, name, row.lot, row.expiry)] if row.product_code else None,
+        "medicationReference": {"reference": "#given", "display": name} if row.product_code else None,
+        "medicationCodeableConcept": {"text": "not given"} if not row.product_code else None,
+        "subject": {"reference": f"Patient/{row.patient_id}"},
+        "effectiveDateTime": row.at.isoformat(),
+        "performer": [{"actor": {"display": row.recorded_by}}],
+        "request": {"reference": f"MedicationRequest/{row.order_id}"},
+        "dosage": dosage or None,
+        "note": [{"text": text} for text in notes] or None,
+    }
+    return MedicationAdministrationResource.model_validate({k: v for k, v in resource.items() if v is not None})
+
+
+@dataclass(frozen=True, slots=True)
+class EventCriteria:
+    """A MedicationDispense or MedicationAdministration search of one patient (door passed)."""
+
+    statuses: frozenset[str] | None = None
+    order_id: uuid.UUID | None = None
+
+
+def find_dispenses(session: Session, patient_id: uuid.UUID, c: EventCriteria, *, offset: int,
+                   count: int) -> tuple[list[MedicationDispense], int]:
+    """One page of a patient's dispensed doses, newest first, and how many match."""
+    query = (select(DispensedDose, DispensingBatch).join(DispensingBatch, DispensingBatch.id == DispensedDose.batch_id)
+             .where(DispensedDose.patient_id == patient_id))
+    if c.order_id is not None:
+        query = query.where(DispensedDose.order_id == c.order_id)
+    if c.statuses is not None:
+        query = query.where(DispensingBatch.status.in_([k for k, v in DISPENSE_STATUS.items() if v in c.statuses]))
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    if count <= 0 or offset >= total:
+        return [], total
+    rows = list(session.execute(query.order_by(DispensedDose.prepared_at.desc(), DispensedDose.id)
+                                .offset(offset).limit(count)))
+    names = _product_names(session, {d.product_code for d, _b in rows})
+    return [dispense_resource(d, b, names.get(d.product_code)) for d, b in rows], total
+
+
+def find_administrations(session: Session, patient_id: uuid.UUID, c: EventCriteria, *, offset: int,
+                         count: int) -> tuple[list[MedicationAdministrationResource], int]:
+    """One page of a patient's bedside events, newest first, and how many match."""
+    query = select(MedicationAdministration).where(MedicationAdministration.patient_id == patient_id)
+    if c.order_id is not None:
+        query = query.where(MedicationAdministration.order_id == c.order_id)
+    if c.statuses is not None:
+        wanted = []
+        if "not-done" in c.statuses:
+            wanted.append(MedicationAdministration.outcome == "not_given")
+        running = MedicationAdministration.kind.in_(("infusion_start", "rate_change", "bag_change"))
+        given = MedicationAdministration.outcome != "not_given"
+        if "in-progress" in c.statuses:
+            wanted.append(given & running)
+        if "completed" in c.statuses:
+            wanted.append(given & ~running)
+        query = query.where(or_(*wanted))
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    if count <= 0 or offset >= total:
+        return [], total
+    rows = list(session.scalars(query.order_by(MedicationAdministration.at.desc(), MedicationAdministration.id)
+                                .offset(offset).limit(count)))
+    names = _product_names(session, {r.product_code for r in rows if r.product_code})
+    return [administration_resource(r, names.get(r.product_code or "")) for r in rows], total
+
+
+def event_patient(session: Session, resource_type: str, event_id: uuid.UUID) -> uuid.UUID | None:
+    model = DispensedDose if resource_type == "MedicationDispense" else MedicationAdministration
+    return session.scalars(select(model.patient_id).where(model.id == event_id)).first()
+
+
+def read_event(session: Session, resource_type: str, event_id: uuid.UUID) -> Any:
+    if resource_type == "MedicationDispense":
+        dose = session.get_one(DispensedDose, event_id)
+        batch = session.get_one(DispensingBatch, dose.batch_id)
+        return dispense_resource(dose, batch, _product_names(session, {dose.product_code}).get(dose.product_code))
+    row = session.get_one(MedicationAdministration, event_id)
+    return administration_resource(row, _product_names(session, {row.product_code or ""}).get(row.product_code or ""))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import NoReturn
@@ -30,7 +29,7 @@ from naho.medication import review_rules as rules
 from naho.medication import service as orders
 from naho.medication.models import MedicationOrder, PharmacistReview
 from naho.medication.schemas import OrderPublic, PharmacistReviewPublic
-from naho.platform import audit, i18n
+from naho.platform import audit
 from naho.platform.access import CareRelationshipPort, PatientNotFound, Purpose, access_patient
 from naho.platform.errors import Conflict, DomainError, Forbidden, NotFound
 from naho.platform.security.actor import Actor
@@ -207,25 +206,9 @@ def _signs(session: Session, order: OrderPublic) -> list[str]:
                                                 _narcotic(session, order.product_code))]
 
 
-def _review_public(row: PharmacistReview) -> PharmacistReviewPublic:
-    return PharmacistReviewPublic(
-        decision=row.decision, problem_code=row.problem_code,
-        problem_label=i18n._(rules.PROBLEMS[row.problem_code]) if row.problem_code in rules.PROBLEMS else None,
-        intervention_code=row.intervention_code,
-        intervention_label=(i18n._(rules.INTERVENTIONS[row.intervention_code])
-                            if row.intervention_code in rules.INTERVENTIONS else None),
-        comment=row.comment, pharmacist=row.pharmacist_label, at=row.decided_at,
-        prescriber_response=row.response)
-
-
-def latest_reviews(session: Session, order_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, PharmacistReviewPublic]:
-    """The pharmacist's review of each of these order versions that has one (the caller went
-    through the door): the order list shows the comment and intervention to the prescriber."""
-    if not order_ids:
-        return {}
-    rows = session.scalars(select(PharmacistReview).where(PharmacistReview.order_id.in_(set(order_ids)))
-                           .order_by(PharmacistReview.decided_at))
-    return {row.order_id: _review_public(row) for row in rows}
+#: The pharmacist's latest word on each order version (kept with the orders' views in service).
+latest_reviews = orders.latest_reviews
+_review_public = orders.review_public
 
 
 def _pending_in(session: Session, establishment_code: str) -> list[tuple[MedicationOrder, EncounterPublic]]:

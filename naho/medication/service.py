@@ -26,7 +26,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from naho.identity import service as identity
-from naho.medication import rules
+from naho.medication import review_rules, rules
 from naho.medication.catalogue import (
     ANSM_INDEX,
     ANSM_THESAURUS,
@@ -43,6 +43,7 @@ from naho.medication.models import (
     FormularySubstance,
     MedicationOrder,
     MedicationOrderAlert,
+    PharmacistReview,
 )
 from naho.medication.protocols import Protocol, ProtocolLine, load_protocols
 from naho.medication.schemas import (
@@ -50,6 +51,7 @@ from naho.medication.schemas import (
     ImportReport,
     OrderCreate,
     OrderPublic,
+    PharmacistReviewPublic,
     ProductPublic,
     ProtocolApply,
     ProtocolLinePublic,
@@ -468,12 +470,36 @@ def _save(session: Session, actor: Actor, patient_id: uuid.UUID, data: OrderCrea
     return row
 
 
+def review_public(row: PharmacistReview) -> PharmacistReviewPublic:
+    return PharmacistReviewPublic(
+        decision=row.decision, problem_code=row.problem_code,
+        problem_label=(i18n._(review_rules.PROBLEMS[row.problem_code])
+                       if row.problem_code in review_rules.PROBLEMS else None),
+        intervention_code=row.intervention_code,
+        intervention_label=(i18n._(review_rules.INTERVENTIONS[row.intervention_code])
+                            if row.intervention_code in review_rules.INTERVENTIONS else None),
+        comment=row.comment, pharmacist=row.pharmacist_label, at=row.decided_at,
+        prescriber_response=row.response)
+
+
+def latest_reviews(session: Session, order_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, PharmacistReviewPublic]:
+    """The pharmacist's review of each of these order versions that has one (the caller went
+    through the door): the order list shows the comment and intervention to the prescriber."""
+    wanted = set(order_ids)
+    if not wanted:
+        return {}
+    rows = session.scalars(select(PharmacistReview).where(PharmacistReview.order_id.in_(wanted))
+                           .order_by(PharmacistReview.decided_at))
+    return {row.order_id: review_public(row) for row in rows}
+
+
 def _public(session: Session, rows: list[MedicationOrder]) -> list[OrderPublic]:
     if not rows:
         return []
     codes = {r.product_code for r in rows}
     names = {code: name for code, name in session.execute(
         select(FormularyProduct.code, FormularyProduct.name).where(FormularyProduct.code.in_(codes)))}
+    reviews = latest_reviews(session, [r.id for r in rows])
     alerts: dict[uuid.UUID, list[AlertPublic]] = {}
     for a in session.scalars(select(MedicationOrderAlert).where(
             MedicationOrderAlert.order_id.in_([r.id for r in rows]))):
@@ -490,7 +516,8 @@ def _public(session: Session, rows: list[MedicationOrder]) -> list[OrderPublic]:
         prescriber=r.prescriber_label, created_at=r.created_at, status_changed_at=r.status_changed_at,
         status_reason=r.status_reason, alerts=alerts.get(r.id, []), concentration_value=r.concentration_value,
         concentration_unit=r.concentration_unit, titration_min=r.titration_min, titration_max=r.titration_max,
-        rate_ml_h=_rate_ml_h(r), protocol_code=r.protocol_code, protocol_run_id=r.protocol_run_id) for r in rows]
+        rate_ml_h=_rate_ml_h(r), protocol_code=r.protocol_code, protocol_run_id=r.protocol_run_id,
+        pharmacist_review=reviews.get(r.id)) for r in rows]
 
 
 def _rate_ml_h(row: MedicationOrder) -> float | None:

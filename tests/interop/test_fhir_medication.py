@@ -53,6 +53,9 @@ def test_the_capability_statement_lists_medication_and_requests(client: TestClie
     assert {p["name"] for p in resources["MedicationRequest"]["searchParam"]} == {
         "patient", "subject", "status", "encounter", "medication"}
     assert {p["name"] for p in resources["Medication"]["searchParam"]} == {"code", "ingredient-code", "status"}
+    assert {p["name"] for p in resources["MedicationAdministration"]["searchParam"]} == {
+        "patient", "subject", "status", "request"}
+    assert "MedicationDispense" in resources
 
 
 def test_a_product_reads_as_a_medication_with_its_substances_and_strengths(client: TestClient) -> None:
@@ -148,3 +151,53 @@ def test_who_may_not_open_the_record_sees_no_order(client: TestClient, app: Any,
     anonymous = TestClient(app)
     assert anonymous.get("/fhir/R4/MedicationRequest", params={"patient": orders["patient"]}).status_code == 401
     assert anonymous.get("/fhir/R4/Medication/PARA1GCP").status_code == 401
+
+
+def test_dispensed_doses_and_bedside_events_read_as_dispense_and_administration(
+        client: TestClient, app: Any, orders: dict[str, Any], uow_factory: Any) -> None:  # type: ignore[misc]
+    from tests.medication.test_administration import _give, _ipp
+    from tests.medication.test_barcodes import datamatrix, with_check_digit
+    from tests.medication.test_dispensing import _open, _receive, _scan, _validate
+
+    tablet = with_check_digit("340093000199")
+    _validate(uow_factory, orders["second"])
+    assert _receive(client, "PARA1GCP", tablet, "LOT9", 10).status_code == 201
+    batch = _open(client)
+    assert [line["order_id"] for line in batch["lines"]] == [orders["second"]] * 2
+    for line in batch["lines"]:
+        assert _scan(client, batch["id"], datamatrix(tablet, lot="LOT9"), line["id"]).status_code == 200
+    wristband = "P" + _ipp(uow_factory, orders["patient"])
+    given = _give(client, orders["morphine"], patient_scan=wristband, dose_scan="MMORP10INJ", route="SC",
+                  reason="Douleur EVA 6")
+    assert given.status_code == 201, given.text
+
+    login(client, NURSE)
+    dispenses = _entries(_get(client, "/MedicationDispense", patient=orders["patient"]))
+    assert len(dispenses) == 2 and {d["status"] for d in dispenses} == {"preparation"}
+    dispense = dispenses[0]
+    assert dispense["authorizingPrescription"] == [{"reference": f"MedicationRequest/{orders['second']}"}]
+    assert dispense["contained"][0]["batch"] == {"lotNumber": "LOT9", "expirationDate": "2028-01-31"}
+    assert dispense["medicationReference"]["reference"] == "#given" and dispense["quantity"]["value"] == 1
+    assert dispense["identifier"][0]["value"].startswith("D")
+    assert _get(client, f"/MedicationDispense/{dispense['id']}")["id"] == dispense["id"]
+    assert _entries(_get(client, "/MedicationDispense", patient=orders["patient"], status="completed")) == []
+    assert len(_entries(_get(client, "/MedicationDispense", patient=orders["patient"],
+                             prescription=f"MedicationRequest/{orders['second']}"))) == 2
+
+    [administration] = _entries(_get(client, "/MedicationAdministration", patient=orders["patient"]))
+    assert administration["status"] == "completed"
+    assert administration["request"] == {"reference": f"MedicationRequest/{orders['morphine']}"}
+    assert administration["contained"][0]["code"]["coding"][0]["code"] == "MORP10INJ"
+    assert administration["dosage"]["route"]["coding"][0]["code"] == "SC"
+    assert administration["dosage"]["dose"]["value"] == 0.2  # 2 mg of a 10 mg/1 mL ampoule
+    assert administration["note"] == [{"text": "Douleur EVA 6"}]
+    assert _entries(_get(client, "/MedicationAdministration", patient=orders["patient"], status="not-done")) == []
+    assert _get(client, f"/MedicationAdministration/{administration['id']}")["id"] == administration["id"]
+    everything = _entries(_get(client, f"/Patient/{orders['patient']}/$everything"))
+    kinds = [r["resourceType"] for r in everything]
+    assert kinds.count("MedicationDispense") == 2 and kinds.count("MedicationAdministration") == 1
+
+    with TestClient(app) as porter:
+        login(porter, PORTER)
+        assert _entries(_get(porter, "/MedicationAdministration", patient=orders["patient"])) == []
+        assert _get(porter, f"/MedicationDispense/{dispense['id']}", expect=404)

@@ -17,7 +17,7 @@ from tests.medication.test_administration import _give, _ipp, _rows
 from tests.medication.test_api import _admit, _measure, _post, _prescribe
 from tests.medication.test_barcodes import datamatrix
 from tests.medication.test_dispensing import TABLET_CIP, TECHNICIAN, _open, _receive, _scan
-from tests.personas import NURSE, PHARMACIST, login
+from tests.personas import NURSE, PHARMACIST, PHYSICIAN, login
 
 UowFactory = Callable[[], UnitOfWork]
 PARACETAMOL = {"product_code": "PARA500CP", "dose_value": 1, "dose_unit": "g", "route": "PO",
@@ -53,6 +53,12 @@ def test_prescribed_validated_dispensed_received_and_given_at_the_bedside(
                                                    "hours": 24}).status_code in (409, 422)
     for order in orders.values():
         _validated(client, order)
+    login(client, PHYSICIAN)  # the prescriber sees the pharmacist's word on each order
+    [listed] = client.get(f"/api/patients/{lucien}/medication-orders").json()
+    assert listed["review_status"] == "validated"
+    assert listed["pharmacist_review"]["decision"] == "validated"
+    assert listed["pharmacist_review"]["pharmacist"].endswith("(pharmacien)")
+    login(client, TECHNICIAN)
 
     assert _receive(client, "PARA500CP", TABLET_CIP, "LT7", 20).status_code == 201
     batch = _open(client)
