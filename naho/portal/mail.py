@@ -9,6 +9,8 @@ for a child. The message id is the outbox id, so a mail delivered twice is recog
 
 from __future__ import annotations
 
+import email.policy
+import logging
 import uuid
 from datetime import datetime
 from email.message import EmailMessage
@@ -26,6 +28,7 @@ from naho.platform.security.models import Account
 from naho.portal.models import PatientAccount, ProxyLink
 from naho.scheduling.rules import calendar_file
 
+log = logging.getLogger(__name__)
 ACCOUNT_LINKS = {"verify_email": "/portail/verifier?jeton=", "reset_password": "/portail/reinitialiser?jeton="}
 
 
@@ -86,6 +89,10 @@ def make_mail_handler(settings: Settings, session_factory: sessionmaker[Session]
         if not to:
             return  # no verified address: nothing to send, and nothing to retry
         message = compose(payload, to, settings.portal_mail_sender, base_url, clock.now(), envelope.id)
-        target.send(message.as_bytes(), settings.portal_mail_sender, to, envelope_id=str(envelope.id))
+        # CRLF line ends (policy SMTP): smtplib sends bytes as they are.
+        relayed = target.send(message.as_bytes(policy=email.policy.SMTP), settings.portal_mail_sender, to,
+                              envelope_id=str(envelope.id))
+        if relayed.refused:  # refused for good (5xx): trying again would not help
+            log.warning("patient mail %s refused by the relay: %s", envelope.id, relayed.refused)
 
     return handle
