@@ -43,11 +43,13 @@ REFUSALS = {
     "AppointmentNotFound": i18n.N_("This appointment no longer exists or is already cancelled."),
     "OfferNotFound": i18n.N_("This offer has expired."),
     "SlotNotFound": i18n.N_("This slot no longer exists."),
+    "AlreadyWaiting": i18n.N_("You are already on this waiting list."),
 }
 DONE = {
     "reserve": i18n.N_("Your appointment is booked."),
     "annule": i18n.N_("Your appointment is cancelled."),
     "deplace": i18n.N_("Your appointment is moved."),
+    "attente": i18n.N_("You are on the waiting list: if a slot frees up, it is offered to you by e-mail."),
 }
 PURPOSE_LABELS = {"community_professionals": i18n.N_(
     "Sharing my documents with my doctor (GP) and the professionals who follow me outside the hospital, "
@@ -225,6 +227,19 @@ def book(container: ContainerDep, actor: ActorDep, slot_id: Annotated[uuid.UUID,
     except DomainError as exc:
         return _home(patient_id, error=refusal_name(exc))
     return _home(patient_id, done="deplace" if moving else "reserve")
+
+
+@router.post("/portail/liste-attente", dependencies=[Depends(PATIENT)])
+def wait(container: ContainerDep, actor: ActorDep, patient_id: Annotated[uuid.UUID, Form()],
+         specialty: Annotated[str, Form(max_length=80)], establishment: Annotated[str, Form(max_length=40)] = "",
+         consultation_type: Annotated[str, Form(max_length=30)] = "first_visit") -> Response:
+    try:
+        scheduling.join_waiting_list(container.uow(), actor, patient_id, _door(container, actor),
+                                     consultation_type=consultation_type, specialty=specialty,
+                                     establishment_code=establishment or None)
+    except DomainError as exc:
+        return _home(patient_id, error=refusal_name(exc))
+    return _home(patient_id, done="attente")
 
 
 @router.post("/portail/rendez-vous/{appointment_id}/annuler", dependencies=[Depends(PATIENT)])

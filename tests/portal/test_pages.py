@@ -175,3 +175,31 @@ def test_a_patient_turns_on_the_second_factor_and_is_asked_for_it_at_sign_in(app
         assert signed.headers["location"].startswith("/connexion/second-facteur")
         refused = again.get("/portail", follow_redirects=False)  # not in before the second factor
         assert refused.status_code == 303 and refused.headers["location"].startswith("/connexion")
+
+
+def test_a_patient_joins_the_waiting_list_and_accepts_the_offered_slot_on_the_portal(app: FastAPI) -> None:
+    from naho.scheduling import service as scheduling
+
+    container = app.state.container
+    clerk_actor = staff_actor(container, "admission")
+    cardiology(container, clerk_actor)
+    holder, patient = new_patient(container, "HOLDER", "ANNE"), new_patient(container)
+    with container.uow() as uow:
+        slot = scheduling.search_slots(uow.session, now=container.clock.now(), limit=1)[0]
+    booked = scheduling.book(container.uow(), clerk_actor, slot.id, holder, container.ports["care"])
+    with TestClient(app) as staff, TestClient(app) as phone:
+        assert _activate(phone, _code(login(staff, CLERK), patient)).status_code == 303
+        search = phone.get(f"/portail/rendez-vous/nouveau?pour={patient}&specialite=cardiology")
+        joined = phone.post("/portail/liste-attente", data={"patient_id": str(patient), "specialty": "cardiology",
+                                                            "csrf_token": csrf_from(search.text)})
+        assert "fait=attente" in str(joined.url)
+        again = phone.post("/portail/liste-attente", data={"patient_id": str(patient), "specialty": "cardiology",
+                                                           "csrf_token": csrf_from(search.text)})
+        assert "erreur=AlreadyWaiting" in str(again.url)
+        scheduling.cancel(container.uow(), clerk_actor, booked.id, container.ports["care"])
+        home = phone.get("/portail")
+        offer = re.search(r'action="/portail/offres/([0-9a-f-]+)/accepter"', home.text)
+        assert offer, home.text
+        accepted = phone.post(f"/portail/offres/{offer.group(1)}/accepter",
+                              data={"patient_id": str(patient), "csrf_token": csrf_from(home.text)})
+        assert "fait=reserve" in str(accepted.url) and 'id="appointments"' in accepted.text
