@@ -5,24 +5,66 @@ account reaches its own record through the portal's knowledge of accounts)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 
 from naho.platform.access import CareRelationshipPort
 from naho.platform.deps import ActorDep, ContainerDep, UowDep
 from naho.platform.security.actor import Actor
 from naho.platform.security.policy import requires
 from naho.platform.security.rules import STAFF_ROLES, Role
-from naho.scheduling import service
+from naho.scheduling import rules, service
 
 router = APIRouter(prefix="/api/scheduling", tags=["scheduling"])
 #: Free slots hold no patient data: anyone signed in may search them.
 SEARCHERS = requires(*STAFF_ROLES, Role.PATIENT, Role.INTERFACE)
 #: Who may book: the secretariat, physicians (their own schedules), systems, patients (their own).
 BOOKERS = requires(Role.ADMISSION_CLERK, Role.PHYSICIAN, Role.INTERFACE, Role.PATIENT)
+
+
+#: Who opens and closes schedules: the secretariat; physicians their own (the service checks).
+MANAGERS = requires(Role.ADMISSION_CLERK, Role.IT_ADMIN, Role.PHYSICIAN)
+
+
+class OpeningIn(BaseModel):
+    weekday: int = Field(ge=0, le=6, description="0 = Monday")
+    start: time
+    end: time
+    consultation_type: rules.ConsultationType
+    minutes: int | None = Field(default=None, ge=5, le=240)
+    valid_from: date | None = None
+    valid_until: date | None = None
+
+
+class ScheduleCreate(BaseModel):
+    name: str = Field(min_length=2, max_length=200)
+    specialty: str = Field(min_length=2, max_length=80)
+    establishment_code: str = Field(max_length=40)
+    place: str = Field(min_length=2, max_length=300)
+    practitioner_account_id: uuid.UUID | None = None
+    openings: list[OpeningIn] = Field(min_length=1, max_length=50)
+
+
+class SlotsCreate(BaseModel):
+    first_day: date
+    last_day: date
+
+
+class ClosureCreate(BaseModel):
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    reason: str = Field(min_length=2, max_length=300)
+
+
+class WaitingCreate(BaseModel):
+    patient_id: uuid.UUID
+    consultation_type: rules.ConsultationType
+    specialty: str | None = Field(default=None, max_length=80)
+    schedule_id: uuid.UUID | None = None
+    establishment_code: str | None = Field(default=None, max_length=40)
 
 
 class BookingCreate(BaseModel):
@@ -113,3 +155,36 @@ def reschedule(appointment_id: uuid.UUID, data: Reschedule, container: Container
 def appointments(patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep) -> list[AppointmentOut]:
     views = service.patient_appointments(container.uow(), actor, patient_id, door(container, actor))
     return [_appointment(v) for v in views]
+
+
+@router.post("/schedules", status_code=201, dependencies=[Depends(MANAGERS)])
+def create_schedule(data: ScheduleCreate, container: ContainerDep, actor: ActorDep) -> ScheduleOut:
+    openings = [rules.Opening(o.weekday, o.start, o.end, o.consultation_type,
+                              o.minutes or rules.DEFAULT_MINUTES[o.consultation_type], o.valid_from, o.valid_until)
+                for o in data.openings]
+    schedule_id = service.create_schedule(container.uow(), actor, name=data.name, specialty=data.specialty,
+                                          establishment_code=data.establishment_code, place=data.place,
+                                          openings=openings, practitioner_account_id=data.practitioner_account_id)
+    with container.uow() as uow:
+        return _schedule(service.get_schedule(uow.session, schedule_id))
+
+
+@router.post("/schedules/{schedule_id}/slots", dependencies=[Depends(MANAGERS)])
+def generate(schedule_id: uuid.UUID, data: SlotsCreate, container: ContainerDep, actor: ActorDep) -> dict[str, int]:
+    if (data.last_day - data.first_day).days > 366:
+        raise service.BookingRuleBroken("generate a year of slots at most", rule="PeriodTooLong")
+    return {"added": service.generate_slots(container.uow(), actor, schedule_id, data.first_day, data.last_day)}
+
+
+@router.post("/schedules/{schedule_id}/closures", dependencies=[Depends(MANAGERS)])
+def close(schedule_id: uuid.UUID, data: ClosureCreate, container: ContainerDep, actor: ActorDep) -> dict[str, int]:
+    blocked = service.close_schedule(container.uow(), actor, schedule_id, data.starts_at, data.ends_at, data.reason)
+    return {"blocked": blocked}
+
+
+@router.post("/waiting-list", status_code=201, dependencies=[Depends(BOOKERS)])
+def wait(data: WaitingCreate, container: ContainerDep, actor: ActorDep) -> dict[str, uuid.UUID]:
+    entry = service.join_waiting_list(container.uow(), actor, data.patient_id, door(container, actor),
+                                      consultation_type=str(data.consultation_type), specialty=data.specialty,
+                                      schedule_id=data.schedule_id, establishment_code=data.establishment_code)
+    return {"id": entry}
