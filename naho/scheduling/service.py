@@ -53,6 +53,9 @@ REMINDER_TOPIC = "mail.reminder"
 MANAGERS = frozenset({Role.ADMISSION_CLERK, Role.IT_ADMIN})
 
 
+TAKEN = "this slot has just been booked by someone else: choose another one"
+
+
 class SlotTaken(Conflict):
     """Someone else booked the slot first (or it is held for a waiting patient, or closed)."""
 
@@ -291,11 +294,7 @@ def search_slots(session: Session, *, now: datetime, specialty: str | None = Non
 
 
 def get_slot(session: Session, slot_id: uuid.UUID) -> SlotView:
-    row = session.execute(select(Slot, Schedule).join(Schedule, Slot.schedule_id == Schedule.id)
-                          .where(Slot.id == slot_id)).first()
-    if row is None:
-        raise SlotNotFound("no such slot")
-    slot, schedule = row
+    slot, schedule = _load_slot(session, slot_id)
     return SlotView(slot.id, slot.starts_at, slot.ends_at, slot.consultation_type, slot.status,
                     _schedule_view(schedule, _establishment_names(session)))
 
@@ -342,7 +341,7 @@ def _take(session: Session, actor: Actor, slot: Slot, schedule: Schedule, patien
                             .values(status=BOOKED, held_for=None, held_until=None)
                             .execution_options(synchronize_session=False)), "rowcount", 0)
     if taken != 1:
-        raise SlotTaken("this slot has just been booked by someone else: choose another one")
+        raise SlotTaken(TAKEN)
     row = Appointment(slot_id=slot.id, schedule_id=schedule.id, patient_id=patient_id, starts_at=slot.starts_at,
                       ends_at=slot.ends_at, consultation_type=slot.consultation_type, status=LIVE,
                       booked_via=_via(actor), booked_by=actor.label, booked_at=now, replaces_id=replaces)
@@ -351,7 +350,7 @@ def _take(session: Session, actor: Actor, slot: Slot, schedule: Schedule, patien
         with session.begin_nested():
             session.flush()
     except IntegrityError as exc:  # the database's own guard: never two live appointments on a slot
-        raise SlotTaken("this slot has just been booked by someone else: choose another one") from exc
+        raise SlotTaken(TAKEN) from exc
     return row
 
 
@@ -379,7 +378,7 @@ def book(uow: UnitOfWork, actor: Actor, slot_id: uuid.UUID, patient_id: uuid.UUI
         if slot.status != FREE:
             # Already gone: answer at once, without queueing for the audit chain. A slot seen
             # free here may still be lost: the conditional UPDATE in _take has the last word.
-            raise SlotTaken("this slot has just been booked by someone else: choose another one")
+            raise SlotTaken(TAKEN)
         _door(s, actor, patient_id, now, port, "patient:appointment:book", str(slot_id))
         _check_timing(actor, schedule, slot.starts_at, now, cancelling=False)
         row = _take(s, actor, slot, schedule, patient_id, now)
