@@ -24,6 +24,12 @@ PUBLIC_ROUTES = {
     ("GET", "/api/health"),
     ("GET", "/api/openapi.json"),
     ("GET", "/fhir/R4/metadata"),
+    # The patient portal before sign-in: activation, sign-in, password reset, e-mail verification.
+    ("GET", "/portail/activation"), ("POST", "/portail/activation"),
+    ("GET", "/portail/connexion"), ("POST", "/portail/connexion"),
+    ("GET", "/portail/mot-de-passe-oublie"), ("POST", "/portail/mot-de-passe-oublie"),
+    ("GET", "/portail/reinitialiser"), ("POST", "/portail/reinitialiser"),
+    ("GET", "/portail/verifier"),
 }
 
 
