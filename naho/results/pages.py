@@ -49,6 +49,16 @@ def patient_results(request: Request, patient_id: uuid.UUID, container: Containe
         "patient": patient, "view": view, "can_acknowledge": actor.has_any(Role.PHYSICIAN), **_labels()})
 
 
+@router.get("/patients/{patient_id}/resultats/alertes", dependencies=[Depends(CLINICIANS)])
+def patient_alert_banner(request: Request, patient_id: uuid.UUID, container: ContainerDep,
+                         actor: ActorDep) -> Response:
+    """The critical values banner of the patient's file (loaded by htmx into the page)."""
+    alerts = service.open_alerts_of(container.uow(), actor, patient_id, container.ports["care"])
+    return render(request, "results/_alerts.html", {
+        "alerts": alerts, "back": f"/patients/{patient_id}", "show_patient": False,
+        "can_acknowledge": actor.has_any(Role.PHYSICIAN), **_labels()})
+
+
 @router.get("/resultats/alertes", dependencies=[Depends(PHYSICIANS)])
 def alert_worklist(request: Request, container: ContainerDep, actor: ActorDep) -> Response:
     alerts = service.alerts_for(container.uow(), actor, container.ports["care"])

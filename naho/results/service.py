@@ -322,6 +322,10 @@ def _alerts(session: Session, where: ColumnElement[bool], limit: int = 200) -> l
                         r.escalated_at, r.escalated_to) for r in rows]
 
 
+def _open_alerts(session: Session, patient_id: uuid.UUID) -> list[AlertPublic]:
+    return _alerts(session, (ResultAlert.patient_id == patient_id) & ResultAlert.acknowledged_at.is_(None))
+
+
 def read_results(session: Session, patient_id: uuid.UUID) -> ResultsView:
     """The patient's results as the page and the API show them (the caller went through the door)."""
     dates, rows = rules.cumulative(_versions(session, patient_id))
@@ -333,8 +337,7 @@ def read_results(session: Session, patient_id: uuid.UUID) -> ResultsView:
                             r.observed_at, r.comment, r.document_id)
                for r in session.scalars(select(LabReport).where(LabReport.patient_id == patient_id)
                                         .order_by(LabReport.observed_at.desc()).limit(100))]
-    alerts = _alerts(session, (ResultAlert.patient_id == patient_id) & ResultAlert.acknowledged_at.is_(None))
-    return ResultsView(patient_id, dates, rows, trends, reports, alerts)
+    return ResultsView(patient_id, dates, rows, trends, reports, _open_alerts(session, patient_id))
 
 
 def view_results(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, port: CareRelationshipPort) -> ResultsView:
@@ -346,6 +349,17 @@ def view_results(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, port: Car
 
 
 # --- critical value alerts ---------------------------------------------------------------------
+
+def open_alerts_of(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID,
+                   port: CareRelationshipPort) -> list[AlertPublic]:
+    """The patient's unacknowledged critical values (the banner of the patient's pages)."""
+    with uow:
+        access_patient(uow.session, actor, patient_id, Purpose.CARE, now=uow.clock.now(), port=port,
+                       action=ALERT_VIEWED)
+        alerts = _open_alerts(uow.session, patient_id)
+        uow.commit()
+        return alerts
+
 
 def alerts_for(uow: UnitOfWork, actor: Actor, port: CareRelationshipPort) -> list[AlertPublic]:
     """The unacknowledged critical values this person must see: of patients in their care, and

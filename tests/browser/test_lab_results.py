@@ -47,6 +47,7 @@ def test_the_physician_reads_the_cumulative_table_and_acknowledges_a_critical_va
     page.wait_for_url(re.compile(r"/accueil$"))
 
     page.goto(page.base + f"/patients/{patient.id}")
+    assert "6.9 mmol/L" in page.locator("#lab-alerts #critical-alerts").inner_text()  # loaded by htmx
     page.locator("#results-link a").click()
     page.wait_for_url(re.compile(r"/resultats$"))
     table = page.locator("#results-table")

@@ -77,6 +77,10 @@ def test_a_critical_value_alerts_the_patients_physician_who_acknowledges_it(
     worklist = client.get("/resultats/alertes").text
     assert 'id="critical-alerts"' in worklist and "7.1 mmol/L" in worklist and "DURAND" in worklist
     assert 'id="critical-alerts"' in client.get(f"/patients/{patient.id}/resultats").text
+    # The patient's file loads the same banner (htmx) from the patient's alerts fragment.
+    assert f'hx-get="/patients/{patient.id}/resultats/alertes"' in client.get(f"/patients/{patient.id}").text
+    banner = client.get(f"/patients/{patient.id}/resultats/alertes").text
+    assert "7.1 mmol/L" in banner and f'value="/patients/{patient.id}"' in banner
     clock.advance(minutes=3)
     token = form_token(client, "/resultats/alertes")
     response = client.post(f"/resultats/alertes/{alert.id}/acquittement",
@@ -158,6 +162,8 @@ def test_a_porter_and_a_nurse_of_another_unit_see_no_results(app: FastAPI, conta
     for who in (PORTER, NURSE):
         outsider = _signed_in(app, who)
         assert outsider.get(f"/patients/{patient.id}/resultats").status_code in (403, 404)
+        banner = outsider.get(f"/patients/{patient.id}/resultats/alertes")
+        assert banner.status_code in (403, 404) and "7.4" not in banner.text
         response = outsider.get(f"/api/patients/{patient.id}/results")
         assert response.status_code in (403, 404) and "7.4" not in response.text
         assert outsider.get("/resultats/a-rapprocher").status_code == 403
