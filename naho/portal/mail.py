@@ -54,7 +54,8 @@ def compose(payload: dict[str, str], to: list[str], sender: str, base_url: str, 
         link = f"{base_url}{ACCOUNT_LINKS[kind]}{payload['token']}"
         message["Subject"] = _("Your patient portal account")
         intro = _("Confirm your e-mail address:") if kind == "verify_email" else _("Choose a new password:")
-        message.set_content(f"{intro}\n{link}\n\n{_('If you did not ask for this, ignore this message.')}\n")
+        unasked = _("If you did not ask for this, ignore this message.")  # outside the f-string: extracted
+        message.set_content(f"{intro}\n{link}\n\n{unasked}\n")
         return message
     starts, ends = datetime.fromisoformat(payload["starts_at"]), datetime.fromisoformat(payload["ends_at"])
     when = local_datetime(starts)
@@ -66,7 +67,8 @@ def compose(payload: dict[str, str], to: list[str], sender: str, base_url: str, 
     else:
         message["Subject"] = _("Reminder of your appointment")
         text = _("This is a reminder of your appointment.")
-    message.set_content(f"{text}\n\n{_('Date and time')}: {when}\n{_('Place')}: {payload['place']}\n{link}\n")
+    when_label, place_label = _("Date and time"), _("Place")
+    message.set_content(f"{text}\n\n{when_label}: {when}\n{place_label}: {payload['place']}\n{link}\n")
     ics = calendar_file(f"{payload['reference']}@naho", starts, ends, now, summary=_("Hospital appointment"),
                         location=payload["place"], url=link)
     message.add_attachment(ics.encode(), maintype="text", subtype="calendar", filename="rendez-vous.ics")
