@@ -10,8 +10,9 @@ import pytest
 from naho.app import create_app
 from naho.config import Settings
 from naho.interop.hl7_listener import start_listener
+from tests.browser.test_admission import _sign_in
 from tests.interop.test_mllp import ServerThread
-from tests.personas import PASSWORD, PHYSICIAN
+from tests.personas import PHYSICIAN
 from tests.results.conftest import Inpatient, admit_inpatient, answer, obx, oru
 
 pytestmark = pytest.mark.browser
@@ -40,11 +41,7 @@ def patient_with_results(db_url: str) -> Inpatient:
 def test_the_physician_reads_the_cumulative_table_and_acknowledges_a_critical_value(  # type: ignore[no-untyped-def]
         patient_with_results: Inpatient, page) -> None:
     patient = patient_with_results
-    page.goto(page.base + "/connexion")
-    page.get_by_label("Identifiant").fill(PHYSICIAN)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(re.compile(r"/accueil$"))
+    _sign_in(page, PHYSICIAN)
 
     page.goto(page.base + f"/patients/{patient.id}")
     assert "6.9 mmol/L" in page.locator("#lab-alerts #critical-alerts").inner_text()  # loaded by htmx
