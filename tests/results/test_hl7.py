@@ -7,14 +7,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
 from naho.interop.mllp import frame
 from naho.platform.deps import Container
 from naho.platform.inbox import ACCEPTED, REFUSED, InboundMessage
-from naho.record import chart
+from naho.record import chart, crossref
+from naho.record import service as record
 from naho.record.models import ClinicalDocument
 from naho.results import hl7
 from naho.results.models import LabReport, LabResult
@@ -202,3 +203,23 @@ def test_a_patient_known_only_by_the_admission_systems_ipp_or_a_qualified_ins_is
     assert [r.number for r in results(container, qualified.id)] == [4.1]
     ack = lab.send(oru("I3", [obx(1, POTASSIUM, "Potassium", "4.0", "mmol/L")], ins="185057800608436"))
     assert answer(ack) == ("AR", "I3", "UnknownPatient")
+
+
+def test_the_stay_named_in_pv1_19_is_the_reports_even_when_another_is_current(container: Container,
+                                                                              lab: ServerThread) -> None:
+    patient = admit_inpatient(container)
+    with container.uow() as uow:
+        now = uow.clock.now()
+        earlier = record.import_stay(uow.session, patient.id, establishment_code="LENS", encounter_class="inpatient",
+                                     unit_code="LENS-MED-MIN", bed_code=None, admitted_at=now - timedelta(days=40),
+                                     discharged_at=now - timedelta(days=30), now=now, actor_label="test")
+        crossref.remember_encounter(uow.session, "GAM", crossref.VISIT, "V-OLD", earlier, now=now, source="test")
+        uow.commit()
+    assert answer(lab.send(oru("V1", [obx(1, POTASSIUM, "Potassium", "4.0", "mmol/L")], ipp=patient.ipp,
+                               visit="V-OLD^^^GAM^VN", filler="LAB-V1")))[0] == "AA"
+    assert answer(lab.send(oru("V2", [obx(1, POTASSIUM, "Potassium", "4.2", "mmol/L")], ipp=patient.ipp,
+                               filler="LAB-V2")))[0] == "AA"
+    with container.uow() as uow:
+        stays = dict(uow.session.execute(select(LabReport.filler_number, LabReport.encounter_id)).all())
+        current = chart.current_encounter(uow.session, patient.id)
+    assert stays == {"LAB-V1": earlier, "LAB-V2": current} and current != earlier
