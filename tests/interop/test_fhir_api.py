@@ -98,7 +98,9 @@ def test_the_capability_statement_is_public_and_matches_what_is_served(client: T
     assert statement["implementation"]["url"] == "http://testserver/fhir/R4"
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
     assert set(resources) == {"Patient", "Encounter", "Organization", "Location", "Practitioner", "Condition",
-                              "AllergyIntolerance", "Observation", "DocumentReference", "Binary", "AuditEvent"}
+                              "AllergyIntolerance", "Observation", "DocumentReference", "Binary", "AuditEvent",
+                              "Medication", "MedicationRequest", "MedicationDispense", "MedicationAdministration",
+                              "Schedule", "Slot", "Appointment"}
     assert {p["name"] for p in resources["Patient"]["searchParam"]} == {
         "identifier", "family", "given", "name", "birthdate", "gender"}
     assert all({"read", "search-type"} <= {i["code"] for i in r["interaction"]} for r in resources.values()

@@ -36,6 +36,7 @@ def _setup(client: TestClient) -> tuple[str, str]:
 
 def _url(path: str, patient: str, stay: str) -> str:
     path = path.replace("{patient_id}", patient).replace("{encounter_id}", stay)
+    path = re.sub(r"\{[a-z_]+_id\}", "00000000-0000-4000-8000-000000000000", path)  # another row: none
     return re.sub(r"\{[a-z_]+\}", "sortie", path)
 
 
@@ -75,14 +76,15 @@ def test_staff_without_relationship_and_other_patients_are_refused_everywhere(cl
                 elif path.startswith("/api/"):
                     response = outsider.request(method, url, headers={"x-csrf-token": token}, json={
                         "unit_code": "LENS-MED-MIN", "kind": "admission", "proof": "passport",
-                        "encounter_class": "outpatient"})
+                        "encounter_class": "outpatient", "drug": "Kardégic 75 mg", "source": "patient"})
                 else:
                     # a complete, valid form: the refusal must come from access, not from validation
                     response = outsider.request(method, url, data={
                         "csrf_token": token, "unit": "LENS-MED-MIN", "reason": "curiosité mal placée",
                         "substance_code": "ATC:J01C", "substance_label": "Pénicillines", "icd10": "I10",
                         "label": "HTA", "text": "note", "heart_rate": "80", "proof": "passport",
-                        "establishment": "LENS", "encounter_class": "outpatient", "planned_at": "2026-11-27T10:00"},
+                        "establishment": "LENS", "encounter_class": "outpatient", "planned_at": "2026-11-27T10:00",
+                        "drug": "Kardégic 75 mg", "source": "patient", "creatinine": "80"},
                         files={"file": ("note.txt", b"texte", "text/plain")}, follow_redirects=False)
                 assert response.status_code in {403, 404}, f"{who}: {method} {path} answered {response.status_code}"
                 assert "HENNEBELLE" not in response.text
