@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from naho.config import DEVELOPMENT_PASSWORD, Settings
 from naho.medication import service as medication
+from naho.messaging import directory
 from naho.platform.security.actor import SYSTEM_ACTOR
 from naho.platform.security.models import Account
 from naho.platform.security.passwords import hash_password
@@ -151,8 +152,12 @@ def seed(uow: UnitOfWork, settings: Settings, *, progress: Progress | None = Non
                 account.password_hash = shared_hash
         uow.commit()
     formulary = medication.ensure_formulary(uow, SYSTEM_ACTOR)
+    with directory.SAMPLE_EXTRACT.open(encoding="utf-8") as extract:
+        professionals = directory.import_extract(uow, SYSTEM_ACTOR, extract, source=directory.SAMPLE_EXTRACT.name)
     patients = seed_patients(uow, count=settings.demo_patients, seed=settings.seed,
                              progress=(lambda d, t: progress("patients", d, t)) if progress else None)
     patients.update(seed_scheduling(uow, settings))  # demo schedules, slots and a patient account
     return {"staff_created": created, **{f"{k}_created": v for k, v in report.created.items()},
-            **({"formulary_products": formulary.products} if formulary else {}), **patients}
+            **({"formulary_products": formulary.products} if formulary else {}),
+            **({"community_professionals_created": professionals.created} if professionals.created else {}),
+            **patients}
