@@ -454,7 +454,7 @@ def test_the_pages_show_refusals_translated_and_the_ward_receives(client: TestCl
     login(client, TECHNICIAN)
     page = client.get("/pharmacie/dispensation", params={"etablissement": "LENS", "unite": "LENS-MED-MIN",
                                                         "debut": "2026-11-25T11:00"})
-    assert page.status_code == 200 and "Awaiting pharmaceutical analysis" in page.text
+    assert page.status_code == 200 and i18n._("Awaiting pharmaceutical analysis") in page.text
     token = form_token(client, "/pharmacie/dispensation")
     opened = client.post("/pharmacie/dispensation/preparations", data={
         "etablissement": "LENS", "unite": "LENS-MED-MIN", "debut": "2026-11-25T11:00", "heures": "24",
@@ -476,11 +476,12 @@ def test_the_pages_show_refusals_translated_and_the_ward_receives(client: TestCl
 
     login(client, NURSE)
     receptions = client.get("/services/LENS-MED-MIN/receptions")
-    assert receptions.status_code == 200 and "Mark as received" in receptions.text
+    assert receptions.status_code == 200 and i18n._("Mark as received") in receptions.text
     token = form_token(client, "/services/LENS-MED-MIN/receptions")
     done = client.post(f"/services/LENS-MED-MIN/receptions/{batch['id']}", data={
         "manquants": "", "abimes": "", "note": "", "csrf_token": token}, follow_redirects=True)
-    assert done.status_code == 200 and "Mark as received" not in done.text and "Received on" in done.text
+    assert done.status_code == 200 and i18n._("Mark as received") not in done.text
+    assert i18n._("Received on") in done.text
     login(client, PORTER)
     assert client.get("/services/LENS-MED-MIN/receptions").status_code == 403
     assert client.get("/pharmacie/dispensation").status_code == 403
