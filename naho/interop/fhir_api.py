@@ -642,22 +642,7 @@ def search_medication(request: Request, container: ContainerDep) -> Response:
 @router.get("/MedicationRequest/{resource_id}", dependencies=[Depends(READERS)])
 def read_medication_request(resource_id: str, request: Request, container: ContainerDep,
                             actor: ActorDep) -> Response:
-    pretty = fhir.read_options(request)
-    order_id = _read_id(resource_id, "MedicationRequest")
-    uow = container.uow()
-    with uow:
-        s = uow.session
-        try:
-            patient_id = medication_fhir.request_patient(s, order_id)
-            if patient_id is None:
-                raise PatientNotFound("no such order")
-            _open_chart(s, actor, patient_id, container.ports["care"], uow.clock.now(),
-                        action="medication:order:view", target=str(order_id))
-        except PatientNotFound:
-            raise fhir.ResourceNotFound(f"MedicationRequest/{resource_id} is not known") from None
-        resource = medication_fhir.read_request(s, order_id)
-        uow.commit()
-    return fhir.resource_response(resource, pretty=pretty)
+    return _read_medication_resource(request, container, actor, "MedicationRequest", resource_id)
 
 
 @router.get("/MedicationRequest", dependencies=[Depends(READERS)])
@@ -684,22 +669,22 @@ def search_medication_request(request: Request, container: ContainerDep, actor: 
                                    total=total, included=included)
 
 
-def _read_medication_event(request: Request, container: ContainerDep, actor: Actor, resource_type: str,
-                           resource_id: str) -> Response:
+def _read_medication_resource(request: Request, container: ContainerDep, actor: Actor, resource_type: str,
+                              resource_id: str) -> Response:
     pretty = fhir.read_options(request)
     event_id = _read_id(resource_id, resource_type)
     uow = container.uow()
     with uow:
         s = uow.session
         try:
-            patient_id = medication_fhir.event_patient(s, resource_type, event_id)
+            patient_id = medication_fhir.resource_patient(s, resource_type, event_id)
             if patient_id is None:
-                raise PatientNotFound("no such event")
+                raise PatientNotFound("no such row")
             _open_chart(s, actor, patient_id, container.ports["care"], uow.clock.now(),
-                        action=_EVENT_ACTIONS[resource_type], target=str(event_id))
+                        action=_MEDICATION_ACTIONS[resource_type], target=str(event_id))
         except PatientNotFound:
             raise fhir.ResourceNotFound(f"{resource_type}/{resource_id} is not known") from None
-        resource = medication_fhir.read_event(s, resource_type, event_id)
+        resource = medication_fhir.read_resource(s, resource_type, event_id)
         uow.commit()
     return fhir.resource_response(resource, pretty=pretty)
 
@@ -719,7 +704,7 @@ def _search_medication_events(request: Request, container: ContainerDep, actor: 
         s = uow.session
         try:
             _open_chart(s, actor, patient_id, container.ports["care"], uow.clock.now(),
-                        action=_EVENT_ACTIONS[support.type])
+                        action=_MEDICATION_ACTIONS[support.type])
         except PatientNotFound:
             return fhir.searchset_response(request, search, [], has_next=False, total=0)
         found, total = find(s, patient_id, criteria, offset=search.offset, count=search.count)
@@ -729,14 +714,14 @@ def _search_medication_events(request: Request, container: ContainerDep, actor: 
                                    total=total, included=included)
 
 
-_EVENT_ACTIONS = {"MedicationDispense": "medication:dispensing:view",
-                  "MedicationAdministration": "medication:administration:view"}
+_MEDICATION_ACTIONS = {"MedicationRequest": "medication:order:view", "MedicationDispense": "medication:dispensing:view",
+                       "MedicationAdministration": "medication:administration:view"}
 
 
 @router.get("/MedicationDispense/{resource_id}", dependencies=[Depends(READERS)])
 def read_medication_dispense(resource_id: str, request: Request, container: ContainerDep,
                              actor: ActorDep) -> Response:
-    return _read_medication_event(request, container, actor, "MedicationDispense", resource_id)
+    return _read_medication_resource(request, container, actor, "MedicationDispense", resource_id)
 
 
 @router.get("/MedicationDispense", dependencies=[Depends(READERS)])
@@ -747,7 +732,7 @@ def search_medication_dispense(request: Request, container: ContainerDep, actor:
 @router.get("/MedicationAdministration/{resource_id}", dependencies=[Depends(READERS)])
 def read_medication_administration(resource_id: str, request: Request, container: ContainerDep,
                                    actor: ActorDep) -> Response:
-    return _read_medication_event(request, container, actor, "MedicationAdministration", resource_id)
+    return _read_medication_resource(request, container, actor, "MedicationAdministration", resource_id)
 
 
 @router.get("/MedicationAdministration", dependencies=[Depends(READERS)])

@@ -214,11 +214,6 @@ def find_requests(session: Session, patient_id: uuid.UUID, criteria: RequestCrit
     return [request_resource(r, names.get(r.product_code)) for r in rows], total
 
 
-def request_patient(session: Session, order_id: uuid.UUID) -> uuid.UUID | None:
-    """Whose order this is (the caller then goes through the door), None when there is none."""
-    return session.scalars(select(MedicationOrder.patient_id).where(MedicationOrder.id == order_id)).first()
-
-
 def read_request(session: Session, order_id: uuid.UUID) -> MedicationRequest:
     row = session.get_one(MedicationOrder, order_id)
     return request_resource(row, _names(session, [row]).get(row.product_code))
@@ -348,12 +343,20 @@ def find_administrations(session: Session, patient_id: uuid.UUID, c: EventCriter
     return [administration_resource(r, names.get(r.product_code or "")) for r in rows], total
 
 
-def event_patient(session: Session, resource_type: str, event_id: uuid.UUID) -> uuid.UUID | None:
-    model = DispensedDose if resource_type == "MedicationDispense" else MedicationAdministration
-    return session.scalars(select(model.patient_id).where(model.id == event_id)).first()
+_MODELS: dict[str, Any] = {"MedicationRequest": MedicationOrder, "MedicationDispense": DispensedDose,
+                           "MedicationAdministration": MedicationAdministration}
 
 
-def read_event(session: Session, resource_type: str, event_id: uuid.UUID) -> Any:
+def resource_patient(session: Session, resource_type: str, row_id: uuid.UUID) -> uuid.UUID | None:
+    """Whose order, dispensed dose or bedside event this is (the caller then goes through the
+    door), None when there is none."""
+    model = _MODELS[resource_type]
+    return session.scalars(select(model.patient_id).where(model.id == row_id)).first()
+
+
+def read_resource(session: Session, resource_type: str, event_id: uuid.UUID) -> Any:
+    if resource_type == "MedicationRequest":
+        return read_request(session, event_id)
     if resource_type == "MedicationDispense":
         dose = session.get_one(DispensedDose, event_id)
         batch = session.get_one(DispensingBatch, dose.batch_id)
