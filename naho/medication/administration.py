@@ -408,7 +408,7 @@ def record_administration(uow: UnitOfWork, actor: Actor, data: AdministrationCre
     with uow:
         s, now = uow.session, uow.clock.now()
         action = "medication:administration:check" if check_only else "medication:administration:record"
-        row = service._open_order(s, actor, data.order_id, port, now, action)
+        row = service.open_order(s, actor, data.order_id, port, now, action)
         if row.frequency == rules.FrequencyKind.CONTINUOUS:
             raise AdministrationInvalid("a continuous infusion is started, changed and stopped as such",
                                         rule="UseInfusionEvents")
@@ -419,7 +419,7 @@ def record_administration(uow: UnitOfWork, actor: Actor, data: AdministrationCre
         today = _today(now)
         ipp, patient_refusal = _read_patient(data.patient_scan, today)
         resolved, dose_refusal = _read_dose(s, data.dose_scan, today, catalogue)
-        facts = bedside.OrderFacts(service._row_order(row), catalogue.product(row.product_code), row.status,
+        facts = bedside.OrderFacts(service.rule_order_of(row), catalogue.product(row.product_code), row.status,
                                    row.review_status, person.ipp, row.indication)
         attempt = bedside.Attempt(
             outcome=data.outcome, at=now, route=data.route, amount=data.amount, due_at=due.at if due else None,
@@ -506,7 +506,7 @@ def record_infusion_event(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, da
     _require_giver(actor)
     with uow:
         s, now = uow.session, uow.clock.now()
-        row = service._open_order(s, actor, order_id, port, now, "medication:infusion:record")
+        row = service.open_order(s, actor, order_id, port, now, "medication:infusion:record")
         if row.frequency != rules.FrequencyKind.CONTINUOUS:
             raise AdministrationInvalid("only a continuous infusion has a rate", rule="NotAnInfusion")
         events = list(s.scalars(select(MedicationAdministration).where(
@@ -515,7 +515,7 @@ def record_infusion_event(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, da
         state, _rate, _ml_h = _infusion_state(events)
         catalogue = service.catalogue(s)
         person = identity.summaries(s, [row.patient_id])[row.patient_id]
-        facts = bedside.OrderFacts(service._row_order(row), catalogue.product(row.product_code), row.status,
+        facts = bedside.OrderFacts(service.rule_order_of(row), catalogue.product(row.product_code), row.status,
                                    row.review_status, person.ipp, row.indication)
         checks = bedside.check_order_in_force(facts) if data.kind != "infusion_stop" else []
         if state != _NEEDS[data.kind]:

@@ -266,7 +266,7 @@ def review_queue(uow: UnitOfWork, actor: Actor, establishment_code: str | None) 
             _refuse(s, actor, now, QUEUE_VIEWED, target=chosen,
                     error=NotYourPharmacy("this establishment's queue belongs to its own pharmacists"))
         pending = _pending_in(s, chosen)[:QUEUE_LIMIT] if chosen else []
-        public = {o.id: o for o in orders._public(s, [row for row, _stay in pending])}
+        public = {o.id: o for o in orders.public_orders(s, [row for row, _stay in pending])}
         people = identity.summaries(s, {row.patient_id for row, _stay in pending})
         lines = []
         for row, stay in pending:
@@ -307,7 +307,7 @@ def review_view(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, port: CareRe
         s, now = uow.session, uow.clock.now()
         row = _open(s, actor, order_id, port, now, ACCESS_VIEW)
         patient = identity.summaries(s, [row.patient_id])[row.patient_id]
-        order = orders._public(s, [row])[0]
+        order = orders.public_orders(s, [row])[0]
         others = list(s.scalars(select(MedicationOrder).where(
             MedicationOrder.patient_id == row.patient_id, MedicationOrder.status.in_(orders.IN_FORCE),
             MedicationOrder.id != row.id).order_by(MedicationOrder.created_at)))
@@ -328,7 +328,7 @@ def review_view(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, port: CareRe
             weight_kg=chart.latest_measure(s, row.patient_id, "weight"),
             height_cm=chart.latest_measure(s, row.patient_id, "height"),
             allergies=view_chart.allergies, conditions=[c for c in view_chart.conditions if c.status == "active"],
-            other_orders=orders._public(s, others), review=own,
+            other_orders=orders.public_orders(s, others), review=own,
             earlier=[(v.version, reviews[v.id]) for v in versions if v.id in reviews], signs=_signs(s, order),
             can_decide=bool(actor.roles & REVIEWERS) and row.review_status == orders.REVIEW_PENDING
             and row.status in orders.IN_FORCE,

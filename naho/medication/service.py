@@ -339,7 +339,7 @@ def _row_orders(row: MedicationOrder) -> list[rules.Order]:
     return _checked(order, _concentration(row.concentration_value, row.concentration_unit), row.titration_max)
 
 
-def _row_order(row: MedicationOrder) -> rules.Order:
+def rule_order_of(row: MedicationOrder) -> rules.Order:
     """An order in force as the checks count it (a pump rate as an amount per hour)."""
     return _row_orders(row)[0]
 
@@ -371,7 +371,7 @@ def _context(session: Session, patient_id: uuid.UUID, now: datetime, *, weight: 
             age_years=age, weight_kg=weight,
             height_cm=height if height is not None else chart.latest_measure(session, patient_id, "height"),
             sex=sex, pregnant=pregnant, allergies=chart.active_allergy_codes(session, patient_id),
-            active_orders=tuple(_row_order(r) for r in active if r.id != exclude),
+            active_orders=tuple(rule_order_of(r) for r in active if r.id != exclude),
             creatinine_clearance_ml_min=clearance, creatinine_days_old=days_old)
     except rules.MedicationRuleError as exc:
         raise OrderInvalid(str(exc), rule=type(exc).__name__) from exc
@@ -493,7 +493,9 @@ def latest_reviews(session: Session, order_ids: Iterable[uuid.UUID]) -> dict[uui
     return {row.order_id: review_public(row) for row in rows}
 
 
-def _public(session: Session, rows: list[MedicationOrder]) -> list[OrderPublic]:
+def public_orders(session: Session, rows: list[MedicationOrder]) -> list[OrderPublic]:
+    """The orders as pages and the API show them: product names, alerts in the reader's language,
+    the pharmacist's latest review (the caller went through the door)."""
     if not rows:
         return []
     codes = {r.product_code for r in rows}
@@ -542,7 +544,7 @@ def prescribe(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: OrderC
         s, now = uow.session, uow.clock.now()
         access_patient(s, actor, patient_id, Purpose.CARE, now=now, port=port, action="medication:order:create")
         row = _sign(s, actor, patient_id, data, orders, now=now, action="medication:order:create")
-        public = _public(s, [row])[0]
+        public = public_orders(s, [row])[0]
         uow.commit()
         return public
 
@@ -566,7 +568,7 @@ def _sign(s: Session, actor: Actor, patient_id: uuid.UUID, data: OrderCreate, or
                  encounter_id=chart.current_encounter(s, patient_id))
 
 
-def _open_order(s: Session, actor: Actor, order_id: uuid.UUID, port: CareRelationshipPort, now: datetime,
+def open_order(s: Session, actor: Actor, order_id: uuid.UUID, port: CareRelationshipPort, now: datetime,
                 action: str) -> MedicationOrder:
     """An order through the door of its patient: the same 404 for absent and forbidden."""
     row = s.get(MedicationOrder, order_id)
@@ -601,7 +603,7 @@ def modify(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, data: OrderCreate
     orders = _orders_of(data)
     with uow:
         s, now = uow.session, uow.clock.now()
-        old = _open_order(s, actor, order_id, port, now, "medication:order:modify")
+        old = open_order(s, actor, order_id, port, now, "medication:order:modify")
         _concentration_fits(s, data)
         _lock_patient(s, old.patient_id)
         s.refresh(old)
@@ -614,7 +616,7 @@ def modify(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, data: OrderCreate
                         action="medication:order:modify")
         _mark(s, old, IN_FORCE, REPLACED, actor, now, None)
         row = _save(s, actor, patient_id, data, context, alerts, now=now, encounter_id=encounter_id, replaces=old)
-        public = _public(s, [row])[0]
+        public = public_orders(s, [row])[0]
         uow.commit()
         return public
 
@@ -625,7 +627,7 @@ def _change(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, change: StatusCh
     _require_prescriber(actor)
     with uow:
         s, now = uow.session, uow.clock.now()
-        row = _open_order(s, actor, order_id, port, now, action)
+        row = open_order(s, actor, order_id, port, now, action)
         if row.status not in from_statuses:
             raise OrderNotInForce(f"the order is {row.status}")
         if before:
@@ -634,7 +636,7 @@ def _change(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, change: StatusCh
         # the door traced the request (`action`); this traces what was done, with the reason
         audit.record(s, actor, _DONE[status], at=now, patient_id=row.patient_id,
                      target=str(row.id), reason=(change.reason or "").strip() or None, details={"status": status})
-        public = _public(s, [row])[0]
+        public = public_orders(s, [row])[0]
         uow.commit()
         return public
 
@@ -698,7 +700,7 @@ def active_orders(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, port: Ca
         if not history:
             query = query.where(MedicationOrder.status.in_(IN_FORCE))
         rows = list(s.scalars(query.order_by(MedicationOrder.created_at, MedicationOrder.version)))
-        public = _public(s, rows)
+        public = public_orders(s, rows)
         uow.commit()
         return public
 
@@ -725,7 +727,7 @@ def prescription_sheet(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID,
         access_patient(s, actor, patient_id, Purpose.CARE, now=now, port=port, action="medication:order:view")
         rows = list(s.scalars(select(MedicationOrder).where(MedicationOrder.patient_id == patient_id)
                               .order_by(MedicationOrder.created_at.desc(), MedicationOrder.version.desc())))
-        history = _public(s, rows)
+        history = public_orders(s, rows)
         context = _context(s, patient_id, now, weight=None, height=None, pregnant=None)
         sheet = PrescriptionSheet(
             patient=identity.summaries(s, [patient_id])[patient_id],
@@ -875,6 +877,6 @@ def apply_protocol(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, code: s
                       protocol=(code, run)) for line, alerts in zip(lines, judged, strict=True)]
         audit.record(s, actor, "medication:protocol:applied", at=now, patient_id=patient_id, target=str(run),
                      details={"protocol": code, "orders": [str(r.id) for r in rows]})
-        public = _public(s, rows)
+        public = public_orders(s, rows)
         uow.commit()
         return public
