@@ -37,6 +37,17 @@ STATUS_LABELS = {
     "read": i18n.N_("Read"),
     "failed": i18n.N_("Failed"),
 }
+#: The consent registry's purposes and how a word was given, as staff read them.
+CONSENT_LABELS = {
+    consent.COMMUNITY_PROFESSIONALS: i18n.N_("Sharing with community professionals"),
+    consent.GROUP_ESTABLISHMENTS: i18n.N_("Sharing between the group's establishments, outside the care team"),
+    consent.RESEARCH: i18n.N_("Reuse of the data for research"),
+}
+CONSENT_SOURCES = {
+    consent.PATIENT: i18n.N_("the patient, on the portal"),
+    consent.PARENT: i18n.N_("a parent, on the portal"),
+    consent.STAFF: i18n.N_("staff, on the patient's word"),
+}
 ROLE_LABELS = {"gp": i18n.N_("General practitioner (médecin traitant)"), "other": i18n.N_("Other correspondent")}
 #: Why an action was refused, by rule name, shown translated.
 REFUSALS = {
@@ -111,10 +122,13 @@ def patient_page(request: Request, patient_id: uuid.UUID, container: ContainerDe
                  q: Annotated[str, Query(max_length=100)] = "", erreur: str | None = None,
                  envoye: str | None = None) -> Response:
     view = service.view_patient_messaging(container.uow(), actor, patient_id, container.ports["care"], search=q)
+    consents = consent.view(container.uow(), actor, patient_id, container.ports["care"])
     error = (i18n._(REFUSALS[erreur]) if erreur in REFUSALS
              else i18n._("The action was refused.") if erreur else None)
     return render(request, "messaging/patient.html", {
-        "view": view, "error": error, "sent_notice": bool(envoye), "roles": ROLE_LABELS, "statuses": STATUS_LABELS,
+        "view": view, "consents": consents, "consent_labels": CONSENT_LABELS, "consent_sources": CONSENT_SOURCES,
+        "consent_history": sorted((e for c in consents for e in c.history), key=lambda e: e.recorded_at, reverse=True),
+        "error": error, "sent_notice": bool(envoye), "roles": ROLE_LABELS, "statuses": STATUS_LABELS,
         "can_send": actor.has_any(Role.PHYSICIAN)})
 
 
@@ -158,7 +172,9 @@ async def send(patient_id: uuid.UUID, request: Request, container: ContainerDep,
 @router.post("/patients/{patient_id}/opposition", dependencies=[Depends(CARERS)])
 def objection(patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
               objects: Annotated[str, Form(max_length=5)] = "",
-              reason: Annotated[str, Form(max_length=1000)] = "") -> Response:
+              reason: Annotated[str, Form(max_length=1000)] = "",
+              purpose: Annotated[str, Form(max_length=40)] = consent.COMMUNITY_PROFESSIONALS) -> Response:
+    """The patient's word on one purpose of the consent registry, recorded by the care team."""
     consent.record_objection(container.uow(), actor, patient_id, objects=objects == "oui", reason=reason,
-                             port=container.ports["care"])
+                             port=container.ports["care"], purpose=purpose)
     return _page(patient_id)

@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from naho.messaging import consent
 from naho.platform import i18n
 from naho.platform.deps import ActorDep, ContainerDep, client_address
 from naho.platform.errors import DomainError
@@ -51,9 +52,37 @@ DONE = {
     "deplace": i18n.N_("Your appointment is moved."),
     "attente": i18n.N_("You are on the waiting list: if a slot frees up, it is offered to you by e-mail."),
 }
-PURPOSE_LABELS = {"community_professionals": i18n.N_(
-    "Sharing my documents with my doctor (GP) and the professionals who follow me outside the hospital, "
-    "by secure messaging")}
+PURPOSE_LABELS = {
+    consent.COMMUNITY_PROFESSIONALS: i18n.N_(
+        "Sharing my documents with my doctor (GP) and the professionals who follow me outside the hospital, "
+        "by secure messaging"),
+    consent.GROUP_ESTABLISHMENTS: i18n.N_(
+        "Sharing my data between the establishments of the hospital group, with professionals "
+        "who are not in my care team"),
+    consent.RESEARCH: i18n.N_("Use of my data for medical research"),
+}
+PURPOSE_EXPLANATIONS = {
+    consent.COMMUNITY_PROFESSIONALS: i18n.N_(
+        "After a stay or a consultation, the hospital sends the letters and results to your doctor and to "
+        "the professionals who follow you, by a secure health messaging service. If you object, nothing is "
+        "sent to them: you give them your documents yourself."),
+    consent.GROUP_ESTABLISHMENTS: i18n.N_(
+        "The hospitals of the group share one record. The professionals who take care of you read it, "
+        "whatever the hospital. You can object to your data being shared with professionals of the group "
+        "who are not in your care team: your objection is recorded and shown to the professionals."),
+    consent.RESEARCH: i18n.N_(
+        "Data from your record may be reused, without your name, for medical research approved under the "
+        "law, to improve care. If you object, your data is not used in new research. This does not change "
+        "your care."),
+}
+#: How a word was given, as the portal tells it (staff names are not shown, as in "who opened").
+SOURCE_LABELS = {
+    consent.PATIENT: i18n.N_("By the patient, on the portal"),
+    consent.PARENT: i18n.N_("By a parent, on the portal"),
+    consent.STAFF: i18n.N_("By the hospital staff, on the patient's word"),
+}
+CONSENT_DONE = {"oppose": i18n.N_("Your objection is recorded."),
+                "retire": i18n.N_("Your objection is withdrawn.")}
 BASIS_LABELS = {"care_team": i18n.N_("Care team"), "role": i18n.N_("Administrative role"),
                 "break_the_glass": i18n.N_("Emergency access (break-the-glass)"), "self": i18n.N_("You")}
 
@@ -271,11 +300,26 @@ def accesses(request: Request, container: ContainerDep, actor: ActorDep, pour: u
 
 
 @router.get("/portail/consentements", dependencies=[Depends(PATIENT)])
-def consents(request: Request, container: ContainerDep, actor: ActorDep, pour: uuid.UUID | None = None) -> Response:
-    person = _chosen(_people(container, actor), pour)
+def consents(request: Request, container: ContainerDep, actor: ActorDep, pour: uuid.UUID | None = None,
+             fait: Annotated[str | None, Query(max_length=20)] = None) -> Response:
+    people = _people(container, actor)
+    person = _chosen(people, pour)
     lines = service.consents(container.uow(), actor, person.patient_id, container.ports["care"])
-    purposes = {k: i18n._(v) for k, v in PURPOSE_LABELS.items()}
-    return render(request, "portal/consents.html", {"person": person, "lines": lines, "purposes": purposes})
+    return render(request, "portal/consents.html", {
+        "people": people, "person": person, "lines": lines, "purposes": PURPOSE_LABELS,
+        "explanations": PURPOSE_EXPLANATIONS, "sources": SOURCE_LABELS,
+        "done": i18n._(CONSENT_DONE[fait]) if fait in CONSENT_DONE else None})
+
+
+@router.post("/portail/consentements", dependencies=[Depends(PATIENT)])
+def change_consent(container: ContainerDep, actor: ActorDep, patient_id: Annotated[uuid.UUID, Form()],
+                   purpose: Annotated[str, Form(max_length=40)],
+                   objects: Annotated[str, Form(max_length=5)]) -> Response:
+    """The patient (or a parent) objects or withdraws; the service refuses anyone else."""
+    service.change_consent(container.uow(), actor, patient_id, purpose, objects=objects == "oui",
+                           care=container.ports["care"])
+    done = "oppose" if objects == "oui" else "retire"
+    return RedirectResponse(f"/portail/consentements?pour={patient_id}&fait={done}", status_code=303)
 
 
 @router.get("/portail/securite", dependencies=[Depends(PATIENT)])

@@ -458,27 +458,22 @@ def who_opened(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, care: CareR
         return lines
 
 
-@dataclass(frozen=True)
-class ConsentLine:
-    purpose: str
-    allowed: bool
-    since: datetime | None
+def consents(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID,
+             care: CareRelationshipPort) -> list[consent.ConsentState]:
+    """The patient's word on each purpose and its history, read from the consent registry
+    through the portal's door (the patient, or a parent for a minor child)."""
+    return consent.view(uow, actor, patient_id, PortalDoor(care, actor.account_id), Purpose.SELF)
 
 
-def consents(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, care: CareRelationshipPort) -> list[ConsentLine]:
-    """The patient's standing word on each sharing purpose, read from the consent registry."""
+def change_consent(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, purpose: str, *, objects: bool,
+                   care: CareRelationshipPort) -> None:
+    """The patient objects, or withdraws an objection, from the portal; a parent holding an
+    active proxy may do it for a minor child, and the history says it was a parent. The
+    registry's function goes through the portal's door, which refuses anyone else (audited)."""
     with uow:
-        s = uow.session
-        now = uow.clock.now()
-        access_patient(s, actor, patient_id, Purpose.SELF, now=now, port=PortalDoor(care, actor.account_id),
-                       action="patient:consent:view")
-        lines = []
-        for purpose in sorted(consent.PURPOSES):
-            objection = consent.objection_of(s, patient_id, purpose)
-            lines.append(ConsentLine(purpose, consent.sharing_allowed(s, patient_id, purpose),
-                                     objection[0] if objection else None))
-        uow.commit()
-        return lines
+        by_parent = owner_account(uow.session, patient_id) != actor.account_id
+    consent.record_patient_choice(uow, actor, patient_id, purpose, objects=objects,
+                                  port=PortalDoor(care, actor.account_id), by_parent=by_parent)
 
 
 def staff_view(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID,

@@ -189,7 +189,8 @@ def test_consents_are_read_from_the_registry(container: Container) -> None:
     patient = new_patient(container)
     me = portal_account(container, clerk, patient, "lucie@example.org")
     lines = portal.consents(container.uow(), me, patient, container.ports["care"])
-    assert [(line.purpose, line.allowed) for line in lines] == [(consent.COMMUNITY_PROFESSIONALS, True)]
+    assert [(line.purpose, line.allowed) for line in lines] == [
+        (consent.COMMUNITY_PROFESSIONALS, True), (consent.GROUP_ESTABLISHMENTS, True), (consent.RESEARCH, True)]
 
 
 def test_only_the_desk_or_the_care_team_hands_codes_and_a_patient_gets_one_account(container: Container) -> None:
