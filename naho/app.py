@@ -31,6 +31,10 @@ from naho.medication import review as medication_review
 from naho.medication import review_pages as medication_review_pages
 from naho.medication import service as medication_service
 from naho.messaging import api as messaging_api
+from naho.messaging import inbound as messaging_inbound
+from naho.messaging import inbound_pages as messaging_inbound_pages
+from naho.messaging import letter_pages as messaging_letter_pages
+from naho.messaging import mailbox as messaging_mailbox
 from naho.messaging import merge as messaging_merge
 from naho.messaging import pages as messaging_pages
 from naho.messaging.sending import LETTER_TOPIC, load_config
@@ -114,6 +118,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     if settings.messaging_smtp_host:
         container.ports["outbox_handlers"].setdefault(
             LETTER_TOPIC, make_letter_handler(settings, container.session_factory, container.clock))
+        container.ports["outbox_handlers"].setdefault(  # non-integration notifications of received mail
+            messaging_inbound.ANSWER_TOPIC, messaging_mailbox.make_answer_handler(settings, container.session_factory))
     # Schedule, Slot and Appointment join the CapabilityStatement (their routes come before fhir_api's).
     fhir_api.SUPPORTED.update(fhir_scheduling.SUPPORTED)
     # The one door to patient data asks the record who is in the care team.
@@ -155,6 +161,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                                            Job("lab-alert-escalation", escalate, 60.0),
                                            Job("appointment-reminders", reminders, 300.0),
                                            Job("waiting-list-offers", offers, 60.0)])
+            mailbox = messaging_mailbox.source_from_settings(settings)
+            if mailbox is not None and container.ports["messaging"] is not None:
+                receive = lambda raw: messaging_inbound.receive_message(  # noqa: E731
+                    container.uow(), raw, config=container.ports["messaging"], port=CARE)
+                runner.jobs.append(Job("messaging-mailbox", lambda: messaging_mailbox.poll_mailbox(mailbox, receive),
+                                       settings.messaging_mailbox_poll_seconds))
             runner.start()
             app.state.workers = runner
         # HL7 v2 ADT over MLLP (IHE PAM FR); one process only: the port is exclusive.
@@ -185,7 +197,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         app.add_middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie=sso.FLOW_COOKIE,
                            max_age=600, same_site="lax", https_only=settings.production)
 
-    for router in (messaging_pages.router, messaging_api.router,
+    for router in (messaging_pages.router, messaging_api.router, messaging_inbound_pages.router,
+                   messaging_letter_pages.router, messaging_letter_pages.api,
                    web_pages.router, sso.router, web_admin.router, sites_pages.router, sites_api.router,
                    staff_pages.router, staff_pages.workspace, staff_api.router, identity_pages.router,
                    identity_api.router, record_pages.router, care_team_pages.router,

@@ -86,6 +86,20 @@ class Settings(BaseSettings):
     messaging_oid_root: str = "2.25.164096397395423478917011962893563158705"
     messaging_ipp_oid: str = "2.25.164096397395423478917011962893563158705.1"
     messaging_institution: str = "GHT de l'Artois"
+    #: The group mailbox's inbound side (naho.messaging.mailbox): "imap", "maildir" (a directory
+    #: of .eml files) or "" (nothing received); polled by the background worker.
+    messaging_mailbox: Literal["", "imap", "maildir"] = ""
+    messaging_mailbox_poll_seconds: float = 60.0
+    messaging_imap_host: str = ""
+    messaging_imap_port: int = 993
+    messaging_imap_user: str = ""
+    messaging_imap_password: str = ""
+    messaging_imap_password_file: Path | None = None
+    messaging_imap_folder: str = "INBOX"
+    #: "ssl" (IMAPS, port 993), "starttls" (port 143), "never" (loopback tests only).
+    messaging_imap_tls: Literal["ssl", "starttls", "never"] = "ssl"
+    messaging_imap_ca_file: Path | None = None
+    messaging_maildir: Path | None = None
 
     # Patient mails (portal account links, appointment reminders): SMTP relay, empty host: not sent.
     portal_smtp_host: str = ""
@@ -104,6 +118,8 @@ class Settings(BaseSettings):
             self.secret_key = self.secret_key_file.read_text().strip()
         if self.oidc_client_secret_file and not self.oidc_client_secret:
             self.oidc_client_secret = self.oidc_client_secret_file.read_text().strip()
+        if self.messaging_imap_password_file and not self.messaging_imap_password:
+            self.messaging_imap_password = self.messaging_imap_password_file.read_text().strip()
         if self.mode == "production":
             if not self.secret_key or self.secret_key == DEVELOPMENT_SECRET_KEY:
                 raise InsecureSettingsError(

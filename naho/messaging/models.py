@@ -108,3 +108,8 @@ class SharingObjection(Base):
     source: Mapped[str] = mapped_column(String(20))
     recorded_at: Mapped[datetime]
     recorded_by: Mapped[str] = mapped_column(String(300))
+
+
+from naho.messaging.inbound_models import InboundLetter  # noqa: E402  (registers the inbound table)
+
+__all__ = ["Correspondent", "InboundLetter", "Letter", "Professional", "SharingObjection"]
