@@ -8,6 +8,7 @@ import imaplib
 import os
 import pwd
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
@@ -27,6 +28,7 @@ from tests.messaging.test_sending import (
     setup_fixture,  # noqa: F401 - the fixtures "setup" and "web"
     web_fixture,  # noqa: F401
 )
+from tests.messaging.test_smtp_delivery import tls_files
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 USER, PASSWORD = "secretariat", "mot-de-passe-de-test"
@@ -34,8 +36,10 @@ USER, PASSWORD = "secretariat", "mot-de-passe-de-test"
 
 @dataclass
 class Imap:
-    port: int
+    port: int  # IMAP, STARTTLS offered
+    imaps_port: int  # IMAP over TLS
     directory: Path
+    ca: Path  # the authority of the server's certificate (for 127.0.0.1)
 
     def deliver(self, raw: bytes) -> None:
         client = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)
@@ -61,7 +65,7 @@ class Imap:
 def imap_server() -> Iterator[Imap]:
     if not Path(DOVECOT).exists():
         service_missing("dovecot is not installed (Debian package dovecot-imapd)")
-    port = free_port()
+    port, imaps_port = free_port(), free_port()
     # Not under pytest's tmp_path: the mail processes run as another user and must reach the maildir.
     directory = Path(tempfile.mkdtemp(prefix="naho-imap-"))
     directory.chmod(0o755)
@@ -75,13 +79,19 @@ def imap_server() -> Iterator[Imap]:
     (directory / "mail").mkdir()
     os.chown(directory / "mail", owner.pw_uid, owner.pw_gid)
     (directory / "users").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+    ca, certificate, key = tls_files(directory / "tls")
+    dh = Path("/usr/share/dovecot/dh.pem")
+    dh_setting = f"ssl_dh = <{dh}" if dh.exists() else ""
     (directory / "dovecot.conf").write_text(f"""
 base_dir = {directory}/run
 state_dir = {directory}/state
 log_path = {directory}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+ssl = yes
+ssl_cert = <{certificate}
+ssl_key = <{key}
+{dh_setting}
 disable_plaintext_auth = no
 auth_mechanisms = plain
 mail_location = maildir:{directory}/mail/%u
@@ -102,7 +112,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
 service anvil {{
@@ -113,12 +124,12 @@ service anvil {{
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
-        while not port_open("127.0.0.1", port):
+        while not (port_open("127.0.0.1", port) and port_open("127.0.0.1", imaps_port)):
             if process.poll() is not None or time.monotonic() > deadline:
                 log = (directory / "dovecot.log")
                 pytest.fail("dovecot did not start: " + (log.read_text()[-2000:] if log.exists() else "no log"))
             time.sleep(0.1)
-        yield Imap(port, directory)
+        yield Imap(port, imaps_port, directory, ca)
     finally:
         process.terminate()
         try:
@@ -163,3 +174,26 @@ def test_wrong_imap_credentials_raise_and_nothing_is_recorded(web: TestClient, s
     with pytest.raises(imaplib.IMAP4.error):
         mailbox.poll_mailbox(source, lambda raw: receive(setup, raw))
     assert inbound_rows(setup) == []
+
+
+def test_the_imap_poller_speaks_imaps_and_starttls_and_checks_the_server_certificate(
+        web: TestClient, setup: Setup, imap_server: Imap) -> None:
+    register(web)
+    implicit = mailbox.ImapSource("127.0.0.1", imap_server.imaps_port, USER, PASSWORD, tls="ssl",
+                                  ca_file=imap_server.ca)
+    upgraded = mailbox.ImapSource("127.0.0.1", imap_server.port, USER, PASSWORD, tls="starttls",
+                                  ca_file=imap_server.ca)
+    unknown_authority = mailbox.ImapSource("127.0.0.1", imap_server.imaps_port, USER, PASSWORD, tls="ssl")
+
+    def receiver(raw: bytes) -> inbound.InboundResult:
+        return receive(setup, raw)
+
+    imap_server.deliver(sealed_letter(setup))
+    with pytest.raises(ssl.SSLCertVerificationError):  # the system authorities do not know this server
+        mailbox.poll_mailbox(unknown_authority, receiver)
+    assert imap_server.unseen() == 1
+    assert mailbox.poll_mailbox(implicit, receiver) == 1  # IMAPS
+    imap_server.deliver(sealed_letter(setup))
+    assert mailbox.poll_mailbox(upgraded, receiver) == 1  # STARTTLS on the plain port
+    assert imap_server.unseen() == 0
+    assert [r.status for r in inbound_rows(setup)] == ["filed", "filed"]
