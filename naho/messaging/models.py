@@ -111,5 +111,6 @@ class SharingObjection(Base):
 
 
 from naho.messaging.inbound_models import InboundLetter  # noqa: E402  (registers the inbound table)
+from naho.messaging.letter_models import DischargeLetter  # noqa: E402,F401  (registers the discharge letter table)
 
 __all__ = ["Correspondent", "InboundLetter", "Letter", "Professional", "SharingObjection"]
