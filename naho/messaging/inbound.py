@@ -407,6 +407,11 @@ def receive_message(uow: UnitOfWork, raw: bytes, *, config: sending.MessagingCon
         submissions = xdm.unpack(package)
     except XdmPackageInvalid as exc:
         return _refuse(uow, row, outer, type(exc).__name__, str(exc), config)
+    for document in (d for submission in submissions for d in submission.documents):
+        try:  # the chart's own rule, judged now: a letter waiting for a person must be fileable
+            record_rules.document_media_type(document.data)
+        except record_rules.DocumentRefused as exc:
+            return _refuse(uow, row, outer, "DocumentRefused", f"{document.uri}: {exc}", config)
     sent = patient_as_sent(submissions, package)
     row.patient_as_sent = sent.summary() if sent else "several patients"
     actor = mailbox_actor(sender)

@@ -265,6 +265,17 @@ def test_a_letter_without_a_valid_xdm_package_is_refused(web: TestClient, setup:
     assert (result.status, result.rule) == ("refused", "XdmPackageInvalid") and result.answer_queued
 
 
+def test_a_document_the_chart_does_not_keep_refuses_the_letter_even_for_an_unknown_patient(
+        web: TestClient, setup: Setup) -> None:
+    patient, _ = register(web)  # CARPENTIER Odette is known, INCONNU is not
+    image = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 2
+    for name in ("CARPENTIER", "INCONNU"):
+        result = receive(setup, sealed_letter(setup, name=name, document=image))
+        assert (result.status, result.rule) == ("refused", "DocumentRefused") and result.answer_queued
+        assert "DOC0001" in (result.reason or "")
+    assert [r.status for r in inbound_rows(setup)] == ["refused", "refused"] and documents_of(setup, patient) == []
+
+
 # --- the worklist ----------------------------------------------------------------------------------
 
 def test_an_unknown_patient_waits_and_identity_vigilance_files_it_by_ipp(web: TestClient, setup: Setup) -> None:
