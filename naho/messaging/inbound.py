@@ -312,6 +312,30 @@ def _known(uow: UnitOfWork, message_id: str) -> InboundResult | None:
         return _result(row, duplicate=True) if row is not None else None
 
 
+def _body_digest(raw: bytes) -> str:
+    """The message without its header, line ends made canonical: what a re-delivery leaves alone
+    (relays prepend trace headers; mail stores may rewrite CRLF)."""
+    parts = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)
+    body = parts[1] if len(parts) > 1 else b""
+    return hashlib.sha256(re.sub(rb"\r?\n", b"\r\n", body).rstrip()).hexdigest()
+
+
+def _reception_key(uow: UnitOfWork, message_id: str, digest: str) -> tuple[str, InboundResult | None]:
+    """(the key to record this message under, its earlier reception if it is a re-delivery).
+
+    The Message-ID is not signed: a message that reuses another's Message-ID with another body
+    (a forgery sent first to have the real letter dropped as a "duplicate", or a sender's bug)
+    is recorded under the Message-ID and its body's digest, and judged on its own."""
+    with uow:
+        for key in (message_id, f"{message_id[:200]}#{digest[:32]}"):
+            row = uow.session.scalars(select(InboundLetter).where(InboundLetter.message_id == key)).first()
+            if row is None:
+                return key, None
+            if _body_digest(row.raw) == digest:
+                return key, _result(row, duplicate=True)
+    raise AssertionError("the second key carries the digest: its row has this body")
+
+
 def _store(uow: UnitOfWork, row: InboundLetter, write: Callable[[Session, InboundLetter], None]) -> InboundResult:
     """Add the row (and what `write` files) in one transaction; a concurrent receiver of the
     same Message-ID loses on the unique constraint and reads the winner's row."""
@@ -383,8 +407,7 @@ def receive_message(uow: UnitOfWork, raw: bytes, *, config: sending.MessagingCon
         raise sending.MessagingNotConfigured("the group mailbox's certificate is not configured",
                                              rule="MessagingNotConfigured")
     outer = email.message_from_bytes(raw, policy=email.policy.compat32)
-    message_id = _message_key(outer, raw)
-    known = _known(uow, message_id)
+    message_id, known = _reception_key(uow, _message_key(outer, raw), _body_digest(raw))
     if known is not None:
         return known  # re-delivered: nothing changes
     now = uow.clock.now()

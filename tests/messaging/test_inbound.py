@@ -190,6 +190,20 @@ def test_a_letter_naming_a_qualified_identity_by_its_ins_is_filed_unless_its_tra
     assert documents_of(setup, patient) == [LETTER_PDF]
 
 
+def test_a_forgery_reusing_the_message_id_does_not_get_the_real_letter_dropped(web: TestClient, setup: Setup) -> None:
+    patient, _ = register(web)
+    letter = sealed_letter(setup)
+    message_id = email.message_from_bytes(letter, policy=email.policy.compat32)["Message-ID"]
+    forged = f"From: pirate@ailleurs.fr\r\nMessage-ID: {message_id}\r\n\r\nrien\r\n".encode()
+    assert receive(setup, forged).status == "refused"
+    genuine = receive(setup, letter)
+    assert genuine.status == "filed" and not genuine.duplicate
+    # A true re-delivery (a relay added a trace header, a store rewrote CRLF to LF) is recognised.
+    redelivered = b"Received: from relay.mssante.fr by mx.ght-artois.fr\r\n" + letter.replace(b"\r\n", b"\n")
+    assert receive(setup, redelivered).duplicate and receive(setup, forged).duplicate
+    assert documents_of(setup, patient) == [LETTER_PDF] and len(inbound_rows(setup)) == 2
+
+
 # --- refused ---------------------------------------------------------------------------------------
 
 def envelope(entity: bytes, setup: Setup, sender: str, message_id: str) -> bytes:
