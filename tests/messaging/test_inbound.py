@@ -8,6 +8,7 @@ import datetime as dt
 import email
 import email.policy
 import io
+import time
 import uuid
 import xml.etree.ElementTree as ET
 import zipfile
@@ -23,6 +24,7 @@ from naho.messaging import inbound, mailbox, sending, smime, xdm
 from naho.messaging.inbound_models import InboundLetter
 from naho.messaging.pki import Identity, TestAuthority
 from naho.platform.audit import AuditEvent
+from naho.platform.clock import FixedClock
 from naho.platform.outbox import OutboxMessage
 from naho.record.models import ClinicalDocument
 from tests.messaging.test_sending import (
@@ -401,3 +403,19 @@ def test_source_patient_info_gives_the_strict_traits() -> None:
     assert inbound.source_patient_traits(["PID-7|19800101", "PID-8|F"]) is None
     assert inbound.parse_cx("123456789012345^^^&1.2.250.1.213.1.4.8&ISO^NH") == (
         "123456789012345", "1.2.250.1.213.1.4.8", "NH")
+
+
+def test_naho_serve_polls_the_configured_maildir_in_the_background(db_url: str, clock: FixedClock,
+                                                                   tmp_path: Path) -> None:
+    box = tmp_path / "boite"
+    made = Setup(db_url, clock, tmp_path, workers=True, messaging_mailbox="maildir", messaging_maildir=box,
+                 messaging_mailbox_poll_seconds=0.05, outbox_poll_seconds=0.05)
+    try:
+        with TestClient(made.app):
+            (box / "0001.eml").write_bytes(sealed_letter(made, name="INCONNU", first="PERSONNE"))
+            deadline = time.monotonic() + 10
+            while not (box / "done" / "0001.eml").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert [(r.status, r.rule) for r in inbound_rows(made)] == [("unmatched", "UnknownPatient")]
+    finally:
+        made.close()
