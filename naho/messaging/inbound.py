@@ -24,6 +24,7 @@ import email
 import email.policy
 import hashlib
 import io
+import quopri
 import re
 import uuid
 import xml.etree.ElementTree as ET
@@ -117,10 +118,10 @@ def _text(value: object) -> str:
         return str(value)
 
 
-def _message_key(outer: Message, raw: bytes) -> str:
-    """The Message-ID; a message without one is keyed by its content, so a re-delivery still matches."""
-    found = str(outer.get("Message-ID", "") or "").strip()
-    return found[:250] if found else f"<sha256.{hashlib.sha256(raw).hexdigest()}@no-message-id>"
+def _message_key(outer: Message, digest: str) -> str:
+    """The Message-ID; a message without one is keyed by its body, so a re-delivery still matches."""
+    found = _one_line(str(outer.get("Message-ID", "") or ""), 250)
+    return found or f"<sha256.{digest}@no-message-id>"
 
 
 def _sender(outer: Message) -> str:
@@ -263,29 +264,37 @@ def find_patient(session: Session, sent: PatientAsSent) -> tuple[uuid.UUID | Non
 
 # --- the non-integration notification -------------------------------------------------------------
 
+def _one_line(value: str, limit: int = 500) -> str:
+    """A header value from outside, on one line (no header injection through our answer)."""
+    return re.sub(r"[\r\n\t ]+", " ", value).strip()[:limit]
+
+
 def build_answer(*, ours: str, to: str, original_message_id: str, rule: str, reason: str,
                  received_at: dt.datetime, inbound_id: uuid.UUID) -> bytes:
     """An RFC 8098 MDN `processed/error` telling the sender their message was not integrated, with
-    the rule broken. It carries no patient data (no subject, no content), hence sent unsealed."""
+    the rule broken. It carries no patient data (no subject, no content), hence sent unsealed.
+    Plain ASCII (the French text is quoted-printable): no relay needs 8BITMIME for it."""
     domain = ours.rsplit("@", 1)[1]
+    original, reason = _one_line(original_message_id, 250), _one_line(reason)
     boundary = f"naho-{uuid.uuid5(_ANSWER_IDS, str(inbound_id)).hex}"
-    text = (f"Votre message {original_message_id} reçu le {received_at:%d/%m/%Y %H:%M} UTC n'a pas été intégré "
+    text = (f"Votre message {original or ''} reçu le {received_at:%d/%m/%Y %H:%M} UTC n'a pas été intégré "
             f"au dossier patient : {rule} ({reason}).\r\n"
             f"Your message was not integrated into the patient record: {rule} ({reason}).\r\n")
-    safe_reason = re.sub(r"[\r\n]+", " ", reason)[:500]
+    about = [f"In-Reply-To: {original}"] if original else []
     lines = [
-        f"From: {ours}", f"To: {to}", "Subject: =?utf-8?q?Non-int=C3=A9gration_de_votre_message?=",
+        f"From: {ours}", f"To: {_one_line(to, 254)}", "Subject: =?utf-8?q?Non-int=C3=A9gration_de_votre_message?=",
         f"Date: {format_datetime(received_at.astimezone(dt.UTC))}",
-        f"Message-ID: <{uuid.uuid5(_ANSWER_IDS, str(inbound_id))}@{domain}>",
-        f"In-Reply-To: {original_message_id}", "Auto-Submitted: auto-replied", "MIME-Version: 1.0",
+        f"Message-ID: <{uuid.uuid5(_ANSWER_IDS, str(inbound_id))}@{domain}>", *about,
+        "Auto-Submitted: auto-replied", "MIME-Version: 1.0",
         f'Content-Type: multipart/report; report-type=disposition-notification; boundary="{boundary}"', "",
-        f"--{boundary}", "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit", "",
-        text, f"--{boundary}", "Content-Type: message/disposition-notification", "",
+        f"--{boundary}", "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: quoted-printable",
+        "", quopri.encodestring(text.encode("utf-8")).decode("ascii"),
+        f"--{boundary}", "Content-Type: message/disposition-notification", "",
         f"Reporting-UA: {domain}; naho", f"Final-Recipient: rfc822; {ours}",
-        f"Original-Message-ID: {original_message_id}",
+        *([f"Original-Message-ID: {original}"] if original else []),
         "Disposition: automatic-action/MDN-sent-automatically; processed/error",
-        f"Error: {rule}: {safe_reason}", "", f"--{boundary}--", ""]
-    return "\r\n".join(lines).encode("utf-8")
+        f"Error: {rule}: {reason}", "", f"--{boundary}--", ""]
+    return "\r\n".join(lines).encode("ascii", "replace")
 
 
 def answer_of(session: Session, inbound_id: uuid.UUID) -> tuple[bytes, str, str] | None:
@@ -362,7 +371,8 @@ def _refuse(uow: UnitOfWork, row: InboundLetter, outer: Message, rule: str, reas
 
     def write(s: Session, r: InboundLetter) -> None:
         if ANSWER_TOPIC in uow.channels and _answerable(outer, r.sender, config.identity.email):
-            r.answer = build_answer(ours=config.identity.email, to=r.sender, original_message_id=r.message_id,
+            r.answer = build_answer(ours=config.identity.email, to=r.sender,
+                                    original_message_id=str(outer.get("Message-ID", "") or ""),
                                     rule=rule, reason=reason, received_at=r.received_at, inbound_id=r.id)
             r.answer_outbox_id = enqueue(s, ANSWER_TOPIC, {"inbound_id": str(r.id)}, now=r.received_at)
         audit.record(s, None, REFUSED_ACTION, at=r.received_at, target=r.message_id, reason=f"{rule}: {reason}"[:1000],
@@ -407,7 +417,8 @@ def receive_message(uow: UnitOfWork, raw: bytes, *, config: sending.MessagingCon
         raise sending.MessagingNotConfigured("the group mailbox's certificate is not configured",
                                              rule="MessagingNotConfigured")
     outer = email.message_from_bytes(raw, policy=email.policy.compat32)
-    message_id, known = _reception_key(uow, _message_key(outer, raw), _body_digest(raw))
+    digest = _body_digest(raw)
+    message_id, known = _reception_key(uow, _message_key(outer, digest), digest)
     if known is not None:
         return known  # re-delivered: nothing changes
     now = uow.clock.now()
