@@ -41,6 +41,8 @@ from naho.staff import service as staff
 PARIS = ZoneInfo("Europe/Paris")
 #: OBR-25 statuses of a report that is complete (final, corrected) or will never come (cancelled).
 _DONE = frozenset({"F", "C", "X", "D"})
+#: Samples taken this long before the admission (in the emergency department) belong to the stay.
+SAMPLED_BEFORE = dt.timedelta(days=1)
 TITLE = i18n.N_("Discharge letter")
 #: Words of the letter, translated when it is drawn (the letter is a French document).
 LABELS = (i18n.N_("Reasons for admission"), i18n.N_("Diagnoses"), i18n.N_("Procedures"),
@@ -171,7 +173,7 @@ def _content(session: Session, stay: EncounterPublic, patient: PatientPublic, no
                   for c in discharge_changes(session, stay.id)]
     pending = [rules.PendingResult(r.service_label, r.observed_at, r.status)
                for r in results.read_results(session, patient.id).reports
-               if r.status not in _DONE and r.observed_at >= stay.started_at]
+               if r.status not in _DONE and r.observed_at >= stay.started_at - SAMPLED_BEFORE]
     follow_ups = [rules.FollowUp(a.starts_at, f"{a.schedule.name} ({a.consultation_type})",
                                  a.schedule.establishment_name or a.schedule.establishment_code)
                   for a in appointments if a.starts_at >= (stay.ended_at or now) - dt.timedelta(hours=1)]

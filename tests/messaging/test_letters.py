@@ -14,13 +14,19 @@ from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select
 
+from naho.identity import service as identity
 from naho.messaging import smime, xdm
 from naho.messaging.letter_models import DischargeLetter
 from naho.platform.audit import AuditEvent
+from naho.results import hl7 as results_hl7
+from naho.results import service as results
+from naho.scheduling import service as scheduling
 from naho.staff import service as staff
 from tests.medication.test_api import PARACETAMOL, _admit, _measure, _prescribe
 from tests.messaging.test_sending import GP, Setup, attach, letters, post, setup_fixture, web_fixture
 from tests.personas import NURSE, PHYSICIAN, PORTER, form_token, login
+from tests.results.conftest import obx, oru
+from tests.scheduling.world import cardiology, staff_actor
 
 __all__ = ["setup_fixture", "web_fixture"]  # the fixtures of test_sending, used here
 
@@ -207,3 +213,33 @@ def test_the_signed_letter_is_sent_to_the_gp_through_the_sending_flow(
     again = web.post(f"/api/patients/{patient}/letters", headers={"x-csrf-token": form_token(web)},
                      json={"document_id": document, "professional_ids": [str(setup.ids[GP])]})
     assert again.status_code == 202, again.text
+
+
+def test_the_draft_lists_results_still_pending_and_the_follow_up_appointments(
+        web: TestClient, setup: Setup, stay: tuple[str, str]) -> None:
+    patient, encounter = stay
+    container = setup.app.state.container
+    with container.uow() as uow:
+        ipp = identity.summaries(uow.session, [uuid.UUID(patient)])[uuid.UUID(patient)].ipp
+    for control, status in (("C1", "P"), ("C2", "F")):  # one report still preliminary, one final
+        message = results_hl7.parse_oru(oru(control, [obx(1, "2160-0", "Créatinine", "92", "umol/L", status=status)],
+                                            ipp=ipp, placer=f"CMD-{control}", filler=f"LAB-{control}",
+                                            report_status=status), zone=setup.clock.now().tzinfo)
+        with container.uow() as uow:
+            results.receive_results(uow.session, results_hl7.laboratory_actor("SIL^LABO"), message,
+                                    now=setup.clock.now(), settings=container.ports["results_settings"], port=container.ports["care"])
+            uow.commit()
+    clerk = staff_actor(container, "admission")
+    cardiology(container, clerk)
+    with container.uow() as uow:
+        slot = scheduling.search_slots(uow.session, now=setup.clock.now(), specialty="cardiology", limit=1)[0]
+    scheduling.book(container.uow(), clerk, slot.id, uuid.UUID(patient), container.ports["care"])
+
+    login(web, PHYSICIAN)
+    content = _api(web, "POST", f"{encounter}/discharge-letter").json()["letter"]["content"]
+    assert [(r["label"], r["status"]) for r in content["pending_results"]] == [("Biochimie sanguine", "P")]
+    assert [(a["starts_at"][:16], a["what"]) for a in content["appointments"]] == [
+        (slot.starts_at.isoformat()[:16], "Consultation de cardiologie (first_visit)")]
+    page = web.get(f"/sejours/{encounter}/lettre-de-liaison").text
+    assert "Biochimie sanguine" in page.split('id="section-pending_results"')[1]
+    assert "Consultation de cardiologie" in page.split('id="section-follow_up"')[1]
