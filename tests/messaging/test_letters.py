@@ -227,7 +227,8 @@ def test_the_draft_lists_results_still_pending_and_the_follow_up_appointments(
                                             report_status=status), zone=setup.clock.now().tzinfo)
         with container.uow() as uow:
             results.receive_results(uow.session, results_hl7.laboratory_actor("SIL^LABO"), message,
-                                    now=setup.clock.now(), settings=container.ports["results_settings"], port=container.ports["care"])
+                                    now=setup.clock.now(), settings=container.ports["results_settings"],
+                                    port=container.ports["care"])
             uow.commit()
     clerk = staff_actor(container, "admission")
     cardiology(container, clerk)
