@@ -328,15 +328,20 @@ def test_a_probable_match_is_never_filed_automatically(web: TestClient, setup: S
     assert documents_of(setup, patient) == []
 
 
-def test_a_physician_outside_the_care_team_cannot_file_a_waiting_letter(web: TestClient, setup: Setup) -> None:
+def test_a_physician_files_a_waiting_letter_for_a_patient_of_their_care_team_only(
+        web: TestClient, setup: Setup) -> None:
     result = receive(setup, sealed_letter(setup, name="INCONNU", first="PERSONNE"))
-    _patient, ipp = register(web, name="Vasseur", first="Rene", born="1950-01-01", sex="M")
+    _elsewhere, other_ipp = register(web, name="Vasseur", first="Rene", born="1950-01-01", sex="M")
+    ours, ipp = register(web, name="Deprez", first="Lucien", born="1937-11-08", sex="M", unit="LENS-MED-MIN")
     login(web, PHYSICIAN)
     assert web.get("/messagerie/a-rapprocher").status_code == 200
-    refused = post(web, f"/messagerie/a-rapprocher/{result.id}", {"ipp": ipp})
+    refused = post(web, f"/messagerie/a-rapprocher/{result.id}", {"ipp": other_ipp})
     # The door: not in the care team, the same answer as an IPP nobody has.
     assert refused.headers["location"].endswith("?erreur=patient")
     assert inbound_rows(setup)[0].status == "unmatched"
+    filed = post(web, f"/messagerie/a-rapprocher/{result.id}", {"ipp": ipp})
+    assert filed.headers["location"] == f"/patients/{ours}"
+    assert documents_of(setup, ours) == [LETTER_PDF]
 
 
 # --- reports ---------------------------------------------------------------------------------------
