@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from naho.identity import service as identity
@@ -59,6 +60,10 @@ class DischargeLetterLocked(Conflict):
     """The letter is signed: it can no longer be changed."""
 
     title = "Discharge letter signed"
+
+
+class LetterDraftedMeanwhile(Conflict):
+    """Another physician drafted the stay's letter at the same moment (one letter per stay)."""
 
 
 class DischargeLetterInvalid(DomainError):
@@ -212,7 +217,11 @@ def draft_letter(uow_factory: Callable[[], UnitOfWork], actor: Actor, encounter_
             content = rules.edit(content, rules.LetterStatus.DRAFT,
                                  {name: getattr(kept, name) for name in rules.EDITABLE_SECTIONS})
             row.content, row.updated_at, row.updated_by = rules.to_json(content), now, actor.label
-        s.flush()
+        try:
+            s.flush()
+        except IntegrityError as exc:  # the unique stay: the other draft won the race
+            raise LetterDraftedMeanwhile("the letter was drafted meanwhile: reload it",
+                                         rule="LetterDraftedMeanwhile") from exc
         view = _view(s, stay, patient)
         uow.commit()
         return view
