@@ -167,7 +167,8 @@ def main() -> None:
             catalogue = medication.catalogue(uow.session)
         engine.dispose()
 
-        app = create_app(Settings(mode="test", database_url=url, workers=False))
+        # as `naho serve` runs (test mode turns the start-up freeze off)
+        app = create_app(Settings(mode="test", database_url=url, workers=False, freeze_startup_objects=True))
         sign_ms: list[float] = []
         with TestClient(app) as clerk, TestClient(app) as nurse, TestClient(app) as physician:
             token = _login(clerk, "admission")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -101,6 +103,16 @@ _STATUS_TITLES = {
 TRANSLATED_DETAILS = {AUTHENTICATION_REQUIRED, CSRF_REFUSED, ROLE_REFUSED}
 
 
+def _freeze_startup_objects(container: Container) -> None:
+    """Build the long-lived caches (the medication catalogue), then freeze every object alive:
+    a full collection no longer scans them (bench/medication.py: the plan of care's p95 went from
+    234 ms, one page in twenty paying a 220 ms collection, to about 40 ms)."""
+    with container.uow() as uow, contextlib.suppress(DomainError):  # no formulary yet: built at first use
+        medication_service.catalogue(uow.session)
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                outbox_handlers: dict[str, Handler] | None = None) -> FastAPI:
     settings = settings or Settings()
@@ -171,6 +183,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             app.state.workers = runner
         # HL7 v2 ADT over MLLP (IHE PAM FR); one process only: the port is exclusive.
         mllp = await start_listener(container, settings.mllp_host, settings.mllp_port) if settings.mllp_port else None
+        freeze = settings.freeze_startup_objects
+        if freeze or (freeze is None and settings.mode != "test"):
+            _freeze_startup_objects(container)
         try:
             yield
         finally:

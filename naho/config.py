@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     portal_smtp_port: int = 25
     portal_mail_sender: str = "ne-pas-repondre@ght-artois.fr"
 
+    #: After start-up, move what it built (modules, models, caches) out of the cyclic garbage
+    #: collector's way (`gc.freeze`): a full collection then scans only what requests create.
+    #: Unset: on, except in test mode (the tests build an app per test in one process).
+    freeze_startup_objects: bool | None = None
+
     # Background workers
     workers: bool = True
     outbox_poll_seconds: float = 1.0
