@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from naho.medication import reconciliation, service
 from naho.medication.schemas import (
     DischargeChange,
+    DischargeDecision,
     HomeMedicationCreate,
     HomeMedicationDecision,
     HomeMedicationPublic,
@@ -54,6 +55,11 @@ def suspend(order_id: uuid.UUID, data: StatusChange, container: ContainerDep, ac
 @router.post("/medication-orders/{order_id}/resume", dependencies=[Depends(PRESCRIBERS)])
 def resume(order_id: uuid.UUID, data: StatusChange, container: ContainerDep, actor: ActorDep) -> OrderPublic:
     return service.resume(container.uow(), actor, order_id, data, container.ports["care"])
+
+
+@router.post("/medication-orders/{order_id}/at-discharge", dependencies=[Depends(PRESCRIBERS)])
+def at_discharge(order_id: uuid.UUID, data: DischargeDecision, container: ContainerDep, actor: ActorDep) -> OrderPublic:
+    return service.decide_at_discharge(container.uow(), actor, order_id, data.at_discharge, container.ports["care"])
 
 
 @router.post("/medication-orders/{order_id}/stop", dependencies=[Depends(PRESCRIBERS)])

@@ -46,6 +46,8 @@ LAB_WRITERS = requires(Role.PHYSICIAN, Role.NURSE)
 _ = i18n.N_
 FREQUENCIES = {"once": _("Once"), "times_per_day": _("Times a day"), "every_hours": _("Every N hours"),
                "continuous": _("Continuous infusion"), "if_needed": _("If needed")}
+#: The prescriber's word on an order at discharge, as the page offers it.
+AT_DISCHARGE = {"continue": _("Continue after discharge"), "stop": _("Stop at discharge")}
 STATUSES = {"active": _("Active"), "suspended": _("Suspended"), "stopped": _("Stopped"), "replaced": _("Replaced")}
 REVIEWS = {"pending": _("Awaiting pharmacist review"), "validated": _("Validated by the pharmacist"),
            "refused": _("Refused by the pharmacist")}
@@ -167,7 +169,9 @@ def _sheet_page(request: Request, container: Any, actor: Actor, patient_id: uuid
         "protocols": protocols, "protocols_error": protocols_error,
         "can_prescribe": is_prescriber, "can_record_lab": actor.has_any(Role.PHYSICIAN, Role.NURSE),
         "frequencies": {k: i18n._(v) for k, v in FREQUENCIES.items()},
-        "statuses": {k: i18n._(v) for k, v in STATUSES.items()}, "reviews": {k: i18n._(v) for k, v in REVIEWS.items()},
+        "statuses": {k: i18n._(v) for k, v in STATUSES.items()},
+        "at_discharge_choices": {k: i18n._(v) for k, v in AT_DISCHARGE.items()},
+        "reviews": {k: i18n._(v) for k, v in REVIEWS.items()},
         "responses": {k: i18n._(v) for k, v in RESPONSES.items()},
         "severities": {k: i18n._(v) for k, v in SEVERITIES.items()}, "routes": rules.ROUTES,
         "dose_units": DOSE_UNITS, "concentration_units": CONCENTRATION_UNITS, "frequency_text": frequency_text,
@@ -225,6 +229,21 @@ async def modify(request: Request, order_id: uuid.UUID, container: ContainerDep,
 
 
 _CHANGES = {"suspendre": service.suspend, "reprendre": service.resume, "arreter": service.stop}
+
+
+@router.post("/prescriptions/{order_id}/sortie", dependencies=[Depends(PRESCRIBERS)])
+async def at_discharge(request: Request, order_id: uuid.UUID, container: ContainerDep, actor: ActorDep) -> Response:
+    form = await _form(request)
+    decision = form.get("at_discharge", "") or None
+
+    def run() -> Response:
+        try:
+            done = service.decide_at_discharge(container.uow(), actor, order_id, decision, container.ports["care"])
+        except (service.OrderNotInForce, service.OrderInvalid) as exc:
+            patient = form.get("patient_id", "")
+            return _back(uuid.UUID(patient), type(exc).__name__) if _is_uuid(patient) else Response(status_code=409)
+        return _back(done.patient_id)
+    return await run_in_threadpool(run)
 
 
 @router.post("/prescriptions/{order_id}/{action}", dependencies=[Depends(PRESCRIBERS)])

@@ -186,6 +186,10 @@ def _of_order(change: str, order: MedicationOrder, names: dict[str, str], line: 
                            max_per_24h=order.max_per_24h)
 
 
+#: Why a home treatment is listed as stopped when the prescriber ended it with the stay.
+ENDED_WITH_THE_STAY = "arrêté à la sortie"
+
+
 def discharge_changes(session: Session, encounter_id: uuid.UUID) -> list[DischargeChange]:
     """The treatments at the end of a stay and their change versus admission, for the discharge
     letter (the caller went through the door of the stay's patient).
@@ -194,7 +198,9 @@ def discharge_changes(session: Session, encounter_id: uuid.UUID) -> list[Dischar
     order was stopped during the stay, `modified` when substituted or its order has a later version,
     `continued` otherwise, `not_reconciled` when never decided. Each order of the stay not born of
     a home line and still given at the end (in force, or stopped by the discharge): `new`. Orders
-    show their latest version.
+    show their latest version. The prescriber's word at discharge decides first: an order said to
+    `stop` at discharge ends with the stay (a hospital-only treatment is left out; a home treatment
+    is `stopped`); one not said is counted as given at the end.
     """
     lines = list(session.scalars(select(HomeMedication).where(HomeMedication.encounter_id == encounter_id)
                                  .order_by(HomeMedication.recorded_at, HomeMedication.drug)))
@@ -222,6 +228,8 @@ def discharge_changes(session: Session, encounter_id: uuid.UUID) -> list[Dischar
         last = latest(first)
         if last.status == service.STOPPED and last.status_reason != "discharge":
             change, reason = "stopped", last.status_reason
+        elif last.at_discharge == "stop":
+            change, reason = "stopped", ENDED_WITH_THE_STAY
         elif line.decision == "substitute" or last.id != first.id:
             change, reason = "modified", line.decision_reason
         else:
@@ -231,7 +239,9 @@ def discharge_changes(session: Session, encounter_id: uuid.UUID) -> list[Dischar
         if order.replaces_id is not None or order.id in linked:
             continue
         last = latest(order)
-        if last.status in service.IN_FORCE or (last.status == service.STOPPED and last.status_reason == "discharge"):
+        given_at_end = last.status in service.IN_FORCE or (
+            last.status == service.STOPPED and last.status_reason == "discharge")
+        if given_at_end and last.at_discharge != "stop":
             changes.append(_of_order("new", last, names, None, None))
     return changes
 

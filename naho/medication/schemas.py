@@ -43,6 +43,12 @@ class OrderCreate(BaseModel):
     titration_max: float | None = Field(default=None, gt=0)
 
 
+class DischargeDecision(BaseModel):
+    """Whether an order goes on after discharge: continue, stop, or null to withdraw the word."""
+
+    at_discharge: str | None = Field(default=None, max_length=10)
+
+
 class StatusChange(BaseModel):
     """Suspend, resume or stop: why (optional), and the reason overriding alerts on resuming."""
 
@@ -108,6 +114,8 @@ class OrderPublic(OrderContent):
     status_changed_at: datetime | None
     status_reason: str | None
     alerts: list[AlertPublic]
+    #: The prescriber's word at discharge: continue | stop | None (not said yet).
+    at_discharge: str | None = None
     #: Filled from the review step (review.latest_reviews) when the pharmacist has spoken.
     pharmacist_review: PharmacistReviewPublic | None = None
     concentration_value: float | None = None

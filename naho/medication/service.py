@@ -452,7 +452,7 @@ def _save(session: Session, actor: Actor, patient_id: uuid.UUID, data: OrderCrea
         prescriber_label=actor.label, created_at=now, concentration_value=data.concentration_value,
         concentration_unit=(data.concentration_unit or "").strip() or None, titration_min=data.titration_min,
         titration_max=data.titration_max, protocol_code=protocol[0] if protocol else None,
-        protocol_run_id=protocol[1] if protocol else None)
+        protocol_run_id=protocol[1] if protocol else None, at_discharge=replaces.at_discharge if replaces else None)
     session.add(row)
     session.flush()
     listed = list(alerts)
@@ -519,6 +519,7 @@ def public_orders(session: Session, rows: list[MedicationOrder]) -> list[OrderPu
         status_reason=r.status_reason, alerts=alerts.get(r.id, []), concentration_value=r.concentration_value,
         concentration_unit=r.concentration_unit, titration_min=r.titration_min, titration_max=r.titration_max,
         rate_ml_h=_rate_ml_h(r), protocol_code=r.protocol_code, protocol_run_id=r.protocol_run_id,
+        at_discharge=r.at_discharge,
         pharmacist_review=reviews.get(r.id)) for r in rows]
 
 
@@ -670,6 +671,30 @@ def stop(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, change: StatusChang
          port: CareRelationshipPort) -> OrderPublic:
     """End an order in force."""
     return _change(uow, actor, order_id, change, port, IN_FORCE, STOPPED, "medication:order:stop")
+
+
+#: What the prescriber may say of an order at discharge (medication reconciliation).
+AT_DISCHARGE = frozenset({"continue", "stop"})
+
+
+def decide_at_discharge(uow: UnitOfWork, actor: Actor, order_id: uuid.UUID, decision: str | None,
+                        port: CareRelationshipPort) -> OrderPublic:
+    """Say whether an order in force goes on after discharge (`continue`) or ends with the stay
+    (`stop`); None withdraws the word. Physicians of the care team; audited."""
+    _require_prescriber(actor)
+    if decision is not None and decision not in AT_DISCHARGE:
+        raise OrderInvalid("the decision at discharge is continue or stop", rule="BadDischargeDecision")
+    with uow:
+        s, now = uow.session, uow.clock.now()
+        row = open_order(s, actor, order_id, port, now, "medication:order:discharge-decision")
+        if row.status not in IN_FORCE:
+            raise OrderNotInForce(f"the order is {row.status}")
+        row.at_discharge = decision
+        audit.record(s, actor, "medication:order:at-discharge", at=now, patient_id=row.patient_id,
+                     target=str(row.id), details={"at_discharge": decision})
+        public = public_orders(s, [row])[0]
+        uow.commit()
+        return public
 
 
 def stop_all_at_discharge(uow: UnitOfWork, actor: Actor, encounter_id: uuid.UUID) -> int:

@@ -208,3 +208,62 @@ def test_a_decision_whose_order_needs_a_reason_asks_for_it_in_the_page(client: T
     assert signed.status_code == 303 and "erreur" not in signed.headers["location"]
     [order] = _orders(uow_factory, patient)
     assert order.override_reason == "Traitement habituel bien toléré"
+
+
+def test_the_prescriber_says_which_orders_go_on_after_discharge(client: TestClient, stay: tuple[str, str],
+                                                                uow_factory: UowFactory) -> None:
+    """A hospital-only treatment said to stop at discharge leaves the discharge list; a home
+    treatment said to stop is listed stopped; the word survives a new version; only physicians of
+    the care team say it, and only of an order in force."""
+    patient, encounter = stay
+    home = _line(client, patient, drug="Doliprane 1 g", dose="1 g", frequency="3 fois par jour")
+    continued = _decide(client, home, decision="continue", order=PARACETAMOL).json()
+    inpatient = _prescribe(client, patient, {"product_code": "ENOX4000", "dose_value": 4000, "dose_unit": "UI",
+                                             "route": "SC", "frequency": "times_per_day", "times_per_day": 1}).json()
+    login(client, PHYSICIAN)
+    token = form_token(client)
+
+    def say(order: str, decision: str | None, who: str = PHYSICIAN):  # type: ignore[no-untyped-def]
+        login(client, who)
+        return client.post(f"/api/medication-orders/{order}/at-discharge", headers={"x-csrf-token": form_token(client)},
+                           json={"at_discharge": decision})
+
+    assert say(inpatient["id"], "stop", NURSE).status_code == 403
+    assert say(inpatient["id"], "later").status_code == 422
+    said = say(inpatient["id"], "stop")
+    assert said.status_code == 200 and said.json()["at_discharge"] == "stop"
+    assert say(continued["order_id"], "stop").json()["at_discharge"] == "stop"
+    with uow_factory() as uow:
+        changes = discharge_changes(uow.session, uuid.UUID(encounter))
+    assert [(c.change, c.reason) for c in changes] == [("stopped", "arrêté à la sortie")]  # enoxaparin left out
+
+    modified = client.post(f"/api/medication-orders/{continued['order_id']}/modify", headers={"x-csrf-token": token},
+                           json={**PARACETAMOL, "times_per_day": 4})
+    assert modified.status_code == 201 and modified.json()["at_discharge"] == "stop"  # kept on the new version
+    assert say(modified.json()["id"], "continue").json()["at_discharge"] == "continue"
+    assert say(inpatient["id"], None).json()["at_discharge"] is None  # withdrawn: counted as given at the end
+    with uow_factory() as uow:
+        changes = discharge_changes(uow.session, uuid.UUID(encounter))
+    assert sorted(c.change for c in changes) == ["modified", "new"]
+    assert client.post(f"/api/medication-orders/{inpatient['id']}/stop", headers={"x-csrf-token": form_token(client)},
+                       json={"reason": "fin"}).status_code == 200
+    assert say(inpatient["id"], "continue").status_code == 409  # no longer in force
+
+
+def test_the_word_at_discharge_is_given_from_the_prescriptions_page(client: TestClient,
+                                                                    stay: tuple[str, str]) -> None:
+    from naho.platform import i18n
+
+    patient, _ = stay
+    order = _prescribe(client, patient, PARACETAMOL).json()
+    page = f"/patients/{patient}/prescriptions"
+    said = client.post(f"/prescriptions/{order['id']}/sortie", data={
+        "at_discharge": "continue", "patient_id": patient, "csrf_token": form_token(client, page)},
+        follow_redirects=False)
+    assert said.status_code == 303
+    assert i18n._("Continue after discharge") in client.get(page).text
+    login(client, NURSE)
+    refused = client.post(f"/prescriptions/{order['id']}/sortie", data={
+        "at_discharge": "stop", "patient_id": patient, "csrf_token": form_token(client, page)},
+        follow_redirects=False)
+    assert refused.status_code == 403

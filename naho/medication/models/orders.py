@@ -135,6 +135,9 @@ class MedicationOrder(Base):
     #: The protocol (order set) the order was applied from, and the application it was part of.
     protocol_code: Mapped[str | None] = mapped_column(String(60))
     protocol_run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    #: The prescriber's word on the order at discharge (medication reconciliation): continue |
+    #: stop; None until said. A new version keeps it.
+    at_discharge: Mapped[str | None] = mapped_column(String(10))
 
 
 class MedicationOrderAlert(Base):
