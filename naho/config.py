@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     messaging_oid_root: str = "2.25.164096397395423478917011962893563158705"
     messaging_ipp_oid: str = "2.25.164096397395423478917011962893563158705.1"
     messaging_institution: str = "GHT de l'Artois"
+    #: The patients' own secure mailboxes (Mon espace santé): "<matricule INS>@<domain>", open
+    #: only to a qualified INS; letters to them are sealed for the certificate of that mail
+    #: service (PEM). Without the certificate nothing is sent to patients.
+    messaging_patient_domain: str = "patient.mssante.fr"
+    messaging_patient_certificate: Path | None = None
     #: The group mailbox's inbound side (naho.messaging.mailbox): "imap", "maildir" (a directory
     #: of .eml files) or "" (nothing received); polled by the background worker.
     messaging_mailbox: Literal["", "imap", "maildir"] = ""

@@ -25,7 +25,9 @@ MAX_REPORT_BYTES = 2 * 1024 * 1024
 
 class LetterCreate(BaseModel):
     document_id: uuid.UUID
-    professional_ids: list[uuid.UUID] = Field(min_length=1, max_length=20)
+    professional_ids: list[uuid.UUID] = Field(default_factory=list, max_length=20)
+    #: Also to the patient's own secure mailbox (a qualified INS is needed).
+    to_patient: bool = False
 
 
 class ReportRefused(DomainError):
@@ -48,7 +50,8 @@ def letters(patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep) -> 
 @router.post("/patients/{patient_id}/letters", status_code=202, dependencies=[Depends(SENDERS)])
 def send_letter(patient_id: uuid.UUID, data: LetterCreate, container: ContainerDep, actor: ActorDep) -> dict[str, Any]:
     letter_id = sending.send_document(container.uow, actor, patient_id, data.document_id, data.professional_ids,
-                                      container.ports["care"], container.ports.get("messaging"))
+                                      container.ports["care"], container.ports.get("messaging"),
+                                      to_patient=data.to_patient)
     return {"id": str(letter_id), "status": "queued"}
 
 

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from naho.messaging import correspondents, letters, sending
+from naho.messaging import pages as messaging_pages
 from naho.messaging.letter_rules import EDITABLE_SECTIONS, MAX_SECTION_CHARS, to_json
 from naho.platform import i18n
 from naho.platform.deps import ActorDep, ContainerDep
@@ -34,16 +35,7 @@ SECTION_LABELS = {
     "follow_up": i18n.N_("Follow-up"),
 }
 #: Why a send was refused, by rule name (the same words as the correspondents page).
-REFUSALS = {
-    "SharingObjected": i18n.N_("The patient objected to sharing their data with community professionals: "
-                               "nothing was sent."),
-    "NoSecureMailbox": i18n.N_("A recipient has no secure mailbox or no known certificate: nothing was sent."),
-    "NotACorrespondent": i18n.N_("Choose recipients among the patient's correspondents."),
-    "NoRecipient": i18n.N_("Choose at least one recipient."),
-    "SealRefused": i18n.N_("The letter could not be sealed for these recipients: nothing was sent."),
-    "MessagingNotConfigured": i18n.N_("Secure messaging is not configured: nothing was sent."),
-    "LetterNotSigned": i18n.N_("Sign the letter before sending it."),
-}
+REFUSALS = {**messaging_pages.REFUSALS, "LetterNotSigned": i18n.N_("Sign the letter before sending it.")}
 
 
 def _page(encounter_id: uuid.UUID, error: str | None = None) -> Response:
@@ -63,7 +55,8 @@ def letter_page(request: Request, encounter_id: uuid.UUID, container: ContainerD
              else None)
     return render(request, "messaging/discharge_letter.html", {
         "view": view, "letter": view.letter, "error": error, "section_labels": SECTION_LABELS,
-        "max_chars": MAX_SECTION_CHARS, "can_write": actor.has_any(Role.PHYSICIAN), "recipients": recipients})
+        "max_chars": MAX_SECTION_CHARS, "can_write": actor.has_any(Role.PHYSICIAN), "recipients": recipients,
+        "patient_mailbox": messaging_pages.patient_mailbox_of(container, view.patient)})
 
 
 @router.post("/sejours/{encounter_id}/lettre-de-liaison/brouillon", dependencies=[Depends(WRITERS)])
@@ -100,7 +93,8 @@ def pdf(encounter_id: uuid.UUID, container: ContainerDep, actor: ActorDep) -> Re
 
 @router.post("/sejours/{encounter_id}/lettre-de-liaison/envoi", dependencies=[Depends(WRITERS)])
 def send(encounter_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
-         professional_id: Annotated[list[str] | None, Form()] = None) -> Response:
+         professional_id: Annotated[list[str] | None, Form()] = None,
+         to_patient: Annotated[str, Form(max_length=5)] = "") -> Response:
     """Send the signed letter's PDF to the chosen correspondents, through the usual sending flow."""
     view = letters.view_letter(container.uow(), actor, encounter_id, container.ports["care"])
     if view.letter is None or view.letter.document_id is None:
@@ -113,7 +107,8 @@ def send(encounter_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
             ids.append(uuid.UUID(int=0))  # no such professional: refused as not a correspondent
     try:
         sending.send_document(container.uow, actor, view.patient.id, view.letter.document_id, ids,
-                              container.ports["care"], container.ports.get("messaging"))
+                              container.ports["care"], container.ports.get("messaging"),
+                              to_patient=to_patient == "oui")
     except DomainError as exc:
         return _page(encounter_id, str(exc.extra.get("rule", "")) or "refused")
     return RedirectResponse(f"/patients/{view.patient.id}/correspondants?envoye=1", status_code=303)

@@ -4,13 +4,13 @@ Thin: the services decide (the one door, consent, the rules) and audit."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from naho.messaging import consent, correspondents, directory, sending, service
+from naho.messaging import consent, correspondents, directory, rules, sending, service
 from naho.platform import i18n
 from naho.platform.deps import ActorDep, ContainerDep
 from naho.platform.errors import DomainError
@@ -58,12 +58,28 @@ REFUSALS = {
     "NoRecipient": i18n.N_("Choose at least one recipient."),
     "SealRefused": i18n.N_("The letter could not be sealed for these recipients: nothing was sent."),
     "MessagingNotConfigured": i18n.N_("Secure messaging is not configured: nothing was sent."),
+    "PatientMailboxRefused": i18n.N_("The patient's identity is not qualified: their INS, and so their own secure "
+                                     "mailbox, cannot be used. Nothing was sent."),
+    "NoPatientMailService": i18n.N_("The patients' secure mail service is not configured: nothing was sent."),
     "LetterDocumentNotFound": i18n.N_("Choose a document of the patient's chart."),
     "AlreadyCorrespondent": i18n.N_("This professional is already a correspondent of the patient."),
     "UnknownCorrespondentRole": i18n.N_("Choose the GP or another correspondent."),
     "CorrespondentNotFound": i18n.N_("This correspondent is no longer attached."),
     "ProfessionalNotFound": i18n.N_("Choose a professional found in the directory."),
 }
+def patient_mailbox_of(container: ContainerDep, patient: Any) -> str | None:
+    """The patient's own secure mailbox when a letter can go there (qualified INS, the patients'
+    mail service configured), else None: the send form then offers no such recipient."""
+    config = container.ports.get("messaging")
+    if config is None or config.patient_certificate is None:
+        return None
+    try:
+        return rules.patient_mailbox(patient.ins, patient.status, doubtful=patient.doubtful,
+                                     fictitious=patient.fictitious, domain=config.patient_domain)
+    except rules.PatientMailboxRefused:
+        return None
+
+
 def _page(patient_id: uuid.UUID, error: str | None = None, notice: str | None = None) -> Response:
     query = f"?erreur={error}" if error else ("?envoye=1" if notice else "")
     return RedirectResponse(f"/patients/{patient_id}/correspondants{query}", status_code=303)
@@ -129,7 +145,7 @@ def patient_page(request: Request, patient_id: uuid.UUID, container: ContainerDe
         "view": view, "consents": consents, "consent_labels": CONSENT_LABELS, "consent_sources": CONSENT_SOURCES,
         "consent_history": sorted((e for c in consents for e in c.history), key=lambda e: e.recorded_at, reverse=True),
         "error": error, "sent_notice": bool(envoye), "roles": ROLE_LABELS, "statuses": STATUS_LABELS,
-        "can_send": actor.has_any(Role.PHYSICIAN)})
+        "can_send": actor.has_any(Role.PHYSICIAN), "patient_mailbox": patient_mailbox_of(container, view.patient)})
 
 
 @router.post("/patients/{patient_id}/correspondants", dependencies=[Depends(CARERS)])
@@ -160,9 +176,10 @@ async def send(patient_id: uuid.UUID, request: Request, container: ContainerDep,
     async with request.form() as form:
         document_id = _uuid(str(form.get("document_id") or ""))
         recipients = [_uuid(str(value)) for value in form.getlist("professional_id")][:20]
+        to_patient = form.get("to_patient") == "oui"
     try:
         sending.send_document(container.uow, actor, patient_id, document_id, recipients, container.ports["care"],
-                              container.ports.get("messaging"))
+                              container.ports.get("messaging"), to_patient=to_patient)
     except (sending.SharingObjected, sending.RecipientUnreachable, sending.MessagingNotConfigured,
             sending.LetterDocumentNotFound) as exc:
         return _refused(patient_id, exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,24 @@ def certificate_emails(certificate: x509.Certificate) -> list[str]:
     except x509.ExtensionNotFound:
         return []
     return [name.lower() for name in san.get_values_for_type(x509.RFC822Name)]
+
+
+def certificate_domains(certificate: x509.Certificate) -> list[str]:
+    """The dNSName entries of the certificate's subjectAltName, lower-cased: a mail service that
+    holds the mailboxes of a whole domain (the patients' one) is named by its domain."""
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [name.lower() for name in san.get_values_for_type(x509.DNSName)]
+
+
+def covers(certificate: x509.Certificate, address: str) -> bool:
+    """May a letter to `address` be sealed for this certificate: its own mailbox, or a mailbox of
+    the domain its mail service holds?"""
+    address = address.lower()
+    return (address in certificate_emails(certificate)
+            or address.rpartition("@")[2] in certificate_domains(certificate))
 
 
 def load_identity(files: PkiFiles) -> Identity:
@@ -147,9 +166,11 @@ class TestAuthority:
         """This authority and its parents, except the root."""
         return (self.certificate, *self.parent.chain) if self.parent else ()
 
-    def issue_organisation(self, email: str, organisation: str, *, days: int = 825) -> Identity:
-        """The certificate of an organisational mailbox (e.g. the group's MSSanté mailbox)."""
-        return self._issue(email, organisation, organisation, days=days)
+    def issue_organisation(self, email: str, organisation: str, *, days: int = 825,
+                           domains: Sequence[str] = ()) -> Identity:
+        """The certificate of an organisational mailbox (e.g. the group's MSSanté mailbox); with
+        `domains`, of a mail service holding every mailbox of those domains (the patients')."""
+        return self._issue(email, organisation, organisation, days=days, domains=domains)
 
     def issue_professional(
         self, email: str, full_name: str, organisation: str, *, rpps: str | None = None, days: int = 825
@@ -158,7 +179,8 @@ class TestAuthority:
         return self._issue(email, full_name, organisation, rpps=rpps, days=days)
 
     def _issue(
-        self, email: str, common_name: str, organisation: str, *, rpps: str | None = None, days: int
+        self, email: str, common_name: str, organisation: str, *, rpps: str | None = None, days: int,
+        domains: Sequence[str] = (),
     ) -> Identity:
         key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE)
         attributes = [
@@ -180,7 +202,8 @@ class TestAuthority:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(cert_sign=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.RFC822Name(email), *(x509.DNSName(domain) for domain in domains)]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False

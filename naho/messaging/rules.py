@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from email.message import Message
 from enum import StrEnum
 
+from naho.identity.rules import IdentityStatus, ins_is_valid
+
 # --- the directory extract ------------------------------------------------------------------
 
 #: Columns of the Annuaire Santé "PS_LibreAcces_Personne_activite" extract that naho reads
@@ -210,6 +212,23 @@ def mss_headers(cda_codes: Sequence[str]) -> list[tuple[str, str]]:
     archive carries no CDA (a PDF letter). X-MSS-INS and the others follow the CDA too: they
     come with the structured discharge letter."""
     return [("X-MSS-CODECDA", code) for code in cda_codes]
+
+
+class PatientMailboxRefused(MessagingRuleError):
+    """The patient has no usable secure mailbox: their INS is not qualified (or is doubtful)."""
+
+
+def patient_mailbox(ins: str | None, status: str, *, doubtful: bool, fictitious: bool, domain: str) -> str:
+    """The patient's own secure mailbox (Mon espace santé): the INS matricule at the patients'
+    domain. Only a qualified identity's INS may be used in an exchange (RNIV, EXI SI 08), so a
+    retrieved, validated or provisional identity, a doubtful or fictitious one, has none."""
+    if IdentityStatus(status) is not IdentityStatus.QUALIFIED or doubtful or fictitious:
+        raise PatientMailboxRefused("the patient's identity is not qualified: their INS cannot be used")
+    if not ins or not ins_is_valid(ins):
+        raise PatientMailboxRefused("the patient has no valid INS matricule")
+    if not re.fullmatch(r"[a-z0-9.-]+\.[a-z]{2,}", domain):
+        raise PatientMailboxRefused(f"{domain!r} is not a mail domain")
+    return f"{ins}@{domain}"
 
 
 # --- delivery reports ------------------------------------------------------------------------

@@ -25,11 +25,22 @@ from sqlalchemy.orm import Session
 
 from naho.config import Settings
 from naho.identity import service as identity
+from naho.identity.rules import ins_is_valid
 from naho.messaging import consent, correspondents, directory, smime, xdm
 from naho.messaging.errors import MessagingError
+from naho.messaging.letter_models import DischargeLetter
 from naho.messaging.models import Letter
 from naho.messaging.pki import Identity, PkiFiles, load_identity, load_trust_anchors
-from naho.messaging.rules import LetterStatus, ReportUnreadable, advance, letter_status, mss_headers, parse_report
+from naho.messaging.rules import (
+    LetterStatus,
+    PatientMailboxRefused,
+    ReportUnreadable,
+    advance,
+    letter_status,
+    mss_headers,
+    parse_report,
+    patient_mailbox,
+)
 from naho.platform import audit, counters, i18n
 from naho.platform.access import CareRelationshipPort, Purpose, access_patient
 from naho.platform.errors import Conflict, DomainError, NotFound
@@ -37,6 +48,7 @@ from naho.platform.outbox import enqueue
 from naho.platform.security.actor import Actor
 from naho.platform.uow import UnitOfWork
 from naho.record import chart
+from naho.results import service as results
 from naho.staff import service as staff
 
 LETTER_TOPIC = "messaging.letter"
@@ -76,6 +88,9 @@ class MessagingConfig:
     oid_root: str
     ipp_oid: str
     institution: str
+    #: The patients' mail service: its domain, and its certificate (None: patients get nothing).
+    patient_domain: str = "patient.mssante.fr"
+    patient_certificate: x509.Certificate | None = None
 
     @property
     def domain(self) -> str:
@@ -88,18 +103,27 @@ def load_config(settings: Settings) -> MessagingConfig | None:
         return None
     anchors = tuple(Path(p.strip()) for p in settings.messaging_trust_anchors.split(",") if p.strip())
     files = PkiFiles(settings.messaging_certificate, settings.messaging_private_key, anchors)
+    patient_certificate = (x509.load_pem_x509_certificate(settings.messaging_patient_certificate.read_bytes())
+                           if settings.messaging_patient_certificate else None)
     return MessagingConfig(identity=load_identity(files), trust_anchors=tuple(load_trust_anchors(files)),
                            oid_root=settings.messaging_oid_root, ipp_oid=settings.messaging_ipp_oid,
-                           institution=settings.messaging_institution)
+                           institution=settings.messaging_institution,
+                           patient_domain=settings.messaging_patient_domain,
+                           patient_certificate=patient_certificate)
+
+
+#: A recipient is a community professional of the directory, or the patient's own mailbox.
+PROFESSIONAL, PATIENT = "professional", "patient"
 
 
 @dataclass(frozen=True)
 class RecipientPublic:
-    professional_id: str
+    professional_id: str  # empty for the patient's own mailbox
     name: str
     address: str
     status: str
     detail: str | None
+    kind: str = PROFESSIONAL
 
 
 @dataclass(frozen=True)
@@ -133,7 +157,8 @@ def _public(row: Letter) -> LetterPublic:
     return LetterPublic(
         id=row.id, document_id=row.document_id, document_title=row.document_title, message_id=row.message_id,
         subject=row.subject, status=row.status, status_detail=row.status_detail,
-        recipients=[RecipientPublic(r["professional_id"], r["name"], r["address"], r["status"], r.get("detail"))
+        recipients=[RecipientPublic(r["professional_id"], r["name"], r["address"], r["status"], r.get("detail"),
+                                    r.get("kind", PROFESSIONAL))
                     for r in row.recipients],
         created_at=row.created_at, created_by=row.created_by, sent_at=row.sent_at,
         delivered_at=row.delivered_at, read_at=row.read_at)
@@ -161,17 +186,27 @@ def _hl7(text: str) -> str:
     return re.sub(r"[|^&~\\]", " ", text).strip()
 
 
+def document_type(session: Session, document_id: uuid.UUID) -> xdm.Code:
+    """The XDS type of a chart document: a discharge letter, a laboratory's report, or else the
+    summary of an episode of care (a document added by hand)."""
+    if session.scalar(select(DischargeLetter.id).where(DischargeLetter.document_id == document_id)) is not None:
+        return xdm.TYPE_DISCHARGE_LETTER
+    if results.is_lab_report_document(session, document_id):
+        return xdm.TYPE_LAB_REPORT
+    return xdm.TYPE_EPISODE_SUMMARY
+
+
 def _compose(config: MessagingConfig, *, letter_id: uuid.UUID, number: int, patient: Any, author: xdm.Author,
-             title: str, media_type: str, content: bytes, to: list[str], certificates: list[x509.Certificate],
-             now: dt.datetime) -> tuple[str, bytes, str]:
+             title: str, type_code: xdm.Code, media_type: str, content: bytes, to: list[str],
+             certificates: list[x509.Certificate], now: dt.datetime) -> tuple[str, bytes, str]:
     """(subject, sealed message, Message-ID) of one letter: XDM package + document, signed, encrypted."""
-    ins = patient.ins if patient.ins and re.fullmatch(r"[0-9]{15}", patient.ins) else None
-    document = xdm.Document(content, media_type, title, xdm.TYPE_DISCHARGE_LETTER,
+    ins = patient.ins if patient.ins and ins_is_valid(patient.ins) else None
+    document = xdm.Document(content, media_type, title, type_code,
                             xdm.FORMAT_PDF if media_type == "application/pdf" else FORMAT_TEXT, now)
     package = xdm.pack(xdm.Submission(
         uid_root=config.oid_root, number=number,
         patient_id=xdm.patient_identifier(ins=ins, ipp=patient.ipp, ipp_oid=config.ipp_oid),
-        author=author, title=title, submitted_at=now, documents=[document]))
+        author=author, title=title, submitted_at=now, documents=[document], content_type=type_code))
     extension = "pdf" if media_type == "application/pdf" else "txt"
     body = i18n._("Please find attached a document about your patient %(name)s, born on %(birth)s.") % {
         "name": patient.display_name, "birth": patient.birth_date.strftime("%d/%m/%Y")}
@@ -190,17 +225,20 @@ def _compose(config: MessagingConfig, *, letter_id: uuid.UUID, number: int, pati
 
 def send_document(uow_factory: Callable[[], UnitOfWork], actor: Actor, patient_id: uuid.UUID,
                   document_id: uuid.UUID, professional_ids: Sequence[uuid.UUID], port: CareRelationshipPort,
-                  config: MessagingConfig | None) -> uuid.UUID:
-    """Send a document of the chart to some of the patient's correspondents; returns the letter id.
+                  config: MessagingConfig | None, *, to_patient: bool = False) -> uuid.UUID:
+    """Send a document of the chart to some of the patient's correspondents, and (`to_patient`)
+    to the patient's own secure mailbox; returns the letter id.
 
     Refused, with the reason, when messaging is not configured, when the patient objected to
-    sharing with community professionals, or when a recipient cannot receive it securely."""
+    sharing with community professionals (a letter to the patient alone needs no consent: it is
+    theirs), when the patient's identity is not qualified (no INS, no mailbox), or when a
+    recipient cannot receive it securely."""
     uow = uow_factory()
     if config is None or LETTER_TOPIC not in uow.channels:
         raise MessagingNotConfigured("secure messaging is not configured on this instance",
                                      rule="MessagingNotConfigured")
     wanted = list(dict.fromkeys(professional_ids))
-    if not wanted:
+    if not wanted and not to_patient:
         raise RecipientUnreachable("choose at least one recipient", rule="NoRecipient")
     # The document's bytes, through the chart's own door (audited as a view of the document).
     meta, content = chart.open_document(uow_factory(), actor, document_id, port)
@@ -210,7 +248,7 @@ def send_document(uow_factory: Callable[[], UnitOfWork], actor: Actor, patient_i
                        target=str(document_id))
         if document_id not in {d.id for d in chart.documents(s, patient_id)}:
             raise LetterDocumentNotFound("no such document in this patient's chart", rule="LetterDocumentNotFound")
-        if not consent.sharing_allowed(s, patient_id, consent.COMMUNITY_PROFESSIONALS):
+        if wanted and not consent.sharing_allowed(s, patient_id, consent.COMMUNITY_PROFESSIONALS):
             # The refusal stays in the trail: commit it alone, then say why.
             audit.record(s, actor, "patient:letter:refused", at=now, patient_id=patient_id,
                          target=str(document_id), reason="the patient objected to sharing")
@@ -229,16 +267,29 @@ def send_document(uow_factory: Callable[[], UnitOfWork], actor: Actor, patient_i
             if not professional.mss_address or certificate is None:
                 raise RecipientUnreachable(f"{professional.display_name} has no secure mailbox or certificate",
                                            rule="NoSecureMailbox", professional=str(professional_id))
-            recipients.append({"professional_id": str(professional_id), "name": professional.display_name,
-                               "address": professional.mss_address, "status": str(LetterStatus.QUEUED),
-                               "detail": None})
+            recipients.append({"professional_id": str(professional_id), "kind": PROFESSIONAL,
+                               "name": professional.display_name, "address": professional.mss_address,
+                               "status": str(LetterStatus.QUEUED), "detail": None})
             certificates.append(certificate)
         patient = identity.summaries(s, [patient_id])[patient_id]
+        if to_patient:
+            try:
+                address = patient_mailbox(patient.ins, patient.status, doubtful=patient.doubtful,
+                                          fictitious=patient.fictitious, domain=config.patient_domain)
+            except PatientMailboxRefused as exc:
+                raise RecipientUnreachable(str(exc), rule="PatientMailboxRefused") from exc
+            if config.patient_certificate is None:
+                raise RecipientUnreachable("the patients' mail service has no known certificate",
+                                           rule="NoPatientMailService")
+            recipients.append({"professional_id": "", "kind": PATIENT, "name": patient.display_name,
+                               "address": address, "status": str(LetterStatus.QUEUED), "detail": None})
+            certificates.append(config.patient_certificate)
         letter_id, number = uuid.uuid4(), counters.next_number(s, "messaging_letter")
         try:
             subject, raw, message_id = _compose(
                 config, letter_id=letter_id, number=number, patient=patient,
-                author=_author(s, actor, config.institution), title=meta.title, media_type=meta.media_type,
+                author=_author(s, actor, config.institution), title=meta.title,
+                type_code=document_type(s, document_id), media_type=meta.media_type,
                 content=content, to=[str(r["address"]) for r in recipients], certificates=certificates, now=now)
         except (ValueError, MessagingError) as exc:
             raise RecipientUnreachable(f"the letter cannot be sealed: {exc}", rule="SealRefused") from exc

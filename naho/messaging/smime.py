@@ -41,7 +41,7 @@ from naho.messaging.errors import (
     SignerAddressMismatch,
     SignerNotTrusted,
 )
-from naho.messaging.pki import Identity, certificate_emails
+from naho.messaging.pki import Identity, certificate_emails, covers
 
 # MSSanté headers (ANS "Référentiel socle MSSanté #2, clients de messageries", ECO.2.4.x):
 # X-MSS-CODECDA (the code of each CDA document carried in an IHE_XDM archive), X-MSS-INS,
@@ -135,11 +135,11 @@ def seal_message(
         raise ValueError("a message needs recipients and their certificates")
     # Each addressee must be able to read the letter, and nobody else may: a certificate that
     # belongs to no addressee (a directory mix-up) would disclose the letter to its holder.
+    # A mail service's certificate (a dNSName) covers the mailboxes of its domain.
     addressed = {address.lower() for _, address in getaddresses(list(to))}
-    certified = [set(certificate_emails(certificate)) for certificate in recipient_certificates]
-    if any(not emails & addressed for emails in certified):
+    if any(not any(covers(certificate, address) for address in addressed) for certificate in recipient_certificates):
         raise ValueError("a recipient certificate belongs to none of the addressees")
-    if any(not any(address in emails for emails in certified) for address in addressed):
+    if any(not any(covers(certificate, address) for certificate in recipient_certificates) for address in addressed):
         raise ValueError("an addressee has no certificate")
     if date.tzinfo is None:
         raise ValueError("date must be timezone-aware")

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from naho.identity.rules import ins_is_valid
 from naho.messaging.errors import XdmDocumentMismatch, XdmPackageInvalid, XdmTooLarge, XdmUnsafePath
 
 LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
@@ -74,6 +75,8 @@ class Code:
 # French value sets (ANS JDV): class "Compte rendu", LOINC type "Lettre de sortie", CI-SIS formats.
 CLASS_REPORT = Code("10", "1.2.250.1.213.1.1.4.1", "Compte rendu")
 TYPE_DISCHARGE_LETTER = Code("11490-0", LOINC, "Lettre de liaison à la sortie d'un établissement de soins")
+TYPE_LAB_REPORT = Code("11502-2", LOINC, "CR d'examens biologiques")
+TYPE_EPISODE_SUMMARY = Code("34133-9", LOINC, "Synthèse d'épisode de soins")
 FORMAT_PDF = Code("urn:ihe:iti:xds-sd:pdf:2008", "1.3.6.1.4.1.19376.1.2.3", "Document à corps non structuré en PDF")
 FORMAT_CDA = Code("urn:asip:ci-sis:2010", "1.2.250.1.213.1.1.4.2.2", "Document à corps structuré")
 CONFIDENTIALITY_NORMAL = Code("N", "2.16.840.1.113883.5.25", "Normal")
@@ -84,8 +87,8 @@ PRACTICE_HOSPITAL = Code("ETABLISSEMENT", "1.2.250.1.213.1.1.4.9", "Etablissemen
 def patient_identifier(*, ins: str | None, ipp: str, ipp_oid: str) -> str:
     """The CX patient id: the INS under its OID when qualified, else the IPP under the group's OID."""
     if ins:
-        if not re.fullmatch(r"[0-9]{13}[0-9]{2}", ins):
-            raise ValueError("an INS (NIR) has 13 digits and a 2-digit key")
+        if not ins_is_valid(ins):
+            raise ValueError("an INS (NIR) has 13 characters (2A/2B for Corsica) and a matching 2-digit key")
         return f"{ins}^^^&{INS_OID}&ISO^NH"
     if not ipp or "^" in ipp or "&" in ipp or not _OID.match(ipp_oid):
         raise ValueError("an IPP and a valid OID are needed when the INS is not qualified")

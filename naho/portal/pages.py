@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from naho.messaging import consent
+from naho.messaging import pages as messaging_pages
 from naho.platform import i18n
 from naho.platform.deps import ActorDep, ContainerDep, client_address
 from naho.platform.errors import DomainError
@@ -297,6 +298,14 @@ def accesses(request: Request, container: ContainerDep, actor: ActorDep, pour: u
     lines = service.who_opened(container.uow(), actor, person.patient_id, container.ports["care"])
     bases = {k: i18n._(v) for k, v in BASIS_LABELS.items()}
     return render(request, "portal/accesses.html", {"person": person, "lines": lines, "bases": bases})
+
+
+@router.get("/portail/courriers", dependencies=[Depends(PATIENT)])
+def letters(request: Request, container: ContainerDep, actor: ActorDep, pour: uuid.UUID | None = None) -> Response:
+    person = _chosen(_people(container, actor), pour)
+    sent = service.letters_sent(container.uow(), actor, person.patient_id, container.ports["care"])
+    return render(request, "portal/letters.html", {"person": person, "letters": sent,
+                                                    "statuses": messaging_pages.STATUS_LABELS})
 
 
 @router.get("/portail/consentements", dependencies=[Depends(PATIENT)])

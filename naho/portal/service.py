@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from naho.identity import service as identity
 from naho.identity.schemas import PatientPublic
-from naho.messaging import consent
+from naho.messaging import consent, sending
 from naho.platform import audit, outbox
 from naho.platform.access import CareRelationshipPort, Purpose, access_patient
 from naho.platform.errors import Conflict, DomainError, Forbidden, NotFound
@@ -456,6 +456,19 @@ def who_opened(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, care: CareR
                                     e.reason if btg else None))
         uow.commit()
         return lines
+
+
+def letters_sent(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID,
+                 care: CareRelationshipPort) -> list[sending.LetterPublic]:
+    """What the hospital sent about the patient by secure messaging, to whom, and what became
+    of it (sent, delivered, read), newest first: the patient is told of every letter."""
+    with uow:
+        s = uow.session
+        access_patient(s, actor, patient_id, Purpose.SELF, now=uow.clock.now(),
+                       port=PortalDoor(care, actor.account_id), action="patient:letters:view")
+        letters = sending.letters_of(s, patient_id)
+        uow.commit()
+        return letters
 
 
 def consents(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID,

@@ -287,6 +287,11 @@ class ResultsView:
     alerts: list[AlertPublic]
 
 
+def is_lab_report_document(session: Session, document_id: uuid.UUID) -> bool:
+    """Is this chart document a laboratory's signed report (filed from an ORU's OBX ED)?"""
+    return session.scalar(select(LabReport.id).where(LabReport.document_id == document_id).limit(1)) is not None
+
+
 def _versions(session: Session, patient_id: uuid.UUID) -> list[rules.Version]:
     rows = session.execute(select(LabResult).where(LabResult.patient_id == patient_id)
                            .order_by(LabResult.received_at, LabResult.version)).scalars()

@@ -20,7 +20,7 @@ from naho.platform.uow import UnitOfWork
 from tests.browser.test_care_team import _patient_in_internal_medicine
 from tests.conftest import free_port
 from tests.messaging.test_sending import GP, PDF, load_directory, make_pki, messaging_settings, sample_mailboxes
-from tests.personas import PASSWORD, PHYSICIAN
+from tests.personas import CLERK, PASSWORD, PHYSICIAN
 
 pytestmark = pytest.mark.browser
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
@@ -41,7 +41,7 @@ def messaging(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
 
 
 def test_a_physician_attaches_the_gp_and_sends_the_discharge_letter(  # type: ignore[no-untyped-def]
-        messaging: Settings, page, db_url: str, tmp_path: Path) -> None:
+        messaging: Settings, page, browser, db_url: str, tmp_path: Path) -> None:
     patient = _patient_in_internal_medicine(db_url)
     page.goto(page.base + "/connexion")
     page.get_by_label("Identifiant").fill(PHYSICIAN)
@@ -87,3 +87,28 @@ def test_a_physician_attaches_the_gp_and_sends_the_discharge_letter(  # type: ig
     assert page.locator("#letters-table .letter-status").first.get_attribute("data-status") == "sent"
     assert len(sink.stored(tmp_path / "received")) == 1
     assert page.console_errors == []
+
+    # The patient, handed an activation code at the desk, reads on the portal what was sent to whom.
+    desk = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris").new_page()
+    desk.goto(page.base + "/connexion")
+    desk.locator("#field-username").fill(CLERK)
+    desk.locator("#field-password").fill(PASSWORD)
+    desk.locator("form .button").click()
+    desk.wait_for_url(re.compile(r"/accueil$"))
+    desk.goto(page.base + f"/patients/{patient}/portail")
+    desk.locator("form[action$='/portail/code'] button").click()
+    code = desk.locator("#code-value").inner_text().strip()
+    phone = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris", viewport={"width": 390, "height": 844},
+                                is_mobile=True, has_touch=True).new_page()
+    phone.goto(page.base + "/portail/activation")
+    phone.locator("#field-code").fill(code)
+    phone.locator("#field-birth_date").fill(SystemClock().now().date().replace(year=1941).isoformat())
+    phone.locator("#field-email").fill("marcel.leroy@example.org")
+    phone.locator("#field-password").fill("une phrase de passe assez longue")
+    phone.locator("#activation button[type=submit]").click()
+    phone.wait_for_url(re.compile(r"/portail$"))
+    phone.locator("a[href^='/portail/courriers']").click()
+    phone.wait_for_url(re.compile(r"/portail/courriers"))
+    letter = phone.locator("#letters .letter").first
+    assert letter.get_attribute("data-status") == "sent"
+    assert "Lettre de liaison" in letter.inner_text() and "LECOMTE" in letter.inner_text().upper()

@@ -12,7 +12,7 @@ from naho.messaging.errors import XdmDocumentMismatch, XdmPackageInvalid, XdmToo
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 4 + b"\n%%EOF\n"
 CDA = b'<?xml version="1.0" encoding="UTF-8"?><ClinicalDocument xmlns="urn:hl7-org:v3"/>'
-INS = "180017512345612"
+INS = "180017512345660"
 RIM = "{urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0}"
 
 
