@@ -142,8 +142,26 @@ def demo(
         console.print("First start: loading the group and synthetic staff.")
         _run_seed(settings)
     _print_demo_accounts()
+    mail = _demo_mail(settings)
     console.print(f"naho: [bold]http://{host}:{port}/[/bold]  (Ctrl+C to stop)")
-    _serve(settings, host, port, 1)
+    try:
+        _serve(settings, host, port, 1)
+    finally:
+        if mail is not None:
+            mail.stop()
+
+
+def _demo_mail(settings: Settings):  # type: ignore[no-untyped-def]
+    """Secure messaging with demo certificates and a local relay, unless configured already."""
+    if settings.messaging_smtp_host or settings.messaging_certificate:
+        return None
+    from naho.messaging.demo import start_demo_mail
+
+    with _database(settings) as uow:
+        mail = start_demo_mail(uow, Path("naho-demo"))
+    os.environ.update(mail.environment)
+    console.print(f"Secure messaging (demo): letters sent are kept in [bold]{mail.received}[/bold].")
+    return mail
 
 
 @app.command()

@@ -251,14 +251,20 @@ def create_demo_pki(
     organisation: str,
     group_email: str,
     professionals: dict[str, str],
+    patient_service: tuple[str, str] | None = None,
 ) -> dict[str, PkiFiles]:
     """Write a demo authority, the group's mailbox and professionals' identities as PEM files.
 
-    `professionals` maps e-mail addresses to full names. Returns the files by e-mail address,
-    ready to be named in configuration; every identity trusts the same `ca.crt`.
+    `professionals` maps e-mail addresses to full names; `patient_service`, (e-mail, domain) of
+    the patients' mail service, whose certificate covers the domain. Returns the files by e-mail
+    address, ready to be named in configuration; every identity trusts the same `ca.crt`.
     """
     authority = TestAuthority(organisation, now)
     files = {group_email: authority.write(directory, "group", authority.issue_organisation(group_email, organisation))}
+    if patient_service:
+        email, domain = patient_service
+        files[email] = authority.write(directory, "patients", authority.issue_organisation(
+            email, "Messagerie des patients (démonstration)", domains=[domain]))
     for index, (email, full_name) in enumerate(sorted(professionals.items()), 1):
         identity = authority.issue_professional(email, full_name, organisation)
         files[email] = authority.write(directory, f"professional-{index}", identity)
