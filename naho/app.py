@@ -67,6 +67,8 @@ from naho.record import pages as record_pages
 from naho.record.service import CARE, MOVER, PatientMoved
 from naho.results import api as results_api
 from naho.results import pages as results_pages
+from naho.results import release as results_release
+from naho.results import release_pages as results_release_pages
 from naho.results import service as results_service
 from naho.scheduling import api as scheduling_api
 from naho.scheduling import pages as scheduling_pages
@@ -140,7 +142,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     container.ports["door_for"] = portal_service.door_for(CARE)
     if settings.portal_smtp_host:  # patient mails: reminders, offers, account links
         mailer = portal_mail.make_mail_handler(settings, container.session_factory, container.clock)
-        for topic in (scheduling_service.REMINDER_TOPIC, portal_service.ACCOUNT_MAIL_TOPIC):
+        for topic in (scheduling_service.REMINDER_TOPIC, portal_service.ACCOUNT_MAIL_TOPIC,
+                      results_release.RESULT_MAIL_TOPIC):
             container.ports["outbox_handlers"].setdefault(topic, mailer)
     # A discharge stops the stay's medication orders (in its own transaction, after the discharge's).
     container.bus.subscribe(PatientMoved, medication_service.stop_orders_on_discharge(container.uow))
@@ -150,7 +153,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     # Laboratory results (ORU^R01) arrive on the MLLP listener's port, beside ADT.
     results_settings = results_service.ResultsSettings(
         authority=settings.hl7_application, application=settings.hl7_application, facility=settings.hl7_facility,
-        zone=settings.timezone, critical=results_service.load_critical_rules(settings.critical_values_file))
+        zone=settings.timezone, critical=results_service.load_critical_rules(settings.critical_values_file),
+        release=results_release.load_release_rules(settings.release_rules_file),
+        notify_patients=results_release.RESULT_MAIL_TOPIC in container.ports["outbox_handlers"])
     container.ports["results_settings"] = results_settings
     container.ports["hl7_results"] = results_service.make_receiver(container.session_factory, container.clock,
                                                                    results_settings, CARE)
@@ -169,10 +174,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             escalate = lambda: results_service.escalate_overdue(container.uow(), results_settings.critical)  # noqa: E731
             reminders = lambda: scheduling_service.queue_due_reminders(container.uow())  # noqa: E731
             offers = lambda: scheduling_service.expire_offers(container.uow())  # noqa: E731
+            releases = lambda: results_release.release_due(  # noqa: E731
+                container.uow(), results_settings.release, notify=results_settings.notify_patients)
             runner = WorkerRunner(engine, [Job("outbox", worker.run_once, settings.outbox_poll_seconds),
                                            Job("lab-alert-escalation", escalate, 60.0),
                                            Job("appointment-reminders", reminders, 300.0),
-                                           Job("waiting-list-offers", offers, 60.0)])
+                                           Job("waiting-list-offers", offers, 60.0),
+                                           Job("result-release", releases, 300.0)])
             mailbox = messaging_mailbox.source_from_settings(settings)
             if mailbox is not None and container.ports["messaging"] is not None:
                 receive = lambda raw: messaging_inbound.receive_message(  # noqa: E731
@@ -217,7 +225,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                    web_pages.router, sso.router, web_admin.router, sites_pages.router, sites_api.router,
                    staff_pages.router, staff_pages.workspace, staff_api.router, identity_pages.router,
                    identity_api.router, record_pages.router, care_team_pages.router,
-                   record_api.router, results_pages.router, results_api.router,
+                   record_api.router, results_pages.router, results_release_pages.router, results_api.router,
                    medication_api.router, medication_review_pages.router, fhir_scheduling.router, fhir_api.router,
                    fhir_write.router, medication_emar_pages.router, medication_dispensing_pages.router,
                    medication_dispensing_pages.api, medication_prescription_pages.router,

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     hl7_receiving_facility: str = ""
     #: Critical values of laboratory results (thresholds, escalation delay, senior physicians).
     critical_values_file: Path = Path(__file__).parent / "results" / "data" / "critical_values.yaml"
+    #: When results reach the patient portal, per kind of result (naho/results/release_rules.py).
+    release_rules_file: Path = Path(__file__).parent / "results" / "data" / "release_rules.yaml"
 
     # Secure health messaging (MSSanté): SMTP relay, empty host: letters are not sent.
     messaging_smtp_host: str = ""

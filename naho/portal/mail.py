@@ -1,5 +1,6 @@
 """Patient mails: appointment reminders and offers (topic mail.reminder, with an .ics), account
-links (topic mail.portal). Sent with the SMTP relay adapter of naho.messaging.
+links (topic mail.portal), "a result is available" (topic mail.result). Sent with the SMTP relay
+adapter of naho.messaging.
 
 A patient mail says when and where, with a link to the portal: never the specialty, the reason
 or the practitioner (a mailbox is not a safe place for health data). The recipients of an
@@ -56,6 +57,11 @@ def compose(payload: dict[str, str], to: list[str], sender: str, base_url: str, 
         intro = _("Confirm your e-mail address:") if kind == "verify_email" else _("Choose a new password:")
         unasked = _("If you did not ask for this, ignore this message.")  # outside the f-string: extracted
         message.set_content(f"{intro}\n{link}\n\n{unasked}\n")
+        return message
+    if kind == "result_available":  # never which result, nor its value: the portal says it
+        message["Subject"] = _("A new result is available on your patient portal")
+        text = _("A new result is available. Sign in to your patient portal to read it.")
+        message.set_content(f"{text}\n{base_url}/portail/resultats\n")
         return message
     starts, ends = datetime.fromisoformat(payload["starts_at"]), datetime.fromisoformat(payload["ends_at"])
     when = local_datetime(starts)

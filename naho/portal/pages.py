@@ -308,6 +308,13 @@ def letters(request: Request, container: ContainerDep, actor: ActorDep, pour: uu
                                                     "statuses": messaging_pages.STATUS_LABELS})
 
 
+@router.get("/portail/resultats", dependencies=[Depends(PATIENT)])
+def results(request: Request, container: ContainerDep, actor: ActorDep, pour: uuid.UUID | None = None) -> Response:
+    person = _chosen(_people(container, actor), pour)
+    view = service.released_results(container.uow(), actor, person.patient_id, container.ports["care"])
+    return render(request, "portal/results.html", {"person": person, "view": view})
+
+
 @router.get("/portail/consentements", dependencies=[Depends(PATIENT)])
 def consents(request: Request, container: ContainerDep, actor: ActorDep, pour: uuid.UUID | None = None,
              fait: Annotated[str | None, Query(max_length=20)] = None) -> Response:

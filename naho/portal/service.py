@@ -32,6 +32,8 @@ from naho.platform.security.passwords import token_digest
 from naho.platform.security.rules import Role, WeakPasswordError
 from naho.platform.uow import UnitOfWork
 from naho.portal.models import ActivationCode, OneTimeToken, PatientAccount, PortalAttempt, ProxyLink
+from naho.results import release
+from naho.results import service as results
 from naho.sites import service as sites
 from naho.staff import service as staff
 
@@ -469,6 +471,20 @@ def letters_sent(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID,
         letters = sending.letters_of(s, patient_id)
         uow.commit()
         return letters
+
+
+def released_results(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID,
+                     care: CareRelationshipPort) -> results.ResultsView:
+    """The results released to the patient (release rules: a normal result once validated, an
+    abnormal one once a physician saw it, a sensitive one once the physician told the patient),
+    with their trends; nothing held back shows, not even that it exists."""
+    with uow:
+        s = uow.session
+        access_patient(s, actor, patient_id, Purpose.SELF, now=uow.clock.now(),
+                       port=PortalDoor(care, actor.account_id), action="patient:lab-result:portal-view")
+        view = results.read_results(s, patient_id, reports=release.released_report_ids(s, patient_id))
+        uow.commit()
+        return view
 
 
 def consents(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID,

@@ -101,3 +101,6 @@ class ResultAlert(Base):
     escalated_at: Mapped[datetime | None]
     #: Usernames of the senior physicians it went to (space separated).
     escalated_to: Mapped[str | None] = mapped_column(String(300))
+
+
+from naho.results.release_models import ReportRelease  # noqa: E402,F401  (registers the release table)

@@ -16,7 +16,8 @@ from naho.platform.deps import ActorDep, ContainerDep
 from naho.platform.errors import NotFound
 from naho.platform.security.policy import requires
 from naho.platform.security.rules import Role
-from naho.results import service
+from naho.results import release, service
+from naho.results.release_pages import WAITING_LABELS
 from naho.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -43,10 +44,12 @@ def _labels() -> dict[str, object]:
 def patient_results(request: Request, patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep) -> Response:
     care = container.ports["care"]
     view = service.view_results(container.uow(), actor, patient_id, care)
-    with container.session_factory() as s:
+    with container.session_factory() as s:  # the door above let the actor in
         patient = identity.summaries(s, [patient_id])[patient_id]
+        released = release.states_of(s, patient_id)
     return render(request, "results/patient.html", {
-        "patient": patient, "view": view, "can_acknowledge": actor.has_any(Role.PHYSICIAN), **_labels()})
+        "patient": patient, "view": view, "can_acknowledge": actor.has_any(Role.PHYSICIAN), "release": released,
+        "waiting_labels": {k: i18n._(v) for k, v in WAITING_LABELS.items()}, **_labels()})
 
 
 @router.get("/patients/{patient_id}/resultats/alertes", dependencies=[Depends(CLINICIANS)])

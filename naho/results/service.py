@@ -9,6 +9,7 @@ for an existing patient (purpose administration: it never reads clinical content
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,7 +33,7 @@ from naho.record import chart, crossref
 from naho.record import hl7 as adt
 from naho.record import rules as record_rules
 from naho.record import service as record
-from naho.results import hl7, rules
+from naho.results import hl7, release, release_rules, rules
 from naho.results.models import LabReport, LabResult, ResultAlert
 from naho.staff import service as staff
 
@@ -72,6 +73,10 @@ class ResultsSettings:
     facility: str
     zone: str
     critical: rules.CriticalRules
+    #: When results reach the patient portal; None: never (an instance without a portal).
+    release: release_rules.ReleaseRules | None = None
+    #: Whether "a result is available" mails can be sent (the portal's mail handler is set).
+    notify_patients: bool = False
 
 
 def load_critical_rules(path: Path = CRITICAL_VALUES_FILE) -> rules.CriticalRules:
@@ -150,8 +155,10 @@ def receive_results(session: Session, actor: Actor, message: hl7.ResultMessage, 
     encounter_id = _stay(session, patient_id, message.visit_number, settings.authority)
     source = f"{header.sender} {header.control_id}"[:300]
     filed = alerts = 0
+    touched: list[uuid.UUID] = []
     for data in message.reports:
         report, known = _report(session, patient_id, encounter_id, header.sender, data, now)
+        touched.append(report.id)
         current = {r.chain: r for r in session.scalars(select(LabResult).where(
             LabResult.report_id == report.id, LabResult.current.is_(True)))} if known else {}
         for obs in data.observations:
@@ -167,6 +174,9 @@ def receive_results(session: Session, actor: Actor, message: hl7.ResultMessage, 
             result = _result(session, report, current, obs, data, now, source, actor.label)
             filed += 1
             alerts += _alert(session, settings.critical, result, encounter_id, now)
+    if settings.release is not None:
+        session.flush()
+        release.refresh(session, touched, settings.release, now, notify=settings.notify_patients, changed=True)
     return f"{filed} result(s) of {len(message.reports)} report(s), {alerts} critical"
 
 
@@ -292,9 +302,12 @@ def is_lab_report_document(session: Session, document_id: uuid.UUID) -> bool:
     return session.scalar(select(LabReport.id).where(LabReport.document_id == document_id).limit(1)) is not None
 
 
-def _versions(session: Session, patient_id: uuid.UUID) -> list[rules.Version]:
-    rows = session.execute(select(LabResult).where(LabResult.patient_id == patient_id)
-                           .order_by(LabResult.received_at, LabResult.version)).scalars()
+def _versions(session: Session, patient_id: uuid.UUID,
+              reports: Collection[uuid.UUID] | None = None) -> list[rules.Version]:
+    query = select(LabResult).where(LabResult.patient_id == patient_id)
+    if reports is not None:
+        query = query.where(LabResult.report_id.in_(list(reports)))
+    rows = session.execute(query.order_by(LabResult.received_at, LabResult.version)).scalars()
     return [rules.Version((r.report_id, r.chain), r.loinc, r.label, r.number, r.text, r.comparator, r.unit,
                           r.reference, tuple(r.flags.split()), r.status, r.observed_at, n)
             for n, r in enumerate(rows)]
@@ -331,18 +344,24 @@ def _open_alerts(session: Session, patient_id: uuid.UUID) -> list[AlertPublic]:
     return _alerts(session, (ResultAlert.patient_id == patient_id) & ResultAlert.acknowledged_at.is_(None))
 
 
-def read_results(session: Session, patient_id: uuid.UUID) -> ResultsView:
-    """The patient's results as the page and the API show them (the caller went through the door)."""
-    dates, rows = rules.cumulative(_versions(session, patient_id))
+def read_results(session: Session, patient_id: uuid.UUID,
+                 reports: Collection[uuid.UUID] | None = None) -> ResultsView:
+    """The patient's results as the page and the API show them (the caller went through the door);
+    with `reports`, only those reports' (what the patient's portal shows: the released ones)."""
+    dates, rows = rules.cumulative(_versions(session, patient_id, reports))
+    current = select(LabResult).where(LabResult.patient_id == patient_id, LabResult.current.is_(True))
+    listed = select(LabReport).where(LabReport.patient_id == patient_id)
+    if reports is not None:
+        current = current.where(LabResult.report_id.in_(list(reports)))
+        listed = listed.where(LabReport.id.in_(list(reports)))
     bounds = {r.loinc: (r.reference_low, r.reference_high) for r in session.scalars(
-        select(LabResult).where(LabResult.patient_id == patient_id, LabResult.current.is_(True))
-        .order_by(LabResult.observed_at))}
+        current.order_by(LabResult.observed_at))}
     trends = [t for row in rows if (t := _trend(row, *bounds.get(row.loinc, (None, None))))]
-    reports = [ReportPublic(r.id, r.service_label or r.service_code, r.placer_number, r.filler_number, r.status,
-                            r.observed_at, r.comment, r.document_id)
-               for r in session.scalars(select(LabReport).where(LabReport.patient_id == patient_id)
-                                        .order_by(LabReport.observed_at.desc()).limit(100))]
-    return ResultsView(patient_id, dates, rows, trends, reports, _open_alerts(session, patient_id))
+    shown = [ReportPublic(r.id, r.service_label or r.service_code, r.placer_number, r.filler_number, r.status,
+                          r.observed_at, r.comment, r.document_id)
+             for r in session.scalars(listed.order_by(LabReport.observed_at.desc()).limit(100))]
+    alerts = _open_alerts(session, patient_id) if reports is None else []
+    return ResultsView(patient_id, dates, rows, trends, shown, alerts)
 
 
 def view_results(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, port: CareRelationshipPort) -> ResultsView:
