@@ -33,6 +33,7 @@ from naho.medication import review as medication_review
 from naho.medication import review_pages as medication_review_pages
 from naho.medication import service as medication_service
 from naho.messaging import api as messaging_api
+from naho.messaging import consent as messaging_consent
 from naho.messaging import inbound as messaging_inbound
 from naho.messaging import inbound_pages as messaging_inbound_pages
 from naho.messaging import letter_pages as messaging_letter_pages
@@ -137,9 +138,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     # Schedule, Slot and Appointment join the CapabilityStatement (their routes come before fhir_api's).
     fhir_api.SUPPORTED.update(fhir_scheduling.SUPPORTED)
     # The one door to patient data asks the record who is in the care team.
-    container.ports["care"] = CARE
+    # The door's care port: record's care team, with the consent registry's objection to sharing
+    # between establishments (naho.messaging.consent).
+    care = messaging_consent.ConsentAwareCare(CARE)
+    container.ports["care"] = care
     # Scheduling's routes: a patient's account reaches its own record through the portal's door.
-    container.ports["door_for"] = portal_service.door_for(CARE)
+    container.ports["door_for"] = portal_service.door_for(care)
     if settings.portal_smtp_host:  # patient mails: reminders, offers, account links
         mailer = portal_mail.make_mail_handler(settings, container.session_factory, container.clock)
         for topic in (scheduling_service.REMINDER_TOPIC, portal_service.ACCOUNT_MAIL_TOPIC,
@@ -158,7 +162,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         notify_patients=results_release.RESULT_MAIL_TOPIC in container.ports["outbox_handlers"])
     container.ports["results_settings"] = results_settings
     container.ports["hl7_results"] = results_service.make_receiver(container.session_factory, container.clock,
-                                                                   results_settings, CARE)
+                                                                   results_settings, care)
     if not settings.production:
         # Production needs the real INSi adapter (establishment certificate); none is shipped yet.
         container.ports["insi"] = SimulatedInsi()
@@ -184,7 +188,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             mailbox = messaging_mailbox.source_from_settings(settings)
             if mailbox is not None and container.ports["messaging"] is not None:
                 receive = lambda raw: messaging_inbound.receive_message(  # noqa: E731
-                    container.uow(), raw, config=container.ports["messaging"], port=CARE)
+                    container.uow(), raw, config=container.ports["messaging"], port=care)
                 runner.jobs.append(Job("messaging-mailbox", lambda: messaging_mailbox.poll_mailbox(mailbox, receive),
                                        settings.messaging_mailbox_poll_seconds))
             runner.start()

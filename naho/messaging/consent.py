@@ -27,6 +27,8 @@ from naho.platform.access import CareRelationshipPort, Purpose, access_patient
 from naho.platform.errors import DomainError
 from naho.platform.security.actor import Actor
 from naho.platform.uow import UnitOfWork
+from naho.record import service as record
+from naho.staff import service as staff
 
 #: Sharing a document of the record with community professionals (GP, specialists...).
 COMMUNITY_PROFESSIONALS = "community_professionals"
@@ -159,3 +161,28 @@ def record_patient_choice(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, 
     only; anyone else gets the door's refusal, audited."""
     _record(uow, actor, patient_id, purpose, Purpose.SELF, objects=objects, reason=None,
             source=PARENT if by_parent else PATIENT, port=port)
+
+
+class ConsentAwareCare:
+    """The care port of the door (record's), with the patient's objection to sharing between the
+    group's establishments read from this registry: app.py wires this one in. The care team is
+    unaffected; outside it, a professional working in none of the establishments that treated
+    the patient is refused (platform.access.SharingObjectionPort)."""
+
+    def __init__(self, care: CareRelationshipPort) -> None:
+        self.care = care
+
+    def patient_exists(self, session: Session, patient_id: uuid.UUID) -> bool:
+        return self.care.patient_exists(session, patient_id)
+
+    def in_care_team(self, session: Session, actor: Actor, patient_id: uuid.UUID, now: datetime) -> bool:
+        return self.care.in_care_team(session, actor, patient_id, now)
+
+    def patient_account(self, session: Session, patient_id: uuid.UUID) -> uuid.UUID | None:
+        return self.care.patient_account(session, patient_id)
+
+    def sharing_refused(self, session: Session, actor: Actor, patient_id: uuid.UUID) -> bool:
+        if sharing_allowed(session, patient_id, GROUP_ESTABLISHMENTS):
+            return False
+        theirs = {establishment for establishment, _unit in staff.workplaces_of(session, actor.account_id)}
+        return not theirs & record.establishments_of(session, patient_id)

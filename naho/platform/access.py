@@ -95,6 +95,20 @@ class CareRelationshipPort(Protocol):
         ...
 
 
+class SharingObjectionPort(Protocol):
+    """Optionally implemented by the care port that app.py wires in (naho.messaging.consent
+    reads the consent registry): did the patient object to sharing their record with the
+    professionals of the group's establishments that never treated them? Then no one from
+    those establishments may open it outside the care team, not even by break-the-glass."""
+
+    def sharing_refused(self, session: Session, actor: Actor, patient_id: uuid.UUID) -> bool: ...
+
+
+def _sharing_refused(port: CareRelationshipPort, session: Session, actor: Actor, patient_id: uuid.UUID) -> bool:
+    refused = getattr(port, "sharing_refused", None)
+    return bool(refused is not None and refused(session, actor, patient_id))
+
+
 class BreakTheGlass(Base):
     """An emergency access outside the care relationship, reviewed afterwards."""
 
@@ -146,7 +160,8 @@ def decide(session: Session, actor: Actor, patient_id: uuid.UUID, purpose: Purpo
         return Basis.ROLE
     if port.in_care_team(session, actor, patient_id, now):
         return Basis.CARE_TEAM
-    if _active_break_the_glass(session, actor, patient_id, now):
+    if _active_break_the_glass(session, actor, patient_id, now) and not _sharing_refused(
+            port, session, actor, patient_id):  # an objection recorded after the glass broke counts at once
         return Basis.BREAK_THE_GLASS
     return None
 
@@ -178,6 +193,12 @@ def break_the_glass(session: Session, actor: Actor, patient_id: uuid.UUID, reaso
         raise BreakTheGlassRefused(f"state the reason in at least {MIN_REASON_LENGTH} characters")
     if not port.patient_exists(session, patient_id):
         raise PatientNotFound("no such patient")
+    if _sharing_refused(port, session, actor, patient_id):
+        audit.record(session, actor, audit.AuditTag.ACCESS_DENIED, at=now, patient_id=patient_id,
+                     reason=reason.strip()[:1000], details={"action": "patient:record:break-the-glass",
+                                                            "refused": "sharing objected"})
+        raise BreakTheGlassRefused("the patient objected to sharing their record with the establishments of the "
+                                   "group that did not treat them", rule="SharingObjected")
     row = BreakTheGlass(
         actor_id=actor.account_id, actor_label=actor.label, patient_id=patient_id, reason=reason.strip(),
         opened_at=now, expires_at=now + BREAK_THE_GLASS_DURATION,

@@ -58,6 +58,13 @@ def compose(payload: dict[str, str], to: list[str], sender: str, base_url: str, 
         unasked = _("If you did not ask for this, ignore this message.")  # outside the f-string: extracted
         message.set_content(f"{intro}\n{link}\n\n{unasked}\n")
         return message
+    if kind == "login_code":  # the code of one sign-in, and nothing else
+        message["Subject"] = _("Your sign-in code")
+        text = _("Your code to sign in to the patient portal: %(code)s. It is valid for %(minutes)s minutes.") % {
+            "code": payload["code"], "minutes": payload.get("minutes", "10")}
+        warning = _("If you did not try to sign in, change your password.")
+        message.set_content(f"{text}\n\n{warning}\n")
+        return message
     if kind == "result_available":  # never which result, nor its value: the portal says it
         message["Subject"] = _("A new result is available on your patient portal")
         text = _("A new result is available. Sign in to your patient portal to read it.")

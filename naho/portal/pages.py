@@ -70,7 +70,8 @@ PURPOSE_EXPLANATIONS = {
     consent.GROUP_ESTABLISHMENTS: i18n.N_(
         "The hospitals of the group share one record. The professionals who take care of you read it, "
         "whatever the hospital. You can object to your data being shared with professionals of the group "
-        "who are not in your care team: your objection is recorded and shown to the professionals."),
+        "who are not in your care team: then no one from a hospital of the group that has not treated you "
+        "can open your record, not even in an emergency."),
     consent.RESEARCH: i18n.N_(
         "Data from your record may be reused, without your name, for medical research approved under the "
         "law, to improve care. If you object, your data is not used in new research. This does not change "
@@ -360,6 +361,22 @@ def enable_second_factor(request: Request, container: ContainerDep, actor: Actor
             "enabled": False, "secret": secret, "uri": totp_uri(secret, actor.username),
             "error": i18n._("Wrong code: check the time of your phone and try again.")}, status_code=422)
     return render(request, "portal/security.html", {"enabled": True, "done": True})
+
+
+@router.post("/portail/securite/email", dependencies=[Depends(PATIENT)])
+def enable_email_second_factor(request: Request, container: ContainerDep, actor: ActorDep) -> Response:
+    """A code by e-mail at each sign-in, for patients without an authenticator application."""
+    try:
+        service.enable_email_second_factor(container.uow(), actor)
+    except (service.EmailNotVerified, security.EmailSecondFactorRefused) as exc:
+        message = (i18n._("Confirm your e-mail address first, with the link sent when you opened your account.")
+                   if isinstance(exc, service.EmailNotVerified)
+                   else i18n._("Codes by e-mail cannot be turned on for this account."))
+        secret = new_totp_secret()
+        return render(request, "portal/security.html", {
+            "enabled": False, "secret": secret, "uri": totp_uri(secret, actor.username), "error": message},
+            status_code=exc.status)
+    return render(request, "portal/security.html", {"enabled": True, "done": True, "by_email": True})
 
 
 @router.post("/portail/procurations/{proxy_id}/fin", dependencies=[Depends(PATIENT)])

@@ -487,6 +487,22 @@ def released_results(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID,
         return view
 
 
+class EmailNotVerified(Conflict):
+    """The e-mailed second factor needs an address the patient proved they read."""
+
+
+def enable_email_second_factor(uow: UnitOfWork, actor: Actor) -> None:
+    """The patient chooses a code by e-mail at each sign-in (no authenticator application):
+    only to the address verified at activation."""
+    with uow:
+        verified = uow.session.scalar(select(PatientAccount.email_verified_at).where(
+            PatientAccount.account_id == actor.account_id).limit(1))
+    if verified is None:
+        raise EmailNotVerified("confirm your e-mail address first (the link sent at activation)",
+                               rule="EmailNotVerified")
+    security.enable_email_second_factor(uow, actor)
+
+
 def consents(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID,
              care: CareRelationshipPort) -> list[consent.ConsentState]:
     """The patient's word on each purpose and its history, read from the consent registry

@@ -402,8 +402,12 @@ def break_glass(request: Request, container: ContainerDep, actor: ActorDep,
                 access.break_the_glass(uow.session, actor, patient_id, reason, now=uow.clock.now(),
                                        port=container.ports["care"])
                 uow.commit()
-            except access.BreakTheGlassRefused:
-                error = i18n._("State the reason for this emergency access (at least ten characters).")
+            except access.BreakTheGlassRefused as exc:
+                uow.commit()  # the refusal stays in the audit trail
+                error = (i18n._("The patient objected to sharing their record with the establishments of the group "
+                                "that did not treat them: no emergency access from yours.")
+                         if exc.extra.get("rule") == "SharingObjected"
+                         else i18n._("State the reason for this emergency access (at least ten characters)."))
     if error:
         return render(request, "record/break_glass.html", {"ipp": ipp, "error": error}, status_code=422)
     return RedirectResponse(f"/patients/{patient_id}", status_code=303)

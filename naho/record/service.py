@@ -135,6 +135,12 @@ class RecordCareRelationship:
 CARE = RecordCareRelationship()
 
 
+def establishments_of(session: Session, patient_id: uuid.UUID) -> set[str]:
+    """The establishments that treated the patient: those of their stays (cancelled ones aside)."""
+    return set(session.scalars(select(Encounter.establishment_code).where(
+        Encounter.patient_id == patient_id, Encounter.status != str(rules.EncounterStatus.CANCELLED))))
+
+
 # --- loading and saving a stay ---------------------------------------------------------------------
 
 #: The order movements were recorded in. A pre-admission comes first even when its arrival is

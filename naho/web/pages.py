@@ -74,9 +74,15 @@ def login(
     return response
 
 
+def _second_factor(request: Request, container: ContainerDep) -> str | None:
+    with container.session_factory() as s:
+        return security.pending_second_factor(s, request.cookies.get(SESSION_COOKIE, ""))
+
+
 @router.get("/connexion/second-facteur", dependencies=[Depends(MFA_PENDING)], include_in_schema=False)
-def mfa_form(request: Request, suivant: str | None = None) -> Response:
-    return render(request, "shell/mfa.html", {"next_url": safe_next(suivant)})
+def mfa_form(request: Request, container: ContainerDep, suivant: str | None = None) -> Response:
+    return render(request, "shell/mfa.html", {"next_url": safe_next(suivant),
+                                              "by_email": _second_factor(request, container) == "email"})
 
 
 @router.post("/connexion/second-facteur", dependencies=[Depends(MFA_PENDING)], include_in_schema=False)
@@ -85,10 +91,16 @@ def mfa(request: Request, container: ContainerDep, code: Annotated[str, Form(max
     token = request.cookies.get(SESSION_COOKIE, "")
     try:
         security.complete_second_factor(container.uow(), token=token, code=code)
-    except security.SecondFactorRefused:
-        return render(request, "shell/mfa.html", {
-            "error": i18n._("Wrong code. Check your phone's clock and try again."),
-            "next_url": safe_next(suivant)}, status_code=401)
+    except security.SecondFactorRefused as exc:
+        by_email = exc.extra.get("second_factor") == "email"
+        if exc.extra.get("ended"):
+            error = i18n._("Too many wrong codes, or the code has expired: sign in again to receive a new one.")
+        elif by_email:
+            error = i18n._("Wrong code. Enter the six digits of the last e-mail you received.")
+        else:
+            error = i18n._("Wrong code. Check your phone's clock and try again.")
+        return render(request, "shell/mfa.html", {"error": error, "next_url": safe_next(suivant),
+                                                  "by_email": by_email}, status_code=401)
     return RedirectResponse(safe_next(suivant), status_code=303)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from naho.platform.db import Base, new_id
@@ -25,6 +25,9 @@ class Account(Base):
     #: argon2id hash; None means no local password (SSO only, or not yet set)
     password_hash: Mapped[str | None] = mapped_column(String(255))
     totp_secret: Mapped[str | None] = mapped_column(String(64))
+    #: The second factor is a code sent by e-mail at each sign-in (patients without an
+    #: authenticator application); only to a verified address.
+    email_second_factor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: Subject at the OIDC provider, once the account has signed in through it.
     oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -64,6 +67,10 @@ class AuthSession(Base):
     expires_at: Mapped[datetime]
     #: The password was right but the second factor is still owed.
     mfa_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The e-mailed code owed (hashed with the session id), its expiry, and the wrong tries.
+    mfa_code_hash: Mapped[str | None] = mapped_column(String(64))
+    mfa_code_expires_at: Mapped[datetime | None]
+    mfa_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     establishment_code: Mapped[str | None] = mapped_column(String(40))
     #: The unit the person works in right now (wards, boards and worklists start there).
     unit_code: Mapped[str | None] = mapped_column(String(40))

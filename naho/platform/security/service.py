@@ -5,15 +5,17 @@ Every outcome is audited. Errors never tell whether a username exists.
 
 from __future__ import annotations
 
+import hmac
+import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from naho.config import Settings
-from naho.platform import audit
+from naho.platform import audit, outbox
 from naho.platform.audit import AuditTag
 from naho.platform.errors import DomainError
 from naho.platform.security.actor import Actor
@@ -52,6 +54,27 @@ class LoginThrottled(DomainError):
 class SecondFactorRefused(DomainError):
     status = 401
     title = "Second factor refused"
+
+
+#: The e-mailed second factor: sent on the patient mail topic (naho.portal.mail composes it).
+EMAIL_CODE_TOPIC = "mail.portal"
+EMAIL_CODE_MINUTES = 10
+EMAIL_CODE_ATTEMPTS = 5
+
+
+def _code_digest(session_id: uuid.UUID, code: str) -> str:
+    return token_digest(f"{session_id}:{code.strip().replace(' ', '')}")
+
+
+def _send_email_code(s: Session, row: AuthSession, account: Account, now: datetime) -> None:
+    """A new six-digit code for this sign-in, mailed to the account's address (the mail holds
+    the code and nothing else); the session keeps only its digest."""
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    row.mfa_code_hash = _code_digest(row.id, code)
+    row.mfa_code_expires_at = now + timedelta(minutes=EMAIL_CODE_MINUTES)
+    row.mfa_attempts = 0
+    outbox.enqueue(s, EMAIL_CODE_TOPIC, {"kind": "login_code", "to": account.email or "", "code": code,
+                                         "minutes": str(EMAIL_CODE_MINUTES)}, now=now)
 
 
 @dataclass(frozen=True)
@@ -158,9 +181,14 @@ def sign_in(
             uow.commit()
             raise LoginRefused("unknown username or wrong password")
         s.add(LoginAttempt(username=username, address=address, at=now, success=True))
+        second_factor = bool(account.totp_secret) or (account.email_second_factor and bool(account.email))
         signed = _open_session(s, settings, account, now=now, address=address, user_agent=user_agent,
-                               mfa_pending=bool(account.totp_secret))
-        if not account.totp_secret:
+                               mfa_pending=second_factor)
+        if second_factor and not account.totp_secret:
+            row = s.get(AuthSession, signed.session_id)
+            assert row is not None
+            _send_email_code(s, row, account, now)
+        if not second_factor:
             account.last_login_at = now
         audit.record(s, actor_for(account, via="session", address=address), AuditTag.LOGIN_SUCCESS,
                      at=now, details={"mfa_pending": signed.mfa_pending})
@@ -192,17 +220,61 @@ def complete_second_factor(uow: UnitOfWork, *, token: str, code: str) -> None:
         if row is None or row.revoked_at or not row.mfa_pending or now >= row.expires_at:
             raise SecondFactorRefused("no sign-in is waiting for a second factor")
         account = s.get(Account, row.account_id)
-        assert account is not None and account.totp_secret
-        if not verify_totp(account.totp_secret, code, now.timestamp()):
+        assert account is not None
+        if account.totp_secret:
+            kind, right = "totp", verify_totp(account.totp_secret, code, now.timestamp())
+        else:
+            expired = row.mfa_code_expires_at is None or now >= row.mfa_code_expires_at
+            kind = "email"
+            right = not expired and row.mfa_code_hash is not None and hmac.compare_digest(
+                row.mfa_code_hash, _code_digest(row.id, code))
+        if not right:
             s.add(LoginAttempt(username=account.username, address=row.address or "", at=now, success=False))
-            audit.record(s, actor_for(account, via="session", session=row), AuditTag.LOGIN_MFA_FAILURE, at=now)
+            audit.record(s, actor_for(account, via="session", session=row), AuditTag.LOGIN_MFA_FAILURE, at=now,
+                         details={"second_factor": kind})
+            if kind == "email":
+                row.mfa_attempts += 1
+                if row.mfa_attempts >= EMAIL_CODE_ATTEMPTS or row.mfa_code_expires_at is None or (
+                        now >= row.mfa_code_expires_at):
+                    row.revoked_at = now  # too many tries, or too late: sign in again for a new code
             uow.commit()
-            raise SecondFactorRefused("wrong code")
+            raise SecondFactorRefused("wrong code", second_factor=kind, ended=row.revoked_at is not None)
         row.mfa_pending = False
+        row.mfa_code_hash = None
         row.last_seen_at = now
         account.last_login_at = now
         audit.record(s, actor_for(account, via="session", session=row), AuditTag.LOGIN_SUCCESS,
-                     at=now, details={"second_factor": "totp"})
+                     at=now, details={"second_factor": kind})
+        uow.commit()
+
+
+def pending_second_factor(session: Session, token: str) -> str | None:
+    """Which second factor a waiting sign-in owes: "totp", "email", or None (none waiting)."""
+    row = session.execute(select(AuthSession).where(AuthSession.token_hash == token_digest(token))).scalar_one_or_none()
+    if row is None or not row.mfa_pending or row.revoked_at:
+        return None
+    account = session.get(Account, row.account_id)
+    return None if account is None else "totp" if account.totp_secret else "email"
+
+
+class EmailSecondFactorRefused(DomainError):
+    """The e-mailed second factor needs an address, a mail service, and no factor already on."""
+
+    status = 409
+
+
+def enable_email_second_factor(uow: UnitOfWork, actor: Actor) -> None:
+    """Turn on the e-mailed code at each sign-in. The caller checked that the address is verified
+    (the patient portal's activation does it)."""
+    with uow:
+        s, now = uow.session, uow.clock.now()
+        account = s.get(Account, actor.account_id)
+        if account is None or account.totp_secret or account.email_second_factor:
+            raise EmailSecondFactorRefused("the second factor is already enabled", rule="SecondFactorAlreadyOn")
+        if not account.email or EMAIL_CODE_TOPIC not in uow.channels:
+            raise EmailSecondFactorRefused("no address or no mail service for the codes", rule="NoMailForCodes")
+        account.email_second_factor = True
+        audit.record(s, actor, AuditTag.TOTP_ENABLED, at=now, details={"second_factor": "email"})
         uow.commit()
 
 
@@ -348,7 +420,7 @@ def enable_totp(uow: UnitOfWork, actor: Actor, *, secret: str, code: str) -> Non
         s = uow.session
         now = uow.clock.now()
         account = s.get(Account, actor.account_id)
-        if account is None or account.totp_secret:
+        if account is None or account.totp_secret or account.email_second_factor:
             raise TotpCodeRefused("the second factor is already enabled")
         if not verify_totp(secret, code, now.timestamp()):
             raise TotpCodeRefused("wrong code")
@@ -359,4 +431,4 @@ def enable_totp(uow: UnitOfWork, actor: Actor, *, secret: str, code: str) -> Non
 
 def has_second_factor(session: Session, account_id: uuid.UUID) -> bool:
     account = session.get(Account, account_id)
-    return bool(account and account.totp_secret)
+    return bool(account and (account.totp_secret or account.email_second_factor))
