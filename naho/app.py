@@ -67,6 +67,7 @@ from naho.record import care_team_pages
 from naho.record import pages as record_pages
 from naho.record.service import CARE, MOVER, PatientMoved
 from naho.results import api as results_api
+from naho.results import merge as results_merge
 from naho.results import pages as results_pages
 from naho.results import release as results_release
 from naho.results import release_pages as results_release_pages
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     # Domains whose patient-owned rows follow a merge (identity vigilance).
     container.ports["patient_movers"] = [MOVER, medication_service.MOVER, medication_review.MOVER]
     container.ports["patient_movers"].append(messaging_merge.MOVER)
+    container.ports["patient_movers"].append(results_merge.MOVER)
     # Laboratory results (ORU^R01) arrive on the MLLP listener's port, beside ADT.
     results_settings = results_service.ResultsSettings(
         authority=settings.hl7_application, application=settings.hl7_application, facility=settings.hl7_facility,

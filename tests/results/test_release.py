@@ -271,3 +271,31 @@ def test_a_released_report_whose_correction_turns_abnormal_leaves_the_portal_unt
     shown = phone.get("/portail/resultats").text
     listed = shown.split('id="results"')[1]
     assert "6.3" in listed and "4.1" not in listed.split("Potassium")[1].split("</li>")[0]
+
+
+def test_results_and_their_release_follow_a_merged_patient_and_come_back_on_undo(
+        app: FastAPI, lab: ServerThread, clock: FixedClock) -> None:
+    from naho.identity import service as identity
+    from naho.platform.security.actor import Actor
+    from naho.platform.security.rules import Role
+    from naho.results import service as results
+
+    container = app.state.container
+    merged, survivor = admit_inpatient(container), admit_inpatient(container, "DURANT")
+    lab.send(oru("M1", [obx(1, POTASSIUM, "Potassium", "6.4", "mmol/L", "3.5-5.0", "HH")], ipp=merged.ipp,
+                 placer="CMD-M", filler="LAB-M"))
+    report = _report(app, merged, "CMD-M")
+    vigilance = Actor(uuid.uuid4(), "iv", "Identitovigilance", frozenset({Role.IDENTITY_VIGILANCE}))
+    merge_id = identity.merge_patients(container.uow(), vigilance, survivor.id, merged.id, "same person, typed twice",
+                                       container.ports["care"], container.ports["patient_movers"])
+    with container.uow() as uow:
+        view = results.read_results(uow.session, survivor.id)
+        assert [r.id for r in view.reports] == [report] and [r.loinc for r in view.rows] == [POTASSIUM]
+        assert [a.patient_id for a in results._open_alerts(uow.session, survivor.id)] == [survivor.id]
+    assert _state(app, report).patient_id == survivor.id
+    identity.undo_merge(container.uow(), vigilance, merge_id, container.ports["care"],
+                        container.ports["patient_movers"])
+    with container.uow() as uow:
+        assert results.read_results(uow.session, survivor.id).reports == []
+        assert [r.id for r in results.read_results(uow.session, merged.id).reports] == [report]
+    assert _state(app, report).patient_id == merged.id
