@@ -22,7 +22,7 @@ from naho.config import Settings
 from naho.identity import api as identity_api
 from naho.identity import pages as identity_pages
 from naho.identity.insi import SimulatedInsi
-from naho.interop import fhir, fhir_api, fhir_scheduling, fhir_write
+from naho.interop import fhir, fhir_api, fhir_scheduling, fhir_write, lab_sender
 from naho.interop.hl7_listener import start_listener, stop_listener
 from naho.interop.hl7_sender import make_adt_handler
 from naho.medication import api as medication_api
@@ -66,6 +66,7 @@ from naho.record import care_team_pages
 from naho.record import pages as record_pages
 from naho.record.service import CARE, MOVER, PatientMoved
 from naho.results import api as results_api
+from naho.results import order_pages as results_order_pages
 from naho.results import pages as results_pages
 from naho.results import service as results_service
 from naho.scheduling import api as scheduling_api
@@ -154,6 +155,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     container.ports["results_settings"] = results_settings
     container.ports["hl7_results"] = results_service.make_receiver(container.session_factory, container.clock,
                                                                    results_settings, CARE)
+    if settings.hl7_lab_destination:  # laboratory orders as OML^O21 over MLLP
+        container.ports["outbox_handlers"].setdefault(
+            lab_sender.TOPIC, lab_sender.make_lab_order_handler(settings, container.uow, container.clock))
     if not settings.production:
         # Production needs the real INSi adapter (establishment certificate); none is shipped yet.
         container.ports["insi"] = SimulatedInsi()
@@ -217,7 +221,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                    web_pages.router, sso.router, web_admin.router, sites_pages.router, sites_api.router,
                    staff_pages.router, staff_pages.workspace, staff_api.router, identity_pages.router,
                    identity_api.router, record_pages.router, care_team_pages.router,
-                   record_api.router, results_pages.router, results_api.router,
+                   record_api.router, results_pages.router, results_api.router, results_order_pages.router,
                    medication_api.router, medication_review_pages.router, fhir_scheduling.router, fhir_api.router,
                    fhir_write.router, medication_emar_pages.router, medication_dispensing_pages.router,
                    medication_dispensing_pages.api, medication_prescription_pages.router,

@@ -32,7 +32,7 @@ from naho.record import chart, crossref
 from naho.record import hl7 as adt
 from naho.record import rules as record_rules
 from naho.record import service as record
-from naho.results import hl7, rules
+from naho.results import hl7, orders, rules
 from naho.results.models import LabReport, LabResult, ResultAlert
 from naho.staff import service as staff
 
@@ -167,6 +167,9 @@ def receive_results(session: Session, actor: Actor, message: hl7.ResultMessage, 
             result = _result(session, report, current, obs, data, now, source, actor.label)
             filed += 1
             alerts += _alert(session, settings.critical, result, encounter_id, now)
+        session.flush()
+        orders.match_results(session, patient_id, data.placer_number, report.id,
+                             [r.status for r in current.values()], now)
     return f"{filed} result(s) of {len(message.reports)} report(s), {alerts} critical"
 
 
