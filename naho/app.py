@@ -22,7 +22,7 @@ from naho.config import Settings
 from naho.identity import api as identity_api
 from naho.identity import pages as identity_pages
 from naho.identity.insi import SimulatedInsi
-from naho.interop import fhir, fhir_api, fhir_scheduling, fhir_write, lab_sender
+from naho.interop import fhir, fhir_api, fhir_lab, fhir_scheduling, fhir_write, lab_sender
 from naho.interop.hl7_listener import start_listener, stop_listener
 from naho.interop.hl7_sender import make_adt_handler
 from naho.medication import api as medication_api
@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             messaging_inbound.ANSWER_TOPIC, messaging_mailbox.make_answer_handler(settings, container.session_factory))
     # Schedule, Slot and Appointment join the CapabilityStatement (their routes come before fhir_api's).
     fhir_api.SUPPORTED.update(fhir_scheduling.SUPPORTED)
+    fhir_api.SUPPORTED.update(fhir_lab.SUPPORTED)  # laboratory orders and specimens, likewise
     # The one door to patient data asks the record who is in the care team.
     container.ports["care"] = CARE
     # Scheduling's routes: a patient's account reaches its own record through the portal's door.
@@ -222,7 +223,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                    staff_pages.router, staff_pages.workspace, staff_api.router, identity_pages.router,
                    identity_api.router, record_pages.router, care_team_pages.router,
                    record_api.router, results_pages.router, results_api.router, results_order_pages.router,
-                   medication_api.router, medication_review_pages.router, fhir_scheduling.router, fhir_api.router,
+                   medication_api.router, medication_review_pages.router, fhir_scheduling.router, fhir_lab.router,
+                   fhir_api.router,
                    fhir_write.router, medication_emar_pages.router, medication_dispensing_pages.router,
                    medication_dispensing_pages.api, medication_prescription_pages.router,
                    scheduling_api.router, scheduling_pages.router, portal_pages.router):
