@@ -19,13 +19,12 @@ from naho.config import Settings
 from naho.interop.hl7_sender import control_id_of
 from naho.platform import i18n
 from naho.platform.clock import FixedClock
-from naho.platform.deps import Container
 from naho.platform.outbox import DEAD, DELIVERED, PENDING, OutboxMessage, OutboxWorker
 from naho.results.hl7_orders import build_oml
 from naho.results.models import LabOrder
 from tests.conftest import free_port
 from tests.interop import test_mllp
-from tests.interop.test_hl7_outbound import Receiver
+from tests.interop.test_hl7_outbound import Receiver, _container
 from tests.personas import NURSE, PHYSICIAN, form_token, login
 from tests.results.conftest import Inpatient, admit_inpatient
 
@@ -56,10 +55,6 @@ def ward(db_url: str, clock: FixedClock, laboratory: Receiver) -> Iterator[TestC
     with TestClient(app, base_url="http://testserver") as client:
         yield client
     app.state.container.engine.dispose()
-
-
-def _container(client: TestClient) -> Container:
-    return client.app.state.container  # type: ignore[attr-defined, no-any-return]
 
 
 def _worker(client: TestClient, max_attempts: int = 8) -> OutboxWorker:
