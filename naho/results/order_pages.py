@@ -87,10 +87,11 @@ def orders_page(request: Request, patient_id: uuid.UUID, container: ContainerDep
 
 @router.post(PAGE, dependencies=[Depends(WARD)])
 def order(patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
-          examens: Annotated[list[str], Form()],
+          examens: Annotated[list[str] | None, Form()] = None,
           urgence: Annotated[rules.Urgency, Form()] = rules.Urgency.ROUTINE,
           renseignements: Annotated[str, Form(max_length=2000)] = "") -> Response:
-    data = orders.LabOrderCreate(examens, urgence, renseignements)
+    # The fields are optional here: the door and the rules refuse, so access is decided first.
+    data = orders.LabOrderCreate(examens or [], urgence, renseignements)
     try:
         placed = orders.place_orders(container.uow(), actor, patient_id, data, container.ports["care"])
     except (orders.OrderRefused, orders.NoCurrentStay) as exc:
@@ -111,7 +112,7 @@ def cancel(patient_id: uuid.UUID, order_id: uuid.UUID, container: ContainerDep, 
 
 @router.post(PAGE + "/prelevement", dependencies=[Depends(WARD)])
 def collect(patient_id: uuid.UUID, container: ContainerDep, actor: ActorDep,
-            etiquette: Annotated[str, Form(max_length=60)]) -> Response:
+            etiquette: Annotated[str, Form(max_length=60)] = "") -> Response:
     try:
         done = orders.record_collection(container.uow(), actor, patient_id, etiquette, container.ports["care"])
     except (orders.OrderRefused, orders.SpecimenNotFound) as exc:

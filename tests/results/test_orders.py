@@ -164,6 +164,8 @@ def test_unknown_tests_and_empty_forms_are_refused(client: TestClient, container
     unknown = place(client, patient, ["GLYC"])
     assert unknown.headers["location"].endswith("?erreur=UnknownTest")
     assert i18n._("This test is not in the catalogue.") in client.get(unknown.headers["location"]).text
+    empty = place(client, patient, [])
+    assert empty.headers["location"].endswith("?erreur=NoTestOrdered")
     assert rows(container, patient) == []
 
 
