@@ -198,3 +198,25 @@ def test_results_matched_by_the_placer_number_move_the_order_to_preliminary_then
     with container.uow() as uow:
         assert len(uow.session.scalars(select(LabReport)).all()) == 3
     assert [o.status for o in rows(container, patient)] == ["final"]
+
+
+def test_orc_2_names_the_order_when_obr_2_leaves_it_out(client: TestClient, container: Container,
+                                                        lab: ServerThread) -> None:
+    patient = admit_inpatient(container)
+    login(client, PHYSICIAN)
+    place(client, patient, ["CRP", "NFS"])
+    crp, nfs = rows(container, patient)
+    message = oru("R5", [obx(1, "1988-5", "CRP", "12", "mg/L", status="F")], ipp=patient.ipp, placer=crp.placer_number,
+                  filler="L90")
+    lines = message.rstrip("\r").split("\r")
+    obr = lines[4].split("|")
+    obr[2] = ""  # the placer number in ORC-2 only
+    second = [f"ORC|RE|{nfs.placer_number}|L91", "|".join([*obr[:3], "L91", *obr[4:]]),
+              obx(1, "718-7", "Hémoglobine", "131", "g/L", status="P")]
+    text = "\r".join([*lines[:4], "|".join(obr), *lines[5:], *second]) + "\r"
+    assert answer(lab.send(text))[0] == "AA"
+    crp, nfs = rows(container, patient)
+    assert (crp.status, nfs.status) == ("final", "preliminary")
+    with container.uow() as uow:
+        placers = {r.filler_number: r.placer_number for r in uow.session.scalars(select(LabReport))}
+    assert placers == {"L90": crp.placer_number, "L91": nfs.placer_number}
