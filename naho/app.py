@@ -67,6 +67,7 @@ from naho.record import pages as record_pages
 from naho.record.service import CARE, MOVER, PatientMoved
 from naho.results import api as results_api
 from naho.results import order_pages as results_order_pages
+from naho.results import orders as results_orders
 from naho.results import pages as results_pages
 from naho.results import service as results_service
 from naho.scheduling import api as scheduling_api
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     # Domains whose patient-owned rows follow a merge (identity vigilance).
     container.ports["patient_movers"] = [MOVER, medication_service.MOVER, medication_review.MOVER]
     container.ports["patient_movers"].append(messaging_merge.MOVER)
+    container.ports["patient_movers"].append(results_orders.MOVER)
     # Laboratory results (ORU^R01) arrive on the MLLP listener's port, beside ADT.
     results_settings = results_service.ResultsSettings(
         authority=settings.hl7_application, application=settings.hl7_application, facility=settings.hl7_facility,

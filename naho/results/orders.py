@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from naho.identity import service as identity
@@ -214,7 +214,7 @@ def place_orders(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: Lab
 def _open_order(s: Session, actor: Actor, order_id: uuid.UUID, port: CareRelationshipPort, now: datetime,
                 action: str) -> LabOrder:
     """An order through the door of its patient: the same 404 for absent and forbidden."""
-    row = s.get(LabOrder, order_id)
+    row = s.get(LabOrder, order_id, with_for_update=True)  # two physicians at once: one wins, one is told
     if row is None:
         raise LabOrderNotFound("no such laboratory order")
     try:
@@ -262,7 +262,7 @@ def record_collection(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, labe
             raise _refused(exc) from exc
         rows = list(s.scalars(select(LabOrder).where(LabOrder.patient_id == patient_id,
                                                      LabOrder.specimen_number == number)
-                              .order_by(LabOrder.placer_number)))
+                              .order_by(LabOrder.placer_number).with_for_update()))
         if not rows:
             raise SpecimenNotFound("no order of this patient has this specimen label", rule="SpecimenNotFound")
         # A test of the tube cancelled alone leaves the others to collect.
@@ -344,7 +344,7 @@ def record_answer(uow: UnitOfWork, order_id: uuid.UUID, action: str, code: str, 
     error, shown on the page, while the outbox tries again and finally gives up."""
     with uow:
         s, now = uow.session, uow.clock.now()
-        row = s.get(LabOrder, order_id)
+        row = s.get(LabOrder, order_id, with_for_update=True)
         if row is None:
             return
         if code in ("AA", "CA"):
@@ -375,3 +375,24 @@ def match_results(session: Session, patient_id: uuid.UUID, placer_number: str, r
     row.status = rules.after_results(rules.OrderStatus(row.status), result_statuses)
     row.report_id, row.updated_at = report_id, now
     return True
+
+
+class LabOrderMover:
+    """Laboratory orders follow a merged patient, and come back on undo
+    (identity.service.PatientDataMover). Moved rows are named "lab_order:<id>"."""
+
+    name = "lab-orders"
+
+    def move(self, session: Session, from_id: uuid.UUID, to_id: uuid.UUID) -> list[str]:
+        ids = list(session.scalars(select(LabOrder.id).where(LabOrder.patient_id == from_id)))
+        self.move_back(session, [f"{LabOrder.__tablename__}:{i}" for i in ids], to_id)
+        return [f"{LabOrder.__tablename__}:{i}" for i in ids]
+
+    def move_back(self, session: Session, row_ids: list[str], to_id: uuid.UUID) -> None:
+        prefix = f"{LabOrder.__tablename__}:"
+        ids = [uuid.UUID(r[len(prefix):]) for r in row_ids if r.startswith(prefix)]
+        if ids:
+            session.execute(update(LabOrder).where(LabOrder.id.in_(ids)).values(patient_id=to_id))
+
+
+MOVER = LabOrderMover()

@@ -220,3 +220,21 @@ def test_orc_2_names_the_order_when_obr_2_leaves_it_out(client: TestClient, cont
     with container.uow() as uow:
         placers = {r.filler_number: r.placer_number for r in uow.session.scalars(select(LabReport))}
     assert placers == {"L90": crp.placer_number, "L91": nfs.placer_number}
+
+
+def test_orders_follow_a_merged_patient_and_come_back_on_undo(client: TestClient, container: Container) -> None:
+    merged = admit_inpatient(container)
+    survivor = admit_inpatient(container, "DURANT")
+    login(client, PHYSICIAN)
+    place(client, merged, ["CRP"])
+    [crp] = rows(container, merged)
+    assert orders.MOVER in container.ports["patient_movers"]
+    with container.uow() as uow:
+        moved = orders.MOVER.move(uow.session, merged.id, survivor.id)
+        uow.commit()
+    assert moved == [f"lab_order:{crp.id}"]
+    assert [o.id for o in rows(container, survivor)] == [crp.id] and rows(container, merged) == []
+    with container.uow() as uow:
+        orders.MOVER.move_back(uow.session, moved, merged.id)
+        uow.commit()
+    assert [o.id for o in rows(container, merged)] == [crp.id] and rows(container, survivor) == []
