@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     #: receiver expects them (many interface engines route on them); empty: left empty.
     hl7_receiving_application: str = ""
     hl7_receiving_facility: str = ""
+    #: Where laboratory orders go (host:port of the laboratory system, OML^O21), empty: not sent;
+    #: MSH-5 / MSH-6 as the laboratory expects them.
+    hl7_lab_destination: str = ""
+    hl7_lab_receiving_application: str = ""
+    hl7_lab_receiving_facility: str = ""
     #: Critical values of laboratory results (thresholds, escalation delay, senior physicians).
     critical_values_file: Path = Path(__file__).parent / "results" / "data" / "critical_values.yaml"
     #: When results reach the patient portal, per kind of result (naho/results/release_rules.py).

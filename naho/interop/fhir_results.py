@@ -13,7 +13,7 @@ from naho.interop import fhir
 from naho.interop.fhir_api import READERS, _binary_base, _codes, _date_bounds, _open_chart, _read_id, _subject
 from naho.platform.access import PatientNotFound
 from naho.platform.deps import ActorDep, ContainerDep
-from naho.results import fhir as results_fhir
+from naho.results import report_fhir as results_fhir
 
 router = APIRouter(prefix=fhir.BASE_PATH, tags=["fhir"], dependencies=[Depends(fhir.negotiate)])
 

@@ -54,22 +54,30 @@ def destination(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def check_ack(reply: bytes, control_id: str) -> None:
-    """Return if `reply` accepts message `control_id`; raise AdtNotAccepted otherwise."""
+def read_ack(reply: bytes) -> tuple[str, str, str]:
+    """(MSA-1 code, MSA-2 the message it answers, the reason of a refusal) of an acknowledgement
+    (ACK, or an application acknowledgement such as ORL); AdtNotAccepted if it is not one."""
     text, _codec = adt.decode(reply)
     try:
         message = python_hl7.parse(text.replace("\r\n", "\r").replace("\n", "\r").strip())
         msa = message.segment("MSA")
     except Exception as exc:  # python-hl7 raises ParseException, KeyError…
         raise AdtNotAccepted(f"the reply is not an HL7 acknowledgement ({type(exc).__name__})") from exc
-    code, acked = _field(msa, 1), _field(msa, 2)
+    code, acked, reason = _field(msa, 1), _field(msa, 2), ""
     if code not in ACCEPTED:
         try:
             reason = _field(message.segment("ERR"), 8)
         except KeyError:
             reason = ""
-        reason = reason or _field(msa, 3)  # MSA-3, deprecated, still what many engines fill
-        raise AdtNotAccepted(f"{code or 'no MSA-1'}: {reason or 'no reason given'}")
+        reason = reason or _field(msa, 3) or "no reason given"  # MSA-3, deprecated, still often filled
+    return code or "no MSA-1", acked, reason
+
+
+def check_ack(reply: bytes, control_id: str) -> None:
+    """Return if `reply` accepts message `control_id`; raise AdtNotAccepted otherwise."""
+    code, acked, reason = read_ack(reply)
+    if code not in ACCEPTED:
+        raise AdtNotAccepted(f"{code}: {reason}")
     if acked != control_id:
         raise AdtNotAccepted(f"the acknowledgement names message {acked!r}, not {control_id!r}")
 

@@ -176,13 +176,18 @@ def _message(message: Any, header: adt.Header, zone: tzinfo) -> ResultMessage:
     observations: list[ObservationData] = []
     comments: list[str] = []  # NTE of the current OBR
 
+    placer = ""  # ORC-2 of the current order: the placer number when OBR-2 leaves it out
+
     def close() -> None:
         if obr is not None:
-            reports.append(_report(obr, observations, comments, zone))
+            reports.append(_report(obr, observations, comments, zone, placer))
 
     for segment in message:
         name = str(segment[0])
-        if name == "OBR":
+        if name == "ORC":  # a new order: the report before it is complete
+            close()
+            obr, observations, comments, placer = None, [], [], _text_of(segment, 2)
+        elif name == "OBR":
             close()
             obr, observations, comments = segment, [], []
         elif name == "OBX":
@@ -203,8 +208,9 @@ def _message(message: Any, header: adt.Header, zone: tzinfo) -> ResultMessage:
     return ResultMessage(header, identifiers, visit, tuple(reports))
 
 
-def _report(obr: Any, observations: list[ObservationData], comments: list[str], zone: tzinfo) -> ReportData:
-    placer, filler = _text_of(obr, 2), _text_of(obr, 3)
+def _report(obr: Any, observations: list[ObservationData], comments: list[str], zone: tzinfo,
+            order_placer: str = "") -> ReportData:
+    placer, filler = _text_of(obr, 2) or order_placer, _text_of(obr, 3)
     if not placer and not filler:
         raise _invalid("OBR-2 and OBR-3 are both empty: the report has no number", "OBR^1^3", "MissingOrderNumber",
                        adt.REQUIRED_FIELD_MISSING)

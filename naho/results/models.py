@@ -103,4 +103,49 @@ class ResultAlert(Base):
     escalated_to: Mapped[str | None] = mapped_column(String(300))
 
 
+class LabOrder(Base):
+    """One test or panel a physician ordered from the chart, followed to its final result.
+
+    Tests ordered together share a group number (ORC-4); those drawn into the same kind of tube
+    share a specimen number (the label). The placer number (ORC-2 / OBR-2) is what the
+    laboratory's results come back with (docs/adr/0015-lab-orders.md)."""
+
+    __tablename__ = "lab_order"
+    __table_args__ = (
+        Index("ix_lab_order_patient_ordered", "patient_id", "ordered_at"),
+        Index("ix_lab_order_specimen", "specimen_number"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patient.id"))
+    encounter_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    placer_number: Mapped[str] = mapped_column(String(20), unique=True)
+    group_number: Mapped[str] = mapped_column(String(20))
+    specimen_number: Mapped[str] = mapped_column(String(20))
+    test_code: Mapped[str] = mapped_column(String(20))
+    test_label: Mapped[str] = mapped_column(String(200))
+    loinc: Mapped[str | None] = mapped_column(String(20))
+    container_code: Mapped[str] = mapped_column(String(20))
+    container_label: Mapped[str] = mapped_column(String(200))
+    colour: Mapped[str] = mapped_column(String(20))
+    specimen_type: Mapped[str] = mapped_column(String(10))  # HL7 table 0487
+    urgency: Mapped[str] = mapped_column(String(10))
+    clinical_info: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    ordered_at: Mapped[datetime]
+    ordered_by: Mapped[str] = mapped_column(String(300))
+    collected_at: Mapped[datetime | None]
+    collected_by: Mapped[str | None] = mapped_column(String(300))
+    cancelled_at: Mapped[datetime | None]
+    cancelled_by: Mapped[str | None] = mapped_column(String(300))
+    cancel_reason: Mapped[str | None] = mapped_column(String(500))
+    #: The last message to the laboratory: pending, accepted, error (AE / AR) or not_sent.
+    transmission: Mapped[str] = mapped_column(String(20))
+    transmission_error: Mapped[str | None] = mapped_column(String(1000))
+    accepted_at: Mapped[datetime | None]
+    #: The laboratory's report of this order, once results came back.
+    report_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    updated_at: Mapped[datetime]
+
+
 from naho.results.release_models import ReportRelease  # noqa: E402,F401  (registers the release table)

@@ -33,7 +33,7 @@ from naho.record import chart, crossref
 from naho.record import hl7 as adt
 from naho.record import rules as record_rules
 from naho.record import service as record
-from naho.results import hl7, release, release_rules, rules
+from naho.results import hl7, orders, release, release_rules, rules
 from naho.results.models import LabReport, LabResult, ResultAlert
 from naho.staff import service as staff
 
@@ -174,8 +174,10 @@ def receive_results(session: Session, actor: Actor, message: hl7.ResultMessage, 
             result = _result(session, report, current, obs, data, now, source, actor.label)
             filed += 1
             alerts += _alert(session, settings.critical, result, encounter_id, now)
-    if settings.release is not None:
         session.flush()
+        orders.match_results(session, patient_id, data.placer_number, report.id,
+                             [r.status for r in current.values()], now)
+    if settings.release is not None:
         release.refresh(session, touched, settings.release, now, notify=settings.notify_patients, changed=True)
     return f"{filed} result(s) of {len(message.reports)} report(s), {alerts} critical"
 
