@@ -22,7 +22,7 @@ from naho.config import Settings
 from naho.identity import api as identity_api
 from naho.identity import pages as identity_pages
 from naho.identity.insi import SimulatedInsi
-from naho.interop import fhir, fhir_api, fhir_scheduling, fhir_write
+from naho.interop import fhir, fhir_api, fhir_imaging, fhir_scheduling, fhir_write
 from naho.interop.hl7_listener import start_listener, stop_listener
 from naho.interop.hl7_sender import make_adt_handler
 from naho.medication import api as medication_api
@@ -66,6 +66,7 @@ from naho.record import care_team_pages
 from naho.record import pages as record_pages
 from naho.record.service import CARE, MOVER, PatientMoved
 from naho.results import api as results_api
+from naho.results import imaging
 from naho.results import pages as results_pages
 from naho.results import service as results_service
 from naho.scheduling import api as scheduling_api
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             messaging_inbound.ANSWER_TOPIC, messaging_mailbox.make_answer_handler(settings, container.session_factory))
     # Schedule, Slot and Appointment join the CapabilityStatement (their routes come before fhir_api's).
     fhir_api.SUPPORTED.update(fhir_scheduling.SUPPORTED)
+    fhir_api.SUPPORTED.update(fhir_imaging.SUPPORTED)
     # The one door to patient data asks the record who is in the care team.
     container.ports["care"] = CARE
     # Scheduling's routes: a patient's account reaches its own record through the portal's door.
@@ -154,6 +156,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     container.ports["results_settings"] = results_settings
     container.ports["hl7_results"] = results_service.make_receiver(container.session_factory, container.clock,
                                                                    results_settings, CARE)
+    # Imaging: Orthanc by DICOMweb when configured, else the local DICOM store; orders to the RIS port.
+    imaging.wire(container, settings)
     if not settings.production:
         # Production needs the real INSi adapter (establishment certificate); none is shipped yet.
         container.ports["insi"] = SimulatedInsi()
@@ -193,6 +197,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                 await stop_listener(mllp)
             if runner:
                 runner.stop()
+            imaging.close(container)
             engine.dispose()
 
     app = FastAPI(
@@ -217,8 +222,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                    web_pages.router, sso.router, web_admin.router, sites_pages.router, sites_api.router,
                    staff_pages.router, staff_pages.workspace, staff_api.router, identity_pages.router,
                    identity_api.router, record_pages.router, care_team_pages.router,
-                   record_api.router, results_pages.router, results_api.router,
-                   medication_api.router, medication_review_pages.router, fhir_scheduling.router, fhir_api.router,
+                   record_api.router, results_pages.router, results_api.router, *imaging.ROUTERS,
+                   medication_api.router, medication_review_pages.router, fhir_scheduling.router, fhir_imaging.router,
+                   fhir_api.router,
                    fhir_write.router, medication_emar_pages.router, medication_dispensing_pages.router,
                    medication_dispensing_pages.api, medication_prescription_pages.router,
                    scheduling_api.router, scheduling_pages.router, portal_pages.router):
