@@ -2,15 +2,17 @@
 
 Orthanc's DICOMweb plugin (Debian `orthanc-dicomweb`, 1.7) serves `/dicom-web/studies?…`,
 `…/series`, `…/instances` and `…/frames/{n}/rendered` with the standard `window=center,width,
-function` and `viewport=w,h` parameters; the commas must reach it as they are (it does not decode
-`%2C`), so the rendered query string is written by hand. The browser never talks to Orthanc:
-naho fetches and passes the bytes on after the door let the person in.
+function` and `viewport=w,h` parameters; the commas of these and of `includefield` must reach
+it as they are (it does not decode `%2C`), so the query strings are written here, not by httpx.
+The browser never talks to Orthanc: naho fetches and passes the bytes on after the door let the
+person in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -42,8 +44,10 @@ class OrthancStore:
 
     def _get(self, path: str, params: dict[str, str] | None = None, accept: str = "application/dicom+json",
              ) -> httpx.Response:
+        if params:  # commas stay commas: the plugin splits includefield and window on them, undecoded
+            path += "?" + "&".join(f"{quote(k)}={quote(v, safe=',')}" for k, v in params.items())
         try:
-            response = self.client.get(path, params=params, headers={"Accept": accept})
+            response = self.client.get(path, headers={"Accept": accept})
         except httpx.HTTPError as exc:
             raise PacsUnavailable(f"Orthanc: {type(exc).__name__}") from exc
         if response.status_code >= 500:
@@ -85,9 +89,10 @@ class OrthancStore:
                window: rules.WindowPreset | None, size: int | None) -> bytes:
         path = (f"/studies/{rules.require_uid(study_uid)}/series/{rules.require_uid(series_uid)}"
                 f"/instances/{rules.require_uid(instance_uid)}/frames/{int(frame)}/rendered")
-        query = "&".join(([f"viewport={int(size)},{int(size)}"] if size else [])
-                         + ([f"window={window.dicomweb}"] if window else []))
-        response = self._get(f"{path}?{query}" if query else path, accept="image/jpeg")
+        query = {"viewport": f"{int(size)},{int(size)}"} if size else {}
+        if window:
+            query["window"] = window.dicomweb
+        response = self._get(path, query, accept="image/jpeg")
         if response.status_code in (400, 404):  # no such instance or frame (Orthanc: 400 for a frame too far)
             raise LookupError("no such frame")
         if response.status_code != 200:

@@ -9,7 +9,7 @@ from a seed, so the same demo gets the same studies.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -166,12 +166,14 @@ def write_study(datasets: list[Dataset], directory: Path) -> list[Path]:
 #: How many patients in bed of the demo physician's unit get imaging (a CT, then a radiograph).
 DEMO_IMAGED_PATIENTS = 3
 DEMO_UNIT = "LENS-MED-MIN"
+DEMO_ORDERER = "Dr Claire Lefebvre (médecin)"
 
 
 def seed_imaging(uow: UnitOfWork, settings: Settings) -> dict[str, int]:
-    """Write synthetic studies for a few patients in bed of the demo unit into the local DICOM
-    store (the demo has no Orthanc), with an imaging order each for the CT so the order list
-    shows its study. Development only; a second run adds nothing (the files are there)."""
+    """Write synthetic studies for a few patients in bed of the demo physician's unit into the
+    local DICOM store (the demo has no Orthanc): a chest CT each, fulfilling an imaging order
+    (so the order list shows its study), and a chest radiograph for the first. Development
+    only; a store directory that already holds files is left as it is."""
     from naho.identity import service as identity
     from naho.record import service as record
     from naho.results import imaging_service
@@ -179,28 +181,32 @@ def seed_imaging(uow: UnitOfWork, settings: Settings) -> dict[str, int]:
     if not (settings.development and settings.demo_patients) or settings.orthanc_url:
         return {}
     directory = settings.imaging_store_dir
-    if directory.is_dir() and any(directory.iterdir()):
+    if directory.is_dir() and any(directory.rglob("*.dcm")):
         return {}
     written = ordered = 0
+    zone = ZoneInfo(settings.timezone)
     with uow:
         s = uow.session
         now = uow.clock.now()
-        stays = record.stays_in_unit(s, DEMO_UNIT)[:DEMO_IMAGED_PATIENTS]
-        summaries = identity.summaries(s, [p for _stay, p in stays])
-        for index, (stay, patient_id) in enumerate(stays):
-            who = summaries[patient_id]
-            patient = SyntheticPatient(who.ipp, who.birth_name, (who.first_names or ("",))[0],
-                                       who.birth_date.strftime("%Y%m%d"), who.sex if who.sex in "MF" else "O")
-            accession = imaging_service.new_order_for_demo(
-                s, patient_id, stay, modality="CT", body_part="Thorax",
-                question="Dyspnée fébrile: recherche de foyer, embolie ?", now=now)
+        board = record.bed_board(s, DEMO_UNIT, now)
+        lines = [b for b in (*board.beds, *board.without_bed) if b.patient_id and b.encounter_id][:DEMO_IMAGED_PATIENTS]
+        people = identity.summaries(s, [b.patient_id for b in lines if b.patient_id])
+        for index, line in enumerate(lines):
+            assert line.patient_id and line.encounter_id
+            who = people[line.patient_id]
+            patient = SyntheticPatient(who.ipp, who.birth_name.upper(), who.first_names.split()[0].upper(),
+                                       who.birth_date.strftime("%Y%m%d"), who.sex if who.sex in ("M", "F") else "O")
+            performed = (now - timedelta(hours=3 + index)).replace(microsecond=0)
+            order = imaging_service.import_order(
+                s, line.patient_id, line.encounter_id, modality="CT", body_part="Thorax",
+                question="Dyspnée et fièvre : foyer pulmonaire ? embolie ?", urgency="urgent",
+                ordered_by=DEMO_ORDERER, now=performed - timedelta(hours=2), zone=zone)
             ordered += 1
-            paths = write_study(chest_ct(patient, accession=accession, at=now.replace(microsecond=0),
-                                         seed=str(settings.seed)), directory)
+            written += len(write_study(chest_ct(patient, accession=order.accession_number, at=performed,
+                                                seed=str(settings.seed)), directory))
             if index == 0:
-                paths += write_study(chest_radiograph(patient, accession=f"DX{settings.seed}{index}",
-                                                      at=now.replace(microsecond=0), seed=str(settings.seed)),
-                                     directory)
-            written += len(paths)
+                written += len(write_study(chest_radiograph(patient, accession=f"RX{order.accession_number[2:]}",
+                                                            at=performed - timedelta(days=1), seed=str(settings.seed)),
+                                           directory))
         uow.commit()
     return {"imaging_orders": ordered, "dicom_instances": written} if written else {}
