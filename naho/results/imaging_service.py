@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from naho.identity import service as identity
@@ -29,6 +29,7 @@ from naho.record import service as record
 from naho.results import imaging_rules as rules
 from naho.results.imaging_models import ImagingOrder, ImagingReport
 from naho.results.imaging_ports import ImageStore, PacsUnavailable
+from naho.results.models import LabReport, LabResult
 
 #: Audit actions (source:subject:action).
 STUDIES_VIEWED = "patient:imaging:view"
@@ -80,6 +81,19 @@ class ReportPublic:
 
 
 @dataclass(frozen=True)
+class ReceivedReport:
+    """A report the RIS sent as ORU^R01 (filed by the results receiver), matched to an imaging
+    order or study by its accession number in OBR-2 (placer) or OBR-3 (filler)."""
+
+    accession_number: str
+    label: str
+    status: str  # OBR-25
+    reported_at: datetime | None
+    lines: list[str]
+    document_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
 class ImagingView:
     """The imaging page of a patient: studies from the PACS, orders, reports."""
 
@@ -89,6 +103,7 @@ class ImagingView:
     orders: list[OrderPublic]
     reports: dict[str, list[ReportPublic]]  # by study UID
     pacs_error: bool = False
+    received: dict[str, ReceivedReport] = field(default_factory=dict)  # by accession number
 
 
 @dataclass(frozen=True)
@@ -109,6 +124,7 @@ class StudyView:
     series: list[SeriesView]
     reports: list[ReportPublic]
     order: OrderPublic | None
+    received: ReceivedReport | None = None
     presets: list[rules.WindowPreset] = field(default_factory=lambda: list(rules.WINDOW_PRESETS.values()))
 
 
@@ -124,7 +140,24 @@ def _reports(session: Session, patient_id: uuid.UUID, study_uid: str | None = No
             for r in session.scalars(query.order_by(ImagingReport.signed_at))]
 
 
-def _orders(session: Session, patient_id: uuid.UUID, studies: list[rules.StudySummary]) -> list[OrderPublic]:
+def _received(session: Session, patient_id: uuid.UUID, accessions: set[str]) -> dict[str, ReceivedReport]:
+    """Reports received over HL7 whose order number is one of these accession numbers."""
+    if not accessions:
+        return {}
+    found: dict[str, ReceivedReport] = {}
+    for r in session.scalars(select(LabReport).where(LabReport.patient_id == patient_id, or_(
+            LabReport.placer_number.in_(accessions), LabReport.filler_number.in_(accessions)))
+            .order_by(LabReport.observed_at)):
+        accession = r.placer_number if r.placer_number in accessions else r.filler_number
+        results = session.scalars(select(LabResult).where(LabResult.report_id == r.id, LabResult.current.is_(True)))
+        lines = [x.text for x in sorted(results, key=lambda x: (len(x.chain), x.chain)) if x.text]
+        found[str(accession)] = ReceivedReport(str(accession), r.service_label or r.service_code, r.status,
+                                               r.reported_at, lines, r.document_id)
+    return found
+
+
+def _orders(session: Session, patient_id: uuid.UUID, studies: list[rules.StudySummary],
+            received: dict[str, ReceivedReport] | None = None) -> list[OrderPublic]:
     by_accession = {s.accession_number: s.uid for s in studies if s.accession_number}
     reported = set(session.scalars(select(ImagingReport.order_id).where(
         ImagingReport.patient_id == patient_id, ImagingReport.order_id.is_not(None))))
@@ -135,7 +168,8 @@ def _orders(session: Session, patient_id: uuid.UUID, studies: list[rules.StudySu
                              .order_by(ImagingOrder.ordered_at.desc())):
         study_uid = by_accession.get(o.accession_number)
         status = rules.order_status(o.cancelled_at is not None, study_uid is not None,
-                                    o.id in reported or (study_uid is not None and study_uid in reported_studies))
+                                    o.id in reported or (study_uid is not None and study_uid in reported_studies)
+                                    or o.accession_number in (received or {}))
         out.append(OrderPublic(o.id, o.accession_number, o.modality, o.body_part, o.question, o.urgency,
                                o.ordered_at, o.ordered_by, status, study_uid))
     return out
@@ -160,7 +194,10 @@ def view_imaging(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, port: Car
         reports: dict[str, list[ReportPublic]] = {}
         for report in _reports(s, patient_id):
             reports.setdefault(report.study_uid, []).append(report)
-        view = ImagingView(patient_id, ipp, studies, _orders(s, patient_id, studies), reports, failed)
+        accessions = set(s.scalars(select(ImagingOrder.accession_number).where(ImagingOrder.patient_id == patient_id)))
+        received = _received(s, patient_id, accessions | {st.accession_number for st in studies if st.accession_number})
+        view = ImagingView(patient_id, ipp, studies, _orders(s, patient_id, studies, received), reports, failed,
+                           received)
         uow.commit()
         return view
 
@@ -187,8 +224,10 @@ def view_study(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, study_uid: 
         study = _owned_study(s, store, patient_id, study_uid, settings)
         series = [SeriesView(se, rules.frames_of(store.list_instances(study.uid, se.uid)))
                   for se in store.list_series(study.uid)]
-        orders = [o for o in _orders(s, patient_id, [study]) if o.study_uid == study.uid]
-        view = StudyView(patient_id, study, series, _reports(s, patient_id, study.uid), orders[0] if orders else None)
+        received = _received(s, patient_id, {study.accession_number} if study.accession_number else set())
+        orders = [o for o in _orders(s, patient_id, [study], received) if o.study_uid == study.uid]
+        view = StudyView(patient_id, study, series, _reports(s, patient_id, study.uid), orders[0] if orders else None,
+                         received.get(study.accession_number))
         uow.commit()
         return view
 

@@ -26,8 +26,9 @@ from naho.results import imaging_rules, imaging_service
 from naho.results.dicom_store import LocalDicomStore
 from naho.results.orthanc import OrthancStore
 from tests.conftest import free_port
+from tests.interop.test_mllp import ServerThread
 from tests.personas import NURSE, PHYSICIAN, PORTER, form_token, login
-from tests.results.conftest import Inpatient, admit_inpatient
+from tests.results.conftest import Inpatient, admit_inpatient, answer, obx, oru
 from tests.results.imaging_support import ct_of, picture, radiograph_of, write
 
 FHIR_JSON = "application/fhir+json"
@@ -265,3 +266,25 @@ def test_a_pacs_that_does_not_answer_leaves_the_page_usable(client: TestClient, 
     assert page.status_code == 200
     assert i18n._("The image archive (PACS) does not answer: the studies cannot be listed now.") in page.text
     assert 'id="order-form"' in page.text
+
+
+def test_a_report_the_ris_sends_over_hl7_is_linked_by_accession_number(
+        client: TestClient, container: Container, dicom_dir: Path, lab: ServerThread) -> None:
+    patient = admit_inpatient(container)
+    login(client, PHYSICIAN)
+    assert _order(client, patient).status_code == 303
+    accession = imaging_rules.accession_number(2026, 1)
+    ct = write(ct_of(patient, accession, slices=2), dicom_dir)
+    lines = [obx(1, "18782-3", "Constatations", "Condensation basale droite.", value_type="TX", sub="1"),
+             obx(2, "19005-8", "Conclusion", "Pneumopathie basale droite.", value_type="TX", sub="2")]
+    other = admit_inpatient(container, "MARTIN")  # a report of another patient with this number links nothing
+    assert answer(lab.send(oru("RIS0", lines, ipp=other.ipp, placer=accession, sender="RIS^IMAGERIE")))[0] == "AA"
+    assert f'data-accession="{accession}" data-status="performed"' in client.get(
+        f"/patients/{patient.id}/imagerie").text
+    assert answer(lab.send(oru("RIS1", lines, ipp=patient.ipp, placer=accession, filler="RIS-77",
+                               sender="RIS^IMAGERIE")))[0] == "AA"
+    page = client.get(f"/patients/{patient.id}/imagerie")
+    assert f'data-accession="{accession}" data-status="reported"' in page.text
+    viewer = client.get(f"/patients/{patient.id}/imagerie/etudes/{ct[0].StudyInstanceUID}")
+    assert 'id="received-report"' in viewer.text and 'id="no-report"' not in viewer.text
+    assert viewer.text.index("Condensation basale droite.") < viewer.text.index("Pneumopathie basale droite.")
