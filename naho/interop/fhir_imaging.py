@@ -1,6 +1,7 @@
 """The FHIR R4 facade of imaging: read and search ImagingStudy, what the PACS holds of the
 patients the caller cares for. Registered before fhir_api's router, whose last routes catch
-every other type; the studies come from the image store port through the one door.
+every other type; the studies come from the image store port through the one door, opened for
+care only: images are clinical content, which administrative readers and systems never see.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from naho.interop import fhir
-from naho.platform.access import PatientNotFound, reading_purpose
+from naho.platform.access import PatientNotFound, Purpose
 from naho.platform.deps import ActorDep, ContainerDep
 from naho.platform.security.policy import Policy
 from naho.platform.security.rules import STAFF_ROLES, Role
@@ -46,7 +47,7 @@ def read_imaging_study(resource_id: str, request: Request, container: ContainerD
     care, store, settings = _parts(container)
     try:
         patient_id, study, series = imaging_service.study_for_fhir(
-            container.uow(), actor, resource_id, care, store, settings, reading_purpose(actor))
+            container.uow(), actor, resource_id, care, store, settings, Purpose.CARE)
     except (imaging_service.ImagingStudyNotFound, PatientNotFound):
         raise fhir.ResourceNotFound(f"ImagingStudy/{resource_id} is not known") from None
     except PacsUnavailable as exc:
@@ -68,7 +69,7 @@ def search_imaging_study(request: Request, container: ContainerDep, actor: Actor
     care, store, settings = _parts(container)
     try:
         found = imaging_service.studies_for_fhir(container.uow(), actor, pid, care, store, settings,
-                                                 reading_purpose(actor))
+                                                 Purpose.CARE)
     except PatientNotFound:
         found = []  # a patient one may not open: no match, as for any search
     except PacsUnavailable as exc:

@@ -27,7 +27,7 @@ from naho.results.dicom_store import LocalDicomStore
 from naho.results.orthanc import OrthancStore
 from tests.conftest import free_port
 from tests.interop.test_mllp import ServerThread
-from tests.personas import NURSE, PHYSICIAN, PORTER, form_token, login
+from tests.personas import CLERK, NURSE, PHYSICIAN, PORTER, form_token, login
 from tests.results.conftest import Inpatient, admit_inpatient, answer, obx, oru
 from tests.results.imaging_support import ct_of, picture, radiograph_of, write
 
@@ -230,8 +230,8 @@ def test_a_nurse_of_the_care_team_sees_images_but_neither_orders_nor_reports(app
         follow_redirects=False).status_code == 403
 
 
-def test_fhir_imaging_study_read_and_search_through_the_door(client: TestClient, container: Container,
-                                                            dicom_dir: Path) -> None:
+def test_fhir_imaging_study_read_and_search_through_the_door(app: FastAPI, client: TestClient,
+                                                            container: Container, dicom_dir: Path) -> None:
     patient = admit_inpatient(container)
     ct = write(ct_of(patient, slices=3), dicom_dir)
     write(radiograph_of(patient), dicom_dir)
@@ -255,6 +255,12 @@ def test_fhir_imaging_study_read_and_search_through_the_door(client: TestClient,
     assert client.get("/fhir/R4/ImagingStudy/1.2.3", headers={"accept": FHIR_JSON}).status_code == 404
     assert client.get("/fhir/R4/ImagingStudy", headers={"accept": FHIR_JSON}).status_code == 400
     assert "ImagingStudy" in client.get("/fhir/R4/metadata", headers={"accept": FHIR_JSON}).text
+
+    clerk = _signed_in(app, CLERK)  # an admission clerk opens identities and stays, never images
+    bundle = clerk.get("/fhir/R4/ImagingStudy", params={"patient": f"Patient/{patient.id}"},
+                       headers={"accept": FHIR_JSON})
+    assert bundle.status_code == 200 and bundle.json()["total"] == 0
+    assert clerk.get(f"/fhir/R4/ImagingStudy/{tdm.id}", headers={"accept": FHIR_JSON}).status_code == 404
 
 
 def test_a_pacs_that_does_not_answer_leaves_the_page_usable(client: TestClient, container: Container) -> None:
