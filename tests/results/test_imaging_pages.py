@@ -294,3 +294,23 @@ def test_a_report_the_ris_sends_over_hl7_is_linked_by_accession_number(
     viewer = client.get(f"/patients/{patient.id}/imagerie/etudes/{ct[0].StudyInstanceUID}")
     assert 'id="received-report"' in viewer.text and 'id="no-report"' not in viewer.text
     assert viewer.text.index("Condensation basale droite.") < viewer.text.index("Pneumopathie basale droite.")
+
+
+def test_break_the_glass_opens_the_images_for_four_hours_and_is_traced(app: FastAPI, container: Container,
+                                                                      dicom_dir: Path) -> None:
+    patient = admit_inpatient(container, unit="LENS-MED-CARDIO")
+    ct = write(ct_of(patient, slices=2), dicom_dir)
+    image = (f"/patients/{patient.id}/imagerie/etudes/{ct[0].StudyInstanceUID}/series/{ct[0].SeriesInstanceUID}"
+             f"/images/{ct[0].SOPInstanceUID}/1")
+    nurse = _signed_in(app, NURSE)
+    assert nurse.get(image).status_code == 404
+    opened = nurse.post("/bris-de-glace", data={"ipp": patient.ipp, "reason": "Arrêt cardiaque dans le couloir",
+                                                "csrf_token": form_token(nurse, "/bris-de-glace")},
+                        follow_redirects=False)
+    assert opened.status_code == 303
+    assert nurse.get(f"/patients/{patient.id}/imagerie").status_code == 200
+    assert picture(nurse.get(image).content).size == (128, 128)
+    with container.uow() as uow:
+        [event] = uow.session.scalars(select(AuditEvent).where(
+            AuditEvent.patient_id == patient.id, AuditEvent.action == imaging_service.IMAGE_VIEWED))
+        assert event.details["basis"] == "break_the_glass"
