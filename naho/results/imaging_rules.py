@@ -233,7 +233,6 @@ class WindowPreset:
     """A grey-level window in Hounsfield units (center, width), as PS3.3 C.11.2.1.2 applies it."""
 
     code: str
-    label: str  # an English msgid, translated on screen
     center: float
     width: float
 
@@ -245,10 +244,10 @@ class WindowPreset:
 
 #: Usual CT presets; "default" (no preset) is the window the modality wrote in the image.
 WINDOW_PRESETS: dict[str, WindowPreset] = {p.code: p for p in (
-    WindowPreset("soft-tissue", "Soft tissue", 40, 400),
-    WindowPreset("lung", "Lung", -600, 1500),
-    WindowPreset("bone", "Bone", 400, 1800),
-    WindowPreset("brain", "Brain", 40, 80),
+    WindowPreset("soft-tissue", 40, 400),
+    WindowPreset("lung", -600, 1500),
+    WindowPreset("bone", 400, 1800),
+    WindowPreset("brain", 40, 80),
 )}
 
 
@@ -286,11 +285,8 @@ class Urgency(StrEnum):
     STAT = "stat"  # immediate: the patient's life depends on it
 
 
-#: Modalities one may order (DICOM codes) and their English msgids.
-MODALITIES: dict[str, str] = {
-    "CR": "Radiography", "CT": "CT scan", "MR": "MRI", "US": "Ultrasound", "NM": "Nuclear medicine",
-    "PT": "PET", "MG": "Mammography", "XA": "Angiography",
-}
+#: Modalities one may order (DICOM codes; the pages name them).
+MODALITIES = frozenset({"CR", "CT", "MR", "US", "NM", "PT", "MG", "XA"})
 MAX_BODY_PART, MAX_QUESTION, MIN_QUESTION = 100, 2000, 5
 ACCESSION_PREFIX = "IM"
 
