@@ -122,13 +122,15 @@ def study_viewer(request: Request, patient_id: uuid.UUID, study_uid: str, contai
 
 @router.get("/patients/{patient_id}/imagerie/etudes/{study_uid}/series/{series_uid}/images/{instance_uid}/{frame}",
             dependencies=[Depends(VIEWERS)])
-def image(patient_id: uuid.UUID, study_uid: str, series_uid: str, instance_uid: str, frame: int,
+def image(patient_id: uuid.UUID, study_uid: str, series_uid: str, instance_uid: str, frame: str,
           container: ContainerDep, actor: ActorDep, fenetre: Annotated[str, Query(max_length=20)] = "",
           vignette: bool = False) -> Response:
-    """One frame as a JPEG: the viewer's size, or a thumbnail."""
+    """One frame as a JPEG: the viewer's size, or a thumbnail. The frame number is read after the
+    door (a malformed one is no frame), so an outsider learns nothing from validation."""
     care, store, settings = _parts(container)
+    number = int(frame) if frame.isdigit() and len(frame) <= 6 else 0
     try:
-        data = service.render_image(container.uow(), actor, patient_id, study_uid, series_uid, instance_uid, frame,
+        data = service.render_image(container.uow(), actor, patient_id, study_uid, series_uid, instance_uid, number,
                                     care, store, settings, window=fenetre or None,
                                     size=rules.THUMBNAIL_SIZE if vignette else None)
     except PacsUnavailable:

@@ -10,12 +10,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from naho.platform.errors import DomainError
 from naho.platform.outbox import Envelope, Handler
 from naho.results.imaging_rules import InstanceRef, SeriesSummary, StudySummary, WindowPreset
 
 
-class PacsUnavailable(RuntimeError):
-    """The PACS did not answer (down, timeout, 5xx): the page says so instead of failing."""
+class PacsUnavailable(DomainError):
+    """The PACS did not answer (down, timeout, 5xx): the list says so, other pages answer 503."""
+
+    status = 503
+    title = "Service unavailable"
 
 
 class ImageStore(Protocol):

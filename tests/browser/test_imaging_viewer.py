@@ -42,7 +42,7 @@ def test_the_physician_scrolls_through_a_ct_and_changes_the_window(  # type: ign
     patient, study = imaged_patient
     _sign_in(page, PHYSICIAN)
     page.goto(page.base + f"/patients/{patient.id}")
-    page.locator("#imaging-link").click()
+    page.locator("#imaging-link a").click()
     page.wait_for_url(re.compile(r"/imagerie$"))
     page.locator(f"tr[data-study='{study}'] a").click()
     page.wait_for_url(re.compile(rf"/imagerie/etudes/{re.escape(study)}$"))

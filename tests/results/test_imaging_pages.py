@@ -124,6 +124,8 @@ def test_an_image_of_another_patient_never_shows_under_this_one(client: TestClie
     assert client.get(f"{mine}/{study}/series/{series}/images/{instance}/9").status_code == 404
     assert client.get(f"/patients/{other.id}/imagerie/etudes/{study}/series/{series}/images/{instance}/9"
                       ).status_code == 404  # no such frame
+    assert client.get(f"/patients/{other.id}/imagerie/etudes/{study}/series/{series}/images/{instance}/un"
+                      ).status_code == 404  # not a frame number
     assert client.get(f"/patients/{other.id}/imagerie/etudes/{study}/series/{series}/images/{instance}/1",
                       params={"fenetre": "x-ray"}).status_code == 422
 
@@ -272,6 +274,11 @@ def test_a_pacs_that_does_not_answer_leaves_the_page_usable(client: TestClient, 
     assert page.status_code == 200
     assert i18n._("The image archive (PACS) does not answer: the studies cannot be listed now.") in page.text
     assert 'id="order-form"' in page.text
+    study = f"/patients/{patient.id}/imagerie/etudes/1.2.3"
+    assert client.get(study).status_code == 503  # not a server error: the PACS is away
+    assert client.get(f"{study}/series/1.2.3.4/images/1.2.3.4.5/1").status_code == 503
+    assert client.get(f"/fhir/R4/ImagingStudy?patient=Patient/{patient.id}",
+                      headers={"accept": FHIR_JSON}).status_code == 503
 
 
 def test_a_report_the_ris_sends_over_hl7_is_linked_by_accession_number(
