@@ -22,7 +22,7 @@ from naho.config import Settings
 from naho.identity import api as identity_api
 from naho.identity import pages as identity_pages
 from naho.identity.insi import SimulatedInsi
-from naho.interop import fhir, fhir_api, fhir_lab, fhir_results, fhir_scheduling, fhir_write, lab_sender
+from naho.interop import fhir, fhir_api, fhir_imaging, fhir_lab, fhir_results, fhir_scheduling, fhir_write, lab_sender
 from naho.interop.hl7_listener import start_listener, stop_listener
 from naho.interop.hl7_sender import make_adt_handler
 from naho.medication import api as medication_api
@@ -67,6 +67,7 @@ from naho.record import care_team_pages
 from naho.record import pages as record_pages
 from naho.record.service import CARE, MOVER, PatientMoved
 from naho.results import api as results_api
+from naho.results import imaging
 from naho.results import merge as results_merge
 from naho.results import order_pages as results_order_pages
 from naho.results import orders as results_orders
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     fhir_api.SUPPORTED.update(fhir_scheduling.SUPPORTED)
     fhir_api.SUPPORTED.update(fhir_results.SUPPORTED)
     fhir_api.SUPPORTED.update(fhir_lab.SUPPORTED)  # laboratory orders and specimens, likewise
+    fhir_api.SUPPORTED.update(fhir_imaging.SUPPORTED)
     # The one door to patient data asks the record who is in the care team.
     # The door's care port: record's care team, with the consent registry's objection to sharing
     # between establishments (naho.messaging.consent).
@@ -173,6 +175,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     if settings.hl7_lab_destination:  # laboratory orders as OML^O21 over MLLP
         container.ports["outbox_handlers"].setdefault(
             lab_sender.TOPIC, lab_sender.make_lab_order_handler(settings, container.uow, container.clock))
+    # Imaging: Orthanc by DICOMweb when configured, else the local DICOM store; orders to the RIS port.
+    imaging.wire(container, settings)
     if not settings.production:
         # Production needs the real INSi adapter (establishment certificate); none is shipped yet.
         container.ports["insi"] = SimulatedInsi()
@@ -215,6 +219,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                 await stop_listener(mllp)
             if runner:
                 runner.stop()
+            imaging.close(container)
             engine.dispose()
 
     app = FastAPI(
@@ -240,8 +245,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                    staff_pages.router, staff_pages.workspace, staff_api.router, identity_pages.router,
                    identity_api.router, record_pages.router, care_team_pages.router,
                    record_api.router, results_pages.router, results_release_pages.router, results_api.router,
-                   results_order_pages.router, medication_api.router, medication_review_pages.router,
-                   fhir_scheduling.router, fhir_results.router, fhir_lab.router, fhir_api.router,
+                   results_order_pages.router, *imaging.ROUTERS, medication_api.router,
+                   medication_review_pages.router, fhir_scheduling.router, fhir_results.router, fhir_lab.router,
+                   fhir_imaging.router, fhir_api.router,
                    fhir_write.router, medication_emar_pages.router, medication_dispensing_pages.router,
                    medication_dispensing_pages.api, medication_prescription_pages.router,
                    scheduling_api.router, scheduling_pages.router, portal_pages.router):

@@ -77,6 +77,16 @@ class Settings(BaseSettings):
     #: When results reach the patient portal, per kind of result (naho/results/release_rules.py).
     release_rules_file: Path = Path(__file__).parent / "results" / "data" / "release_rules.yaml"
 
+    # Imaging: the PACS (Orthanc) reached by DICOMweb; empty URL: the local DICOM store below.
+    orthanc_url: str = ""
+    orthanc_username: str = ""
+    orthanc_password: str = ""
+    orthanc_password_file: Path | None = None
+    #: Seconds for one request to Orthanc (connect, read): a page waits at most this.
+    orthanc_timeout: float = 10.0
+    #: DICOM files served when no Orthanc is configured (the demo writes its studies there).
+    imaging_store_dir: Path = Path("naho-dicom")
+
     # Secure health messaging (MSSanté): SMTP relay, empty host: letters are not sent.
     messaging_smtp_host: str = ""
     messaging_smtp_port: int = 25
@@ -135,6 +145,8 @@ class Settings(BaseSettings):
             self.secret_key = self.secret_key_file.read_text().strip()
         if self.oidc_client_secret_file and not self.oidc_client_secret:
             self.oidc_client_secret = self.oidc_client_secret_file.read_text().strip()
+        if self.orthanc_password_file and not self.orthanc_password:
+            self.orthanc_password = self.orthanc_password_file.read_text().strip()
         if self.messaging_imap_password_file and not self.messaging_imap_password:
             self.messaging_imap_password = self.messaging_imap_password_file.read_text().strip()
         if self.mode == "production":

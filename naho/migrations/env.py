@@ -16,6 +16,7 @@ import naho.platform.outbox
 import naho.platform.security.models
 import naho.portal.models
 import naho.record.models
+import naho.results.imaging_models
 import naho.results.models
 import naho.scheduling.models
 import naho.sites.models

@@ -22,6 +22,7 @@ from naho.platform.security.models import Account
 from naho.platform.security.passwords import hash_password
 from naho.platform.security.rules import Role
 from naho.platform.uow import UnitOfWork
+from naho.sandbox.imaging import seed_imaging
 from naho.sandbox.patients import seed_patients
 from naho.sandbox.scheduling import seed_scheduling
 from naho.sites import service as sites
@@ -157,6 +158,7 @@ def seed(uow: UnitOfWork, settings: Settings, *, progress: Progress | None = Non
     patients = seed_patients(uow, count=settings.demo_patients, seed=settings.seed,
                              progress=(lambda d, t: progress("patients", d, t)) if progress else None)
     patients.update(seed_scheduling(uow, settings))  # demo schedules, slots and a patient account
+    patients.update(seed_imaging(uow, settings))  # synthetic studies in the local DICOM store
     return {"staff_created": created, **{f"{k}_created": v for k, v in report.created.items()},
             **({"formulary_products": formulary.products} if formulary else {}),
             **({"community_professionals_created": professionals.created} if professionals.created else {}),

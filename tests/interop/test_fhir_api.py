@@ -100,7 +100,8 @@ def test_the_capability_statement_is_public_and_matches_what_is_served(client: T
     assert set(resources) == {"Patient", "Encounter", "Organization", "Location", "Practitioner", "Condition",
                               "AllergyIntolerance", "Observation", "DocumentReference", "Binary", "AuditEvent",
                               "Medication", "MedicationRequest", "MedicationDispense", "MedicationAdministration",
-                              "Schedule", "Slot", "Appointment", "DiagnosticReport", "ServiceRequest", "Specimen"}
+                              "Schedule", "Slot", "Appointment", "DiagnosticReport", "ServiceRequest", "Specimen",
+                              "ImagingStudy"}
     assert {p["name"] for p in resources["Patient"]["searchParam"]} == {
         "identifier", "family", "given", "name", "birthdate", "gender"}
     assert all({"read", "search-type"} <= {i["code"] for i in r["interaction"]} for r in resources.values()
