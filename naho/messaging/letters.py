@@ -22,10 +22,11 @@ from sqlalchemy.orm import Session
 from naho.identity import service as identity
 from naho.identity.schemas import PatientPublic
 from naho.medication.reconciliation import discharge_changes
-from naho.messaging import letter_fhir, letter_pdf
+from naho.messaging import letter_fhir
 from naho.messaging import letter_rules as rules
 from naho.messaging.letter_models import DischargeLetter
 from naho.platform import i18n
+from naho.platform import pdf as pdf_document
 from naho.platform.access import CareRelationshipPort, Purpose, access_patient
 from naho.platform.errors import Conflict, DomainError, Forbidden, NotFound
 from naho.platform.security.actor import Actor
@@ -269,7 +270,7 @@ def _render(content: rules.LetterContent, *, signed_by: str | None, signed_at: d
         footer = [f"{i18n._('Signed by')} {signed_by}, {signed_at.astimezone(PARIS):%d/%m/%Y %H:%M}"]
     else:
         footer = [i18n._("Draft: not signed")]
-    return letter_pdf.render(title=i18n._(TITLE), header=header, sections=sections_of(content), footer=footer,
+    return pdf_document.render(title=i18n._(TITLE), header=header, sections=sections_of(content), footer=footer,
                              created_at=signed_at or at)
 
 

@@ -48,6 +48,7 @@ from naho.platform.outbox import enqueue
 from naho.platform.security.actor import Actor
 from naho.platform.uow import UnitOfWork
 from naho.record import chart
+from naho.results import imaging_service as imaging
 from naho.results import service as results
 from naho.staff import service as staff
 
@@ -187,12 +188,14 @@ def _hl7(text: str) -> str:
 
 
 def document_type(session: Session, document_id: uuid.UUID) -> xdm.Code:
-    """The XDS type of a chart document: a discharge letter, a laboratory's report, or else the
-    summary of an episode of care (a document added by hand)."""
+    """The XDS type of a chart document: a discharge letter, a laboratory's report, an imaging
+    report, or else the summary of an episode of care (a document added by hand)."""
     if session.scalar(select(DischargeLetter.id).where(DischargeLetter.document_id == document_id)) is not None:
         return xdm.TYPE_DISCHARGE_LETTER
     if results.is_lab_report_document(session, document_id):
         return xdm.TYPE_LAB_REPORT
+    if imaging.is_report_document(session, document_id):
+        return xdm.TYPE_IMAGING_REPORT
     return xdm.TYPE_EPISODE_SUMMARY
 
 

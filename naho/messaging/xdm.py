@@ -76,6 +76,7 @@ class Code:
 CLASS_REPORT = Code("10", "1.2.250.1.213.1.1.4.1", "Compte rendu")
 TYPE_DISCHARGE_LETTER = Code("11490-0", LOINC, "Lettre de liaison à la sortie d'un établissement de soins")
 TYPE_LAB_REPORT = Code("11502-2", LOINC, "CR d'examens biologiques")
+TYPE_IMAGING_REPORT = Code("18748-4", LOINC, "CR d'imagerie médicale")
 TYPE_EPISODE_SUMMARY = Code("34133-9", LOINC, "Synthèse d'épisode de soins")
 FORMAT_PDF = Code("urn:ihe:iti:xds-sd:pdf:2008", "1.3.6.1.4.1.19376.1.2.3", "Document à corps non structuré en PDF")
 FORMAT_CDA = Code("urn:asip:ci-sis:2010", "1.2.250.1.213.1.1.4.2.2", "Document à corps structuré")

@@ -51,3 +51,5 @@ class ImagingReport(Base):
     author: Mapped[str] = mapped_column(String(300))
     author_account: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     signed_at: Mapped[datetime]
+    #: The signed report as a PDF in the chart (what secure messaging sends).
+    document_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)

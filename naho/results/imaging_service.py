@@ -19,7 +19,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from naho.identity import service as identity
-from naho.platform import counters, outbox
+from naho.platform import counters, i18n, outbox, pdf
 from naho.platform.access import CareRelationshipPort, Purpose, access_patient
 from naho.platform.errors import Conflict, NotFound
 from naho.platform.security.actor import Actor
@@ -302,6 +302,30 @@ def order_exam(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, *, modality
 
 # --- reports ---------------------------------------------------------------------------------------
 
+class _Part:
+    def __init__(self, title: str, lines: list[str]) -> None:
+        self.title, self.lines = title, lines
+
+
+def _report_pdf(session: Session, patient_id: uuid.UUID, study: rules.StudySummary, row: ImagingReport,
+                zone: ZoneInfo) -> bytes:
+    patient = identity.summaries(session, [patient_id])[patient_id]
+    performed = study.performed_at.astimezone(zone).strftime("%d/%m/%Y %H:%M") if study.performed_at else "—"
+    header = [f"{patient.display_name} · {patient.birth_date.strftime('%d/%m/%Y')} · IPP {patient.ipp}",
+              f"{study.description or ', '.join(study.modalities)} · {performed}",
+              f"{i18n._('Accession number')} : {study.accession_number or '—'}"]
+    signed = row.signed_at.astimezone(zone).strftime("%d/%m/%Y %H:%M")
+    return pdf.render(title=i18n._("Imaging report"), header=header,
+                      sections=[_Part(i18n._("Findings"), row.findings.splitlines()),
+                                _Part(i18n._("Conclusion"), row.conclusion.splitlines())],
+                      footer=[f"{row.author} · {signed}"], created_at=row.signed_at)
+
+
+def is_report_document(session: Session, document_id: uuid.UUID) -> bool:
+    """Is this chart document a signed imaging report?"""
+    return session.scalar(select(ImagingReport.id).where(ImagingReport.document_id == document_id).limit(1)) is not None
+
+
 def write_report(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, study_uid: str, *, findings: str,
                  conclusion: str, port: CareRelationshipPort, store: ImageStore,
                  settings: ImagingSettings) -> ReportPublic:
@@ -321,6 +345,11 @@ def write_report(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, study_uid
                             accession_number=study.accession_number[:16] or None, order_id=order.id if order else None,
                             findings=text, conclusion=closing, author=actor.label[:300],
                             author_account=actor.account_id, signed_at=now)
+        # The signed report goes to the chart as a PDF: read there, and sent like any chart document.
+        title = i18n._("Imaging report") + (f" {study.accession_number}" if study.accession_number else "")
+        row.document_id = chart.file_received_document(
+            s, patient_id, order.encounter_id if order else chart.current_encounter(s, patient_id), title[:200],
+            _report_pdf(s, patient_id, study, row, settings.zone), author=actor.label, now=now)
         s.add(row)
         uow.commit()
         return ReportPublic(row.id, row.study_uid, row.accession_number, row.findings, row.conclusion, row.author,

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from naho.messaging import letter_pdf
 from naho.messaging import letter_rules as rules
+from naho.platform import pdf as pdf_document
 
 AT = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
 
@@ -58,12 +58,12 @@ def test_every_section_has_a_loinc_code_and_empty_ones_say_so() -> None:
 
 
 def test_the_pdf_writes_french_text_with_the_core_font() -> None:
-    pdf = letter_pdf.render(title="Lettre de liaison", header=["Œdème, cœur « ok » – 5 €, Ωmega"],
+    pdf = pdf_document.render(title="Lettre de liaison", header=["Œdème, cœur « ok » – 5 €, Ωmega"],
                             sections=[rules.Section("reasons", "Motif", ("Dyspnée d’effort",))], footer=[],
                             created_at=AT)
     assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
     text = b"".join(zlib.decompress(s) for s in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S)
                     if s[:1] == b"x").decode("cp1252")
     assert "Œdème, cœur « ok » – 5 €, ?mega" in text and "Dyspnée d’effort" in text
-    assert letter_pdf.render(title="x", header=[], sections=[], footer=[], created_at=AT) == letter_pdf.render(
+    assert pdf_document.render(title="x", header=[], sections=[], footer=[], created_at=AT) == pdf_document.render(
         title="x", header=[], sections=[], footer=[], created_at=AT)

@@ -226,3 +226,40 @@ def test_the_patient_sees_on_the_portal_what_was_sent_to_whom_and_no_one_elses(s
         with setup.uow() as uow:
             assert uow.session.scalars(select(AuditEvent.action).where(
                 AuditEvent.patient_id == uuid.UUID(patient), AuditEvent.action == "patient:letters:view")).all()
+
+
+def test_a_signed_imaging_report_is_filed_as_a_pdf_and_goes_out_typed_as_an_imaging_report(
+        setup: Setup, tmp_path: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    from naho.results.dicom_store import LocalDicomStore
+    from naho.results.imaging_models import ImagingReport
+    from tests.results.conftest import admit_inpatient
+    from tests.results.imaging_support import ct_of, write
+
+    container = setup.app.state.container
+    container.ports["images"] = LocalDicomStore(tmp_path / "dicom", zone=ZoneInfo("Europe/Paris"))
+    patient = admit_inpatient(container)
+    study = write(ct_of(patient, "IM2600000182", slices=2), tmp_path / "dicom")[0].StudyInstanceUID
+    for web in client_of(setup):
+        login(web, PHYSICIAN)
+        signed = web.post(f"/patients/{patient.id}/imagerie/etudes/{study}/compte-rendu", data={
+            "findings": "Condensation lobaire inférieure droite.", "conclusion": "Pneumopathie lobaire.",
+            "csrf_token": form_token(web, f"/patients/{patient.id}/imagerie/etudes/{study}")}, follow_redirects=False)
+        assert signed.status_code == 303, signed.text
+        with setup.uow() as uow:
+            document = uow.session.scalars(select(ImagingReport.document_id)).one()
+        assert document is not None
+        listed = web.get(f"/patients/{patient.id}").text
+        assert f"/documents/{document}" in listed  # in the chart, readable there
+        pdf = web.get(f"/documents/{document}")
+        assert pdf.content.startswith(b"%PDF-")
+        attach(web, str(patient.id), setup.ids[GP])
+        sent = web.post(f"/api/patients/{patient.id}/letters", headers={"x-csrf-token": form_token(web)},
+                        json={"document_id": str(document), "professional_ids": [str(setup.ids[GP])]})
+        assert sent.status_code == 202, sent.text
+        (letter,) = letters(setup.uow)
+        opened = smime.open_message(letter.raw, recipient=setup.pki.professionals[GP],
+                                    trust_anchors=[setup.pki.authority.certificate], now=setup.clock.now())
+        (submission,) = xdm.unpack(next(a.data for a in opened.attachments() if a.filename == "IHE_XDM.ZIP"))
+        assert submission.documents[0].type_code == "18748-4" and submission.documents[0].data == pdf.content

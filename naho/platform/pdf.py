@@ -1,4 +1,5 @@
-"""The discharge letter as PDF, drawn with fpdf2 (pure Python, ADR 0013).
+"""Documents naho writes as PDF (the discharge letter, an imaging report), drawn with fpdf2
+(pure Python, ADR 0013).
 
 The PDF core font Helvetica is used with the Windows-1252 encoding, which holds every French
 letter and typographic sign (é, œ, ’, «, €...): no font file to ship or install. A character
@@ -10,10 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 from collections.abc import Sequence
+from typing import Protocol
 
 from fpdf import FPDF
-
-from naho.messaging.letter_rules import Section
 
 ENCODING = "windows-1252"
 
@@ -29,6 +29,16 @@ def _plain(text: str) -> str:
             folded = unicodedata.normalize("NFKD", char).encode(ENCODING, "ignore").decode(ENCODING)
             out.append(folded or "?")
     return "".join(out)
+
+
+class Section(Protocol):
+    """A titled part of a document: its title, then its lines."""
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def lines(self) -> Sequence[str]: ...
 
 
 def render(*, title: str, header: Sequence[str], sections: Sequence[Section], footer: Sequence[str],
