@@ -76,6 +76,8 @@ from naho.sites import pages as sites_pages
 from naho.staff import api as staff_api
 from naho.staff import pages as staff_pages
 from naho.staff.shell import make_shell_port
+from naho.telehealth import pages as telehealth_pages
+from naho.telehealth.signalling import Hub
 from naho.web import admin as web_admin
 from naho.web import middleware, sso
 from naho.web import pages as web_pages
@@ -136,6 +138,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     fhir_api.SUPPORTED.update(fhir_scheduling.SUPPORTED)
     # The one door to patient data asks the record who is in the care team.
     container.ports["care"] = CARE
+    # Teleconsultation: who is connected to which room (signalling relays between the two).
+    container.ports["telehealth_hub"] = Hub()
     # Scheduling's routes: a patient's account reaches its own record through the portal's door.
     container.ports["door_for"] = portal_service.door_for(CARE)
     if settings.portal_smtp_host:  # patient mails: reminders, offers, account links
@@ -221,7 +225,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                    medication_api.router, medication_review_pages.router, fhir_scheduling.router, fhir_api.router,
                    fhir_write.router, medication_emar_pages.router, medication_dispensing_pages.router,
                    medication_dispensing_pages.api, medication_prescription_pages.router,
-                   scheduling_api.router, scheduling_pages.router, portal_pages.router):
+                   scheduling_api.router, scheduling_pages.router, portal_pages.router, telehealth_pages.router):
         # Routers carry their prefix and policy themselves: their routes are added as they are,
         # so every route the app serves is a plain APIRoute whose policy can be checked.
         app.router.routes.extend(router.routes)

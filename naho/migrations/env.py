@@ -19,7 +19,8 @@ import naho.record.models
 import naho.results.models
 import naho.scheduling.models
 import naho.sites.models
-import naho.staff.models  # noqa: F401  (registers the tables)
+import naho.staff.models
+import naho.telehealth.models  # noqa: F401  (registers the tables)
 from naho.platform.db import Base
 
 config = context.config
