@@ -64,6 +64,12 @@ def receive(ws: Any, kind: str, **expected: Any) -> dict[str, Any]:
     raise AssertionError(f"no {kind} message with {expected}")
 
 
+def connect(line: TestClient, who: TestClient, path: str) -> Any:
+    """Open `who`'s websocket through `line`: the sockets of one room must share one event loop
+    (each TestClient runs its own; the hub relays between the room's two sockets, as in uvicorn)."""
+    return line.websocket_connect(path, headers={"cookie": f"naho_session={who.cookies.get('naho_session')}"})
+
+
 def refused(client: TestClient, path: str, **headers: str) -> int:
     with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(path, headers=headers) as ws:
         ws.receive_json()
@@ -120,16 +126,16 @@ def test_anyone_else_or_any_other_token_is_refused_at_the_websocket(app: FastAPI
 def test_the_patient_waits_until_admitted_then_the_call_and_the_note(app: FastAPI, clock: FixedClock,
                                                                        world: World) -> None:
     container = app.state.container
-    with TestClient(app) as patient, TestClient(app) as doctor:
+    with TestClient(app) as patient, TestClient(app) as doctor, TestClient(app) as line:
         path = socket_path(portal_login(patient), f"/portail/teleconsultation/{world.appointment_id}")
         doctor_path = socket_path(login(doctor, PHYSICIAN), f"/teleconsultations/{world.appointment_id}")
-        with patient.websocket_connect(path) as p:
+        with connect(line, patient, path) as p:
             assert receive(p, "state")["admitted"] is False
             p.send_json({"type": "signal", "data": {"description": {"type": "offer", "sdp": "v=0"}}})
             assert receive(p, "error")["rule"] == "NotAdmitted"
             p.send_json({"type": "admit"})  # the patient cannot let themselves in
             assert receive(p, "error")["rule"] == "UnknownMessage"
-            with doctor.websocket_connect(doctor_path) as d:
+            with connect(line, doctor, doctor_path) as d:
                 state = receive(d, "state")
                 assert state["patient"] and state["practitioner"] and not state["admitted"]
                 assert receive(p, "peer-joined")["role"] == "practitioner"
