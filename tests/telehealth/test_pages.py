@@ -83,7 +83,8 @@ def test_the_portal_and_the_schedule_link_to_the_room(app: FastAPI, world: World
         # The schedule's day (seen here by the secretariat: a physician outside the patient's care
         # team is refused the day page by scheduling's door, whoever the practitioner is).
         login(desk, CLERK)
-        match = re.search(r'href="/agendas/([0-9a-f-]+)"[^>]*>Téléconsultation de cardiologie', desk.get("/agendas").text)
+        schedules = desk.get("/agendas").text
+        match = re.search(r'href="/agendas/([0-9a-f-]+)"[^>]*>Téléconsultation de cardiologie', schedules)
         assert match
         page = desk.get(f"/agendas/{match.group(1)}?jour={world.starts_at.date().isoformat()}")
         assert page.status_code == 200
