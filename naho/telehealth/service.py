@@ -238,30 +238,31 @@ def admit(uow: UnitOfWork, actor: Actor, appointment_id: uuid.UUID, care: CareRe
         return state
 
 
-def confirm_identity(uow: UnitOfWork, actor: Actor, appointment_id: uuid.UUID,
-                     care: CareRelationshipPort) -> RoomState:
-    """The practitioner checked, on video, that the patient is the appointment's (identity vigilance)."""
+def _after_admission(uow: UnitOfWork, actor: Actor, appointment_id: uuid.UUID, care: CareRelationshipPort,
+                     action: str, column: str) -> RoomState:
+    """Record, once, a step the practitioner takes with the admitted patient in front of them."""
     with uow:
-        row, now = _practitioner_row(uow, actor, appointment_id, care, "patient:teleconsultation:identity-confirm")
+        row, now = _practitioner_row(uow, actor, appointment_id, care, action)
         if row.admitted_at is None:
             raise _refused(rules.NotAdmitted("admit the patient first"))
-        row.identity_confirmed_at = row.identity_confirmed_at or now
+        if getattr(row, column) is None:
+            setattr(row, column, now)
         state = _state(row)
         uow.commit()
         return state
+
+
+def confirm_identity(uow: UnitOfWork, actor: Actor, appointment_id: uuid.UUID,
+                     care: CareRelationshipPort) -> RoomState:
+    """The practitioner checked, on video, that the patient is the appointment's (identity vigilance)."""
+    return _after_admission(uow, actor, appointment_id, care, "patient:teleconsultation:identity-confirm",
+                            "identity_confirmed_at")
 
 
 def record_consent(uow: UnitOfWork, actor: Actor, appointment_id: uuid.UUID,
                    care: CareRelationshipPort) -> RoomState:
     """The patient consents to being cared for by video (asked and answered at the start)."""
-    with uow:
-        row, now = _practitioner_row(uow, actor, appointment_id, care, "patient:teleconsultation:consent")
-        if row.admitted_at is None:
-            raise _refused(rules.NotAdmitted("admit the patient first"))
-        row.consent_at = row.consent_at or now
-        state = _state(row)
-        uow.commit()
-        return state
+    return _after_admission(uow, actor, appointment_id, care, "patient:teleconsultation:consent", "consent_at")
 
 
 def end_consultation(uow: UnitOfWork, actor: Actor, appointment_id: uuid.UUID, note: str,
