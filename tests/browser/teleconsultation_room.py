@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -68,6 +69,44 @@ def watch(page: Page, errors: list[str]) -> Page:
     return page
 
 
+def frames(page: Page) -> int:
+    return int(page.locator("#room").get_attribute("data-frames-decoded") or 0)
+
+
+def playing_again(page: Page, since: int) -> int:
+    """Video frames decode again, more than before the drop; the status says the call is on."""
+    try:
+        wait_until(page, f"Number(document.getElementById('room').dataset.framesDecoded || 0) > {since} "
+                         "&& document.getElementById('room').dataset.status === 'in-call' "
+                         "&& document.getElementById('remote-video').videoWidth > 0", 45)
+    except TimeoutError as exc:
+        state = page.evaluate("JSON.stringify(Object.assign({}, document.getElementById('room').dataset, "
+                              "{ice: undefined, texts: undefined}))")
+        raise TimeoutError(f"{page.url}: the call did not come back: {state}") from exc
+    return frames(page)
+
+
+def recover(seen: dict[str, Any], base: str, doctor: Page, patient: Page) -> None:
+    """Two network drops in the middle of the call: the signalling connections are cut (their TCP
+    sockets killed: each page reconnects its websocket), then the loopback goes down for a few
+    seconds (ICE loses its path: an ICE restart brings the media back when it returns)."""
+    port = base.rsplit(":", 1)[1]
+    before = {"doctor": frames(doctor), "patient": frames(patient)}
+    for side in (["dst", "127.0.0.1", "dport", "=", f":{port}"], ["src", "127.0.0.1", "sport", "=", f":{port}"]):
+        subprocess.run(["ss", "-K", *side], capture_output=True, timeout=10)
+    for name, page in (("doctor", doctor), ("patient", patient)):
+        wait_until(page, "Number(document.getElementById('room').dataset.socketOpens || 0) >= 2", 20)
+        before[name] = playing_again(page, before[name])
+    seen["socket_reconnected"] = True
+    subprocess.run(["ip", "link", "set", "lo", "down"], check=True, timeout=10)
+    time.sleep(15)  # ICE is disconnected after about 5 s: the page restarts it 3 s later
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=10)
+    for name, page in (("doctor", doctor), ("patient", patient)):
+        playing_again(page, before[name])
+    seen["ice_restarts"] = sum(int(p.locator("#room").get_attribute("data-ice-restarts") or 0)
+                               for p in (doctor, patient))
+
+
 def main(database_url: str, appointment_id: str, at: str, email: str) -> dict[str, Any]:
     base, server = serve(database_url, datetime.fromisoformat(at))
     seen: dict[str, Any] = {"errors": []}
@@ -119,6 +158,8 @@ def main(database_url: str, appointment_id: str, at: str, email: str) -> dict[st
                 {"name": "ordonnance.pdf", "mimeType": "application/pdf", "buffer": PDF})
             patient.wait_for_selector("#files a[download]", timeout=15_000)
             seen["document"] = patient.locator("#files a[download]").get_attribute("download")
+
+            recover(seen, base, doctor, patient)
 
             patient.locator("#leave").click()
             doctor.wait_for_selector('#room[data-peer="left"]', timeout=15_000)

@@ -1,6 +1,7 @@
 """A teleconsultation in two real browsers with fake cameras: the patient waits, the practitioner
-lets them in, each receives the other's video, they chat and share a document, the patient
-leaves and the practitioner sees it.
+lets them in, each receives the other's video, they chat and share a document, the call survives
+two network drops (signalling cut, then loopback down), the patient leaves and the practitioner
+sees it.
 
 Chromium offers every interface of the machine as an ICE candidate, so the server and the
 browser run in a network namespace of their own with loopback only (`unshare -n`): nothing of
@@ -81,6 +82,8 @@ def test_two_browsers_see_each_other_then_one_leaves(db_url: str) -> None:
     assert {seen["doctor_quality"], seen["patient_quality"]} <= {"good", "average", "poor"}
     assert seen["chat"].endswith("Bonjour docteur")
     assert seen["document"] == "ordonnance.pdf"
+    assert seen["socket_reconnected"]  # signalling cut: both websockets reconnected, the video came back
+    assert seen["ice_restarts"] >= 1, seen["ice_restarts"]  # loopback down for 15 s: ICE restarted, the video came back
     assert seen["doctor_status"] == seen["peer_left_text"]
     assert seen["patient_waiting"]
     assert seen["errors"] == []  # no script error, no refused content (CSP)

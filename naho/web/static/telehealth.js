@@ -26,6 +26,9 @@
   var lastStats = null;
   var disconnectTimer = null;
   var incoming = null;
+  /* The media path worked once (a later loss is a reconnection); the other participant left. */
+  var mediaOnce = false;
+  var peerLeft = false;
 
   function $(id) { return document.getElementById(id); }
 
@@ -117,7 +120,8 @@
 
   function onSignal(data) {
     if (!data) { return; }
-    if (data.restart && practitioner) { offer(false); return; }
+    /* The patient's side lost the path: restart ICE, whatever this side sees. */
+    if (data.restart && practitioner) { if (pc) { count("iceRestarts"); offer(false); } return; }
     if (data.description) {
       var description = data.description;
       if (description.type === "offer") {
@@ -154,7 +158,8 @@
     root.dataset.iceState = value;
     if (value === "connected" || value === "completed") {
       clearTimeout(disconnectTimer);
-      setStatus("in-call");
+      mediaOnce = true;
+      showStatus();
       startStats();
       return;
     }
@@ -167,9 +172,16 @@
     }
   }
 
+  function count(name) { root.dataset[name] = String(Number(root.dataset[name] || 0) + 1); }
+
+  function iceUp() {
+    return pc !== null && (pc.iceConnectionState === "connected" || pc.iceConnectionState === "completed");
+  }
+
   function restartIce() {
-    if (state.ended || leaving) { return; }
-    setStatus("reconnecting");
+    if (state.ended || leaving || iceUp()) { return; }  /* it may have come back on its own */
+    count("iceRestarts");
+    showStatus();
     if (practitioner) { offer(false); } else { send({ type: "signal", data: { restart: true } }); }
   }
 
@@ -303,15 +315,15 @@
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     ws = new WebSocket(scheme + location.host + root.dataset.socket);
-    ws.onopen = function () { retries = 0; };
+    ws.onopen = function () { retries = 0; count("socketOpens"); showStatus(); };
     ws.onmessage = function (event) { onMessage(JSON.parse(event.data)); };
     ws.onclose = function (event) {
       if (leaving || state.ended || event.code === 1008 || event.code === 4000) {
         if (event.code === 1008) { showError(texts["ended"]); }
         return;
       }
-      setStatus("reconnecting");
       retries += 1;
+      showStatus();
       setTimeout(connect, Math.min(10000, 500 * Math.pow(2, retries)));
     };
   }
@@ -325,17 +337,35 @@
       if (practitioner && state.admitted) { offer(true); }
     } else if (message.type === "peer-left") {
       root.dataset.peer = "left";
+      state[message.role] = false;
+      peerLeft = true;
       closePeer();
-      setStatus("peer-left");
+      showStatus();
     } else if (message.type === "chat") { addChat(message); }
     else if (message.type === "error") { showError(message.message); }
   }
 
+  /* What the status line says, from the room's state, the websocket and the media path. */
+  function showStatus() {
+    if (leaving || state.ended) { setStatus("ended"); return; }
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      if (retries > 0) { setStatus("reconnecting"); }
+      return;
+    }
+    var peerHere = practitioner ? state.patient : state.practitioner;
+    if (!state.admitted) {
+      setStatus(practitioner ? (state.patient ? "patient-waiting" : "patient-absent") : "waiting");
+    } else if (!peerHere) {
+      setStatus(peerLeft ? "peer-left" : (practitioner ? "patient-absent" : "waiting"));
+    } else {
+      setStatus(!iceUp() && mediaOnce ? "reconnecting" : "in-call");
+    }
+  }
+
   function onState(message) {
-    var wasAdmitted = state.admitted;
     state = message;
     if (state.ended) {
-      setStatus("ended");
+      showStatus();
       closePeer();
       if (ws) { ws.close(); }
       return;
@@ -349,15 +379,12 @@
       $("identity").disabled = !state.admitted || state.identity;
       $("consent").disabled = !state.admitted || state.consent;
       $("end").disabled = !(state.admitted && state.identity && state.consent);
-      if (!state.admitted) { setStatus(state.patient ? "patient-waiting" : "patient-absent"); }
-      else if (state.patient && (!pc || pc.connectionState === "failed" || pc.connectionState === "closed")) {
+      if (state.admitted && state.patient &&
+          (!pc || pc.connectionState === "failed" || pc.connectionState === "closed")) {
         offer(true);
       }
-    } else if (!state.admitted) {
-      setStatus("waiting");
-    } else if (!wasAdmitted) {
-      setStatus("in-call");
     }
+    showStatus();
   }
 
   function addChat(message) {
@@ -385,7 +412,7 @@
     closePeer();
     if (ws) { ws.close(1000); }
     if (localStream) { localStream.getTracks().forEach(function (track) { track.stop(); }); }
-    setStatus("ended");
+    showStatus();
   });
   if (practitioner) {
     $("admit").addEventListener("click", function () { send({ type: "admit" }); });
