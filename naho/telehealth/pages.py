@@ -54,6 +54,7 @@ SCRIPT_TEXTS = {
     "peer-left": i18n.N_("The other participant has left."),
     "reconnecting": i18n.N_("Connection lost: reconnecting…"),
     "ended": i18n.N_("The consultation is over."),
+    "unavailable": i18n.N_("This teleconsultation is not available."),
     "no-camera": i18n.N_("Camera or microphone unavailable: check the browser's permissions."),
     "quality-good": i18n.N_("Connection: good"),
     "quality-average": i18n.N_("Connection: average"),
@@ -166,6 +167,8 @@ async def signalling(websocket: WebSocket, appointment_id: uuid.UUID,
         room = await run_in_threadpool(service.join_room, container.uow(), actor, appointment_id, jeton,
                                        container.ports["care"], _key(container))
     except DomainError:
+        # Accepted then closed: a browser sees 1008 and stops retrying (a refused handshake is 1006).
+        await websocket.accept()
         await websocket.close(code=1008)
         return
     await websocket.accept()

@@ -319,11 +319,13 @@
     ws.onmessage = function (event) { onMessage(JSON.parse(event.data)); };
     ws.onclose = function (event) {
       if (leaving || state.ended || event.code === 1008 || event.code === 4000) {
-        if (event.code === 1008) { showError(texts["ended"]); }
+        if (event.code === 1008) { showError(texts["unavailable"]); }
         return;
       }
       retries += 1;
       showStatus();
+      /* About two minutes of refused handshakes (signed out, room closed): give up, say so. */
+      if (retries > 15) { showError(texts["unavailable"]); return; }
       setTimeout(connect, Math.min(10000, 500 * Math.pow(2, retries)));
     };
   }
