@@ -227,7 +227,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                    medication_dispensing_pages.api, medication_prescription_pages.router,
                    scheduling_api.router, scheduling_pages.router, portal_pages.router, telehealth_pages.router):
         # Routers carry their prefix and policy themselves: their routes are added as they are,
-        # so every route the app serves is a plain APIRoute whose policy can be checked.
+        # so every route the app serves is a plain APIRoute (or APIWebSocketRoute) whose policy can be checked.
         app.router.routes.extend(router.routes)
 
     @app.get("/api/openapi.json", dependencies=[Depends(PUBLIC)], include_in_schema=False)

@@ -145,7 +145,10 @@ class SocketPolicy:
     async def __call__(self, websocket: WebSocket) -> None:
         origin = websocket.headers.get("origin")
         scheme = "https" if websocket.url.scheme == "wss" else "http"
-        if origin is not None and origin != f"{scheme}://{websocket.headers.get('host', '')}":
+        # naho's own origin: the Host asked for, or the public URL behind a proxy that rewrites it.
+        public = get_container(websocket).settings.public_url.rstrip("/")
+        own = {f"{scheme}://{websocket.headers.get('host', '')}"} | ({public} if public else set())
+        if origin is not None and origin not in own:
             raise WebSocketException(status.WS_1008_POLICY_VIOLATION, "cross-site websocket refused")
         actor = None if "authorization" in websocket.headers else await authenticate(websocket)
         if actor is None or (self.roles is not None and not roles_allow(actor.roles, self.roles)):
