@@ -83,6 +83,8 @@ from naho.sites import pages as sites_pages
 from naho.staff import api as staff_api
 from naho.staff import pages as staff_pages
 from naho.staff.shell import make_shell_port
+from naho.telehealth import pages as telehealth_pages
+from naho.telehealth.signalling import Hub
 from naho.web import admin as web_admin
 from naho.web import middleware, sso
 from naho.web import pages as web_pages
@@ -149,6 +151,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     # between establishments (naho.messaging.consent).
     care = messaging_consent.ConsentAwareCare(CARE)
     container.ports["care"] = care
+    # Teleconsultation: who is connected to which room (signalling relays between the two).
+    container.ports["telehealth_hub"] = Hub()
     # Scheduling's routes: a patient's account reaches its own record through the portal's door.
     container.ports["door_for"] = portal_service.door_for(care)
     if settings.portal_smtp_host:  # patient mails: reminders, offers, account links
@@ -250,9 +254,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                    fhir_imaging.router, fhir_api.router,
                    fhir_write.router, medication_emar_pages.router, medication_dispensing_pages.router,
                    medication_dispensing_pages.api, medication_prescription_pages.router,
-                   scheduling_api.router, scheduling_pages.router, portal_pages.router):
+                   scheduling_api.router, scheduling_pages.router, portal_pages.router, telehealth_pages.router):
         # Routers carry their prefix and policy themselves: their routes are added as they are,
-        # so every route the app serves is a plain APIRoute whose policy can be checked.
+        # so every route the app serves is a plain APIRoute (or APIWebSocketRoute) whose policy can be checked.
         app.router.routes.extend(router.routes)
 
     @app.get("/api/openapi.json", dependencies=[Depends(PUBLIC)], include_in_schema=False)

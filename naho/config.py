@@ -128,6 +128,17 @@ class Settings(BaseSettings):
     portal_smtp_port: int = 25
     portal_mail_sender: str = "ne-pas-repondre@ght-artois.fr"
 
+    # Teleconsultation (WebRTC): the ICE servers given to the browsers. Empty: host candidates
+    # only, enough when both ends reach each other directly (one network, loopback in tests).
+    #: STUN URLs, comma-separated ("stun:turn.ght-artois.fr:3478").
+    telehealth_stun_urls: str = ""
+    #: TURN URLs, comma-separated ("turn:turn.ght-artois.fr:3478?transport=udp,turns:turn.ght-artois.fr:5349").
+    telehealth_turn_urls: str = ""
+    #: The TURN server's shared secret (coturn `use-auth-secret`): each participant gets
+    #: credentials of its own, valid until the room closes.
+    telehealth_turn_secret: str = ""
+    telehealth_turn_secret_file: Path | None = None
+
     #: After start-up, move what it built (modules, models, caches) out of the cyclic garbage
     #: collector's way (`gc.freeze`): a full collection then scans only what requests create.
     #: Unset: on, except in test mode (the tests build an app per test in one process).
@@ -147,6 +158,8 @@ class Settings(BaseSettings):
             self.oidc_client_secret = self.oidc_client_secret_file.read_text().strip()
         if self.orthanc_password_file and not self.orthanc_password:
             self.orthanc_password = self.orthanc_password_file.read_text().strip()
+        if self.telehealth_turn_secret_file and not self.telehealth_turn_secret:
+            self.telehealth_turn_secret = self.telehealth_turn_secret_file.read_text().strip()
         if self.messaging_imap_password_file and not self.messaging_imap_password:
             self.messaging_imap_password = self.messaging_imap_password_file.read_text().strip()
         if self.mode == "production":

@@ -20,7 +20,8 @@ import naho.results.imaging_models
 import naho.results.models
 import naho.scheduling.models
 import naho.sites.models
-import naho.staff.models  # noqa: F401  (registers the tables)
+import naho.staff.models
+import naho.telehealth.models  # noqa: F401  (registers the tables)
 from naho.platform.db import Base
 
 config = context.config

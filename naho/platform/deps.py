@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import HTTPConnection
 
 from naho.config import Settings
 from naho.platform.clock import Clock
@@ -34,7 +35,7 @@ class Container:
                           channels=frozenset(self.ports.get("outbox_handlers", {})))
 
 
-def get_container(request: Request) -> Container:
+def get_container(request: HTTPConnection) -> Container:
     container: Container = request.app.state.container
     return container
 
@@ -56,5 +57,5 @@ UowDep = Annotated[UnitOfWork, Depends(get_uow)]
 ActorDep = Annotated["Actor", Depends(get_actor)]
 
 
-def client_address(request: Request) -> str:
+def client_address(request: HTTPConnection) -> str:
     return request.client.host if request.client else "unknown"

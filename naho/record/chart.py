@@ -241,9 +241,18 @@ def record_vitals(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: Vi
 def add_note(uow: UnitOfWork, actor: Actor, patient_id: uuid.UUID, data: NoteCreate,
              port: CareRelationshipPort) -> None:
     def write(s: Session, now: datetime) -> None:
-        s.add(ClinicalNote(patient_id=patient_id, encounter_id=_current_encounter(s, patient_id), kind=data.kind,
-                           text=data.text.strip(), written_at=now, author=actor.label))
+        file_note(s, patient_id, _current_encounter(s, patient_id), data, author=actor.label, now=now)
     _write(uow, actor, patient_id, port, "patient:note:create", write)
+
+
+def file_note(session: Session, patient_id: uuid.UUID, encounter_id: uuid.UUID | None, data: NoteCreate, *,
+              author: str, now: datetime) -> uuid.UUID:
+    """File a note in the caller's transaction (a teleconsultation's note with its session's end:
+    no stay, `encounter_id` None); the caller went through the door and audits."""
+    row = ClinicalNote(id=uuid.uuid4(), patient_id=patient_id, encounter_id=encounter_id, kind=data.kind,
+                       text=data.text.strip(), written_at=now, author=author)
+    session.add(row)
+    return row.id
 
 
 def import_history(session: Session, patient_id: uuid.UUID, *, observations: list[tuple[str, float, datetime]],

@@ -676,6 +676,12 @@ def get_schedule(session: Session, schedule_id: uuid.UUID) -> ScheduleView:
     return _schedule_view(row, _establishment_names(session))
 
 
+def find_appointment(session: Session, appointment_id: uuid.UUID) -> AppointmentView:
+    """One appointment, for a domain that opens the patient's door itself (teleconsultation)."""
+    row, schedule = _load_appointment(session, appointment_id)
+    return _appointment_view(row, schedule, _establishment_names(session))
+
+
 def get_appointment(uow: UnitOfWork, actor: Actor, appointment_id: uuid.UUID,
                     port: CareRelationshipPort) -> AppointmentView:
     """One appointment, through the door (the same answer for absent and forbidden)."""

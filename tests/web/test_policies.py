@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from fastapi import APIRouter, FastAPI
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, FastAPI, WebSocket
+from fastapi.routing import APIRoute, APIWebSocketRoute
 from fastapi.testclient import TestClient
 
 from naho.app import create_app
 from naho.config import Settings
-from naho.platform.security.policy import RouteWithoutPolicyError, enforce_policies, policy_of
+from naho.platform.security.policy import RouteWithoutPolicyError, SocketPolicy, enforce_policies, policy_of
 from tests.personas import NURSE, login
 
 #: Routes any visitor may call. Everything else must refuse an anonymous request.
@@ -95,6 +95,24 @@ def test_a_route_without_policy_stops_the_app_from_starting() -> None:
     app.router.routes.extend(router.routes)
     with pytest.raises(RouteWithoutPolicyError, match="GET /oubli"):
         enforce_policies(app.routes, public_mounts=set())
+
+
+def test_a_websocket_without_policy_stops_the_app_from_starting() -> None:
+    router = APIRouter()
+
+    @router.websocket("/ecoute")
+    async def listen(websocket: WebSocket) -> None:
+        await websocket.accept()
+
+    app = FastAPI()
+    app.router.routes.extend(router.routes)
+    with pytest.raises(RouteWithoutPolicyError, match="WEBSOCKET /ecoute"):
+        enforce_policies(app.routes, public_mounts=set())
+
+
+def test_every_websocket_declares_a_socket_policy(app: FastAPI) -> None:
+    sockets = [r for r in app.routes if isinstance(r, APIWebSocketRoute)]
+    assert sockets and all(isinstance(policy_of(r), SocketPolicy) for r in sockets)
 
 
 def test_the_api_answers_problem_details(client: TestClient) -> None:

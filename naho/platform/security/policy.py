@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from fastapi import HTTPException, Request
-from fastapi.routing import APIRoute
+from fastapi import HTTPException, Request, WebSocket, WebSocketException, status
+from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 from starlette.routing import BaseRoute, Mount
 
 from naho.platform.deps import client_address, get_container
@@ -48,7 +49,7 @@ def wants_html(request: Request) -> bool:
     return "text/html" in accept or "application/json" not in accept
 
 
-async def authenticate(request: Request, *, allow_mfa_pending: bool = False) -> Actor | None:
+async def authenticate(request: HTTPConnection, *, allow_mfa_pending: bool = False) -> Actor | None:
     container = get_container(request)
     address = client_address(request)
     authorization = request.headers.get("authorization", "")
@@ -127,10 +128,46 @@ def requires(*roles: Role) -> Policy:
     return Policy("+".join(sorted(roles)), roles)
 
 
-def policy_of(route: BaseRoute) -> Policy | None:
+class SocketPolicy:
+    """Who may open a websocket: the session cookie authenticates (no bearer: browsers only),
+    the roles are checked, and the Origin must be naho's own, since a browser sends cookies with
+    a cross-site websocket and no CSRF token guards it. A refusal closes the handshake (1008)."""
+
+    anonymous = False
+
+    def __init__(self, name: str, roles: Iterable[Role]) -> None:
+        self.name = name
+        self.roles: frozenset[Role] | None = frozenset(roles)
+
+    def __repr__(self) -> str:
+        return f"SocketPolicy({self.name})"
+
+    async def __call__(self, websocket: WebSocket) -> None:
+        origin = websocket.headers.get("origin")
+        scheme = "https" if websocket.url.scheme == "wss" else "http"
+        # naho's own origin: the Host asked for, or the public URL behind a proxy that rewrites it.
+        public = get_container(websocket).settings.public_url.rstrip("/")
+        own = {f"{scheme}://{websocket.headers.get('host', '')}"} | ({public} if public else set())
+        if origin is not None and origin not in own:
+            raise WebSocketException(status.WS_1008_POLICY_VIOLATION, "cross-site websocket refused")
+        actor = None if "authorization" in websocket.headers else await authenticate(websocket)
+        if actor is None or (self.roles is not None and not roles_allow(actor.roles, self.roles)):
+            raise WebSocketException(status.WS_1008_POLICY_VIOLATION, "sign in first")
+        websocket.state.actor = actor
+
+
+def socket_requires(*roles: Role) -> SocketPolicy:
+    return SocketPolicy("socket:" + "+".join(sorted(roles)), roles)
+
+
+def policy_of(route: BaseRoute) -> Policy | SocketPolicy | None:
     if isinstance(route, APIRoute):
         for dependency in route.dependencies:
             if isinstance(dependency.dependency, Policy):
+                return dependency.dependency
+    if isinstance(route, APIWebSocketRoute):
+        for dependency in route.dependencies:
+            if isinstance(dependency.dependency, SocketPolicy):
                 return dependency.dependency
     return None
 
@@ -150,6 +187,9 @@ def enforce_policies(routes: Iterable[BaseRoute], public_mounts: set[str]) -> No
         if isinstance(route, APIRoute) and policy_of(route) is None:
             methods = ",".join(sorted(route.methods or []))
             missing.append(f"{methods} {route.path}")
+        elif isinstance(route, APIWebSocketRoute):
+            if policy_of(route) is None:
+                missing.append(f"WEBSOCKET {route.path}")
         elif not isinstance(route, APIRoute):
             # FastAPI's own docs routes are disabled in app.py and served as APIRoutes instead.
             missing.append(f"{route.__class__.__name__} {getattr(route, 'path', route)}")
