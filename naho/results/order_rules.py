@@ -212,6 +212,11 @@ def placer_number(n: int) -> str:
     return f"{PLACER_PREFIX}{n:010d}"
 
 
+def is_placer_number(value: str) -> bool:
+    """Is this a placer order number naho gives (`O` + 10 digits)?"""
+    return len(value) == 11 and value.startswith(PLACER_PREFIX) and value[1:].isdigit()
+
+
 def specimen_number(n: int) -> str:
     """The specimen number printed on the label (Code 128) and sent in SPM-2: `S` + 10 digits."""
     return f"{SPECIMEN_PREFIX}{n:010d}"

@@ -366,8 +366,8 @@ def match_results(session: Session, patient_id: uuid.UUID, placer_number: str, r
     """Results came back for OBR-2 `placer_number` (in the ORU's transaction): the order of this
     patient with that number moves on. False when no order matches (results of tests ordered
     outside naho are filed all the same)."""
-    if not placer_number:
-        return False
+    if not rules.is_placer_number(placer_number):
+        return False  # not a number naho gave: no order of ours (and no query for it)
     row = session.execute(select(LabOrder).where(LabOrder.placer_number == placer_number,
                                                  LabOrder.patient_id == patient_id)).scalar_one_or_none()
     if row is None:

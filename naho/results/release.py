@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from naho.platform import audit, outbox
+from naho.platform import outbox
 from naho.platform.access import CareRelationshipPort, Purpose, access_patient
 from naho.platform.errors import Forbidden, NotFound
 from naho.platform.security.actor import Actor
@@ -35,8 +35,6 @@ RESULT_MAIL_TOPIC = "mail.result"
 LABORATORY = "laboratory"
 SEEN = "patient:lab-result:seen"
 TOLD = "patient:lab-result:told"
-RELEASED = "patient:lab-result:release"
-WITHHELD = "patient:lab-result:withhold"
 
 
 class ReportNotFound(NotFound):
@@ -62,9 +60,8 @@ class ReleaseState:
     released_at: datetime | None
 
 
-def _facts(session: Session, report: LabReport, row: ReportRelease, now: datetime) -> release_rules.ReportFacts:
-    current = list(session.scalars(select(LabResult).where(LabResult.report_id == report.id,
-                                                           LabResult.current.is_(True))))
+def _facts(report: LabReport, current: Collection[LabResult], row: ReportRelease,
+           now: datetime) -> release_rules.ReportFacts:
     statuses = [rules.ResultStatus(r.status) for r in current]
     withdrawn = bool(statuses) and all(s.withdrawn for s in statuses)
     final = bool(statuses) and all(s.valid or s.withdrawn for s in statuses) and not withdrawn
@@ -78,43 +75,65 @@ def _facts(session: Session, report: LabReport, row: ReportRelease, now: datetim
         seen_at=row.seen_at, told_at=row.told_at)
 
 
-def refresh(session: Session, report_ids: Collection[uuid.UUID], release: release_rules.ReleaseRules,
-            now: datetime, *, notify: bool, changed: bool = False) -> list[uuid.UUID]:
-    """Decide again for these reports; returns those released now. One mail per patient.
+def _decide(session: Session, report: LabReport, current: Collection[LabResult], row: ReportRelease | None,
+            release: release_rules.ReleaseRules, now: datetime, *, changed: bool) -> bool:
+    """Decide for one report (its current results given); True when it is released now. The
+    release is a system decision kept on its row; people's actions on it are audited by the door."""
+    if row is None:
+        row = ReportRelease(report_id=report.id, patient_id=report.patient_id, policy="", sensitive=False,
+                            updated_at=now)
+        session.add(row)
+    if changed and row.seen_at is not None:
+        row.seen_at = row.seen_by = None
+    decision = release_rules.decide(_facts(report, current, row, now), release, now)
+    row.policy, row.sensitive, row.updated_at = str(decision.policy), decision.sensitive, now
+    row.waiting = str(decision.waiting) if decision.waiting else None
+    if row.released_at is not None:
+        if decision.released_at is None:
+            row.released_at = None  # withdrawn from the portal until its policy is met again
+        return False
+    if decision.released_at is None:
+        return False
+    row.released_at = now
+    return True
 
-    `changed`: the laboratory sent new results for them. A physician's "seen" was of the earlier
-    results, so it no longer counts; and a released report whose new results the rules would
-    hold back (a value now abnormal) is withdrawn from the portal until its policy is met again."""
-    released: list[uuid.UUID] = []
-    told: set[uuid.UUID] = set()
+
+def _notify(session: Session, patient_ids: Collection[uuid.UUID], now: datetime) -> None:
+    for patient_id in sorted(set(patient_ids)):  # one mail per patient, however many reports
+        outbox.enqueue(session, RESULT_MAIL_TOPIC, {"kind": "result_available", "patient_id": str(patient_id)},
+                       now=now)
+
+
+def refresh(session: Session, report_ids: Collection[uuid.UUID], release: release_rules.ReleaseRules,
+            now: datetime, *, notify: bool) -> list[uuid.UUID]:
+    """Decide again for these reports (a physician acted, a delay ran out); returns those released now."""
+    released: list[LabReport] = []
     for report in session.scalars(select(LabReport).where(LabReport.id.in_(list(report_ids)))):
         row = session.scalars(select(ReportRelease).where(ReportRelease.report_id == report.id)).first()
-        if row is None:
-            row = ReportRelease(report_id=report.id, patient_id=report.patient_id, policy="", sensitive=False,
-                                updated_at=now)
-            session.add(row)
-        if changed and row.seen_at is not None:
-            row.seen_at = row.seen_by = None
-        decision = release_rules.decide(_facts(session, report, row, now), release, now)
-        row.policy, row.sensitive, row.updated_at = str(decision.policy), decision.sensitive, now
-        row.waiting = str(decision.waiting) if decision.waiting else None
-        if row.released_at is not None:
-            if decision.released_at is None:
-                row.released_at = None
-                audit.record(session, None, WITHHELD, at=now, patient_id=report.patient_id, target=str(report.id),
-                             details={"waiting": row.waiting})
-            continue
-        if decision.released_at is None:
-            continue
-        row.released_at = now
-        released.append(report.id)
-        audit.record(session, None, RELEASED, at=now, patient_id=report.patient_id, target=str(report.id),
-                     details={"policy": str(decision.policy)})
-        if notify and report.patient_id not in told:
-            told.add(report.patient_id)
-            outbox.enqueue(session, RESULT_MAIL_TOPIC, {"kind": "result_available",
-                                                        "patient_id": str(report.patient_id)}, now=now)
-    return released
+        current = list(session.scalars(select(LabResult).where(LabResult.report_id == report.id,
+                                                               LabResult.current.is_(True))))
+        if _decide(session, report, current, row, release, now, changed=False):
+            released.append(report)
+    if notify:
+        _notify(session, [r.patient_id for r in released], now)
+    return [r.id for r in released]
+
+
+def refresh_received(session: Session, received: Collection[tuple[LabReport, Collection[LabResult], bool]],
+                     release: release_rules.ReleaseRules, now: datetime, *, notify: bool) -> list[uuid.UUID]:
+    """Decide for reports the laboratory just sent results for, with their current results in
+    hand (no query for a report first seen). A physician's "seen" was of the earlier results, so
+    it no longer counts; a released report whose new results the rules would hold back (a value
+    now abnormal) is withdrawn from the portal until its policy is met again."""
+    released: list[LabReport] = []
+    for report, current, known in received:
+        row = session.scalars(select(ReportRelease).where(ReportRelease.report_id == report.id)).first() \
+            if known else None
+        if _decide(session, report, current, row, release, now, changed=True):
+            released.append(report)
+    if notify:
+        _notify(session, [r.patient_id for r in released], now)
+    return [r.id for r in released]
 
 
 def _mark(uow: UnitOfWork, actor: Actor, report_id: uuid.UUID, port: CareRelationshipPort,

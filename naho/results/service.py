@@ -155,10 +155,9 @@ def receive_results(session: Session, actor: Actor, message: hl7.ResultMessage, 
     encounter_id = _stay(session, patient_id, message.visit_number, settings.authority)
     source = f"{header.sender} {header.control_id}"[:300]
     filed = alerts = 0
-    touched: list[uuid.UUID] = []
+    received: list[tuple[LabReport, Collection[LabResult], bool]] = []
     for data in message.reports:
         report, known = _report(session, patient_id, encounter_id, header.sender, data, now)
-        touched.append(report.id)
         current = {r.chain: r for r in session.scalars(select(LabResult).where(
             LabResult.report_id == report.id, LabResult.current.is_(True)))} if known else {}
         for obs in data.observations:
@@ -174,11 +173,11 @@ def receive_results(session: Session, actor: Actor, message: hl7.ResultMessage, 
             result = _result(session, report, current, obs, data, now, source, actor.label)
             filed += 1
             alerts += _alert(session, settings.critical, result, encounter_id, now)
-        session.flush()
         orders.match_results(session, patient_id, data.placer_number, report.id,
                              [r.status for r in current.values()], now)
+        received.append((report, list(current.values()), known))
     if settings.release is not None:
-        release.refresh(session, touched, settings.release, now, notify=settings.notify_patients, changed=True)
+        release.refresh_received(session, received, settings.release, now, notify=settings.notify_patients)
     return f"{filed} result(s) of {len(message.reports)} report(s), {alerts} critical"
 
 
