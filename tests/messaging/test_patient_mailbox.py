@@ -161,6 +161,19 @@ def test_without_the_patients_mail_service_certificate_nothing_goes_to_a_patient
         assert letters(setup.uow) == []
 
 
+def _sent_to_the_gp(web: TestClient, setup: Setup, patient: str, document: uuid.UUID):  # type: ignore[no-untyped-def]
+    """Send the chart document to the GP through the API; the document the GP unpacks."""
+    attach(web, patient, setup.ids[GP])
+    sent = web.post(f"/api/patients/{patient}/letters", headers={"x-csrf-token": form_token(web)},
+                    json={"document_id": str(document), "professional_ids": [str(setup.ids[GP])]})
+    assert sent.status_code == 202, sent.text
+    (letter,) = letters(setup.uow)
+    opened = smime.open_message(letter.raw, recipient=setup.pki.professionals[GP],
+                                trust_anchors=[setup.pki.authority.certificate], now=setup.clock.now())
+    (submission,) = xdm.unpack(next(a.data for a in opened.attachments() if a.filename == "IHE_XDM.ZIP"))
+    return submission.documents[0]
+
+
 def test_a_laboratory_report_goes_out_typed_as_a_laboratory_report(setup: Setup) -> None:
     container = setup.app.state.container
     for web in client_of(setup):
@@ -177,15 +190,7 @@ def test_a_laboratory_report_goes_out_typed_as_a_laboratory_report(setup: Setup)
                 LabReport.patient_id == uuid.UUID(patient)))
         assert document is not None
         login(web, PHYSICIAN)
-        attach(web, patient, setup.ids[GP])
-        sent = web.post(f"/api/patients/{patient}/letters", headers={"x-csrf-token": form_token(web)},
-                        json={"document_id": str(document), "professional_ids": [str(setup.ids[GP])]})
-        assert sent.status_code == 202, sent.text
-        (letter,) = letters(setup.uow)
-        opened = smime.open_message(letter.raw, recipient=setup.pki.professionals[GP],
-                                    trust_anchors=[setup.pki.authority.certificate], now=setup.clock.now())
-        (submission,) = xdm.unpack(next(a.data for a in opened.attachments() if a.filename == "IHE_XDM.ZIP"))
-        assert submission.documents[0].type_code == "11502-2"
+        assert _sent_to_the_gp(web, setup, patient, document).type_code == "11502-2"
 
 
 def test_the_patient_sees_on_the_portal_what_was_sent_to_whom_and_no_one_elses(setup: Setup) -> None:
@@ -254,12 +259,5 @@ def test_a_signed_imaging_report_is_filed_as_a_pdf_and_goes_out_typed_as_an_imag
         assert f"/documents/{document}" in listed  # in the chart, readable there
         pdf = web.get(f"/documents/{document}")
         assert pdf.content.startswith(b"%PDF-")
-        attach(web, str(patient.id), setup.ids[GP])
-        sent = web.post(f"/api/patients/{patient.id}/letters", headers={"x-csrf-token": form_token(web)},
-                        json={"document_id": str(document), "professional_ids": [str(setup.ids[GP])]})
-        assert sent.status_code == 202, sent.text
-        (letter,) = letters(setup.uow)
-        opened = smime.open_message(letter.raw, recipient=setup.pki.professionals[GP],
-                                    trust_anchors=[setup.pki.authority.certificate], now=setup.clock.now())
-        (submission,) = xdm.unpack(next(a.data for a in opened.attachments() if a.filename == "IHE_XDM.ZIP"))
-        assert submission.documents[0].type_code == "18748-4" and submission.documents[0].data == pdf.content
+        sent = _sent_to_the_gp(web, setup, str(patient.id), document)
+        assert sent.type_code == "18748-4" and sent.data == pdf.content
