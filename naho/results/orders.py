@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from naho.identity import service as identity
 from naho.platform import audit, counters, outbox
 from naho.platform.access import CareRelationshipPort, PatientNotFound, Purpose, access_patient
 from naho.platform.errors import Conflict, DomainError, Forbidden, NotFound
+from naho.platform.merge import TableMover
 from naho.platform.security.actor import SYSTEM_ACTOR, Actor
 from naho.platform.security.rules import Role
 from naho.platform.uow import UnitOfWork
@@ -377,22 +378,5 @@ def match_results(session: Session, patient_id: uuid.UUID, placer_number: str, r
     return True
 
 
-class LabOrderMover:
-    """Laboratory orders follow a merged patient, and come back on undo
-    (identity.service.PatientDataMover). Moved rows are named "lab_order:<id>"."""
-
-    name = "lab-orders"
-
-    def move(self, session: Session, from_id: uuid.UUID, to_id: uuid.UUID) -> list[str]:
-        ids = list(session.scalars(select(LabOrder.id).where(LabOrder.patient_id == from_id)))
-        self.move_back(session, [f"{LabOrder.__tablename__}:{i}" for i in ids], to_id)
-        return [f"{LabOrder.__tablename__}:{i}" for i in ids]
-
-    def move_back(self, session: Session, row_ids: list[str], to_id: uuid.UUID) -> None:
-        prefix = f"{LabOrder.__tablename__}:"
-        ids = [uuid.UUID(r[len(prefix):]) for r in row_ids if r.startswith(prefix)]
-        if ids:
-            session.execute(update(LabOrder).where(LabOrder.id.in_(ids)).values(patient_id=to_id))
-
-
-MOVER = LabOrderMover()
+#: Laboratory orders follow a merged patient, and come back on undo. Moved rows: "lab_order:<id>".
+MOVER = TableMover("lab-orders", (LabOrder,))
